@@ -1,0 +1,175 @@
+"""A user's own corpus: plain text or JSON Lines, one file (split automatically) or a folder of three files.
+
+* ``.txt``: one sentence per line, whitespace-tokenized (``tokenizer="chat"`` for the chat tokenizer); blank lines are
+  skipped.
+* ``.jsonl``: one JSON object per line with a string ``"text"``; every other field is a label. Integer label values are
+  used as class ids; string values are mapped to ids in sorted order (over all splits) and the names kept in
+  ``label_names``; ``null`` means "no label". Blank lines are skipped.
+* A folder holding ``train``, ``valid`` (or ``validation``/``dev``) and ``test`` files, each ``.txt`` or ``.jsonl``.
+* A single file is shuffled with ``random.Random(seed)`` and cut 90/5/5 into train/valid/test.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from demvae.data.corpora._io import read_lines
+from demvae.data.tokenize import TOKENIZERS
+from demvae.data.types import SPLITS, Corpus, Example
+from demvae.errors import DataError
+
+SUFFIXES = (".txt", ".jsonl")
+SPLIT_STEMS = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
+
+# A record before label ids are assigned: (tokens, raw labels).
+_Record = tuple[tuple[str, ...], dict[str, object]]
+
+
+def _tokenizer(name: str):
+    try:
+        return TOKENIZERS[name]
+    except KeyError:
+        raise DataError(f"unknown tokenizer {name!r} (choose from {', '.join(TOKENIZERS)})") from None
+
+
+def _read_txt(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
+    tok = _tokenizer(tokenizer)
+    out: list[_Record] = []
+    for line in read_lines(path, "text file"):
+        if lowercase:
+            line = line.lower()
+        toks = tok(line)
+        if toks:
+            out.append((tuple(toks), {}))
+    return out
+
+
+def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
+    tok = _tokenizer(tokenizer)
+    out: list[_Record] = []
+    for i, line in enumerate(read_lines(path, "JSONL file"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path, i) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, i)
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise DataError('missing or non-string "text" field', path, i)
+        labels: dict[str, object] = {}
+        for key, value in obj.items():
+            if key == "text" or value is None:
+                continue
+            if isinstance(value, bool):
+                value = int(value)
+            if isinstance(value, int):
+                if value < 0:
+                    raise DataError(f"label {key!r}: integer class ids must be >= 0, got {value}", path, i)
+            elif not isinstance(value, str):
+                raise DataError(
+                    f"label {key!r}: value must be a string or an integer, got {type(value).__name__}", path, i
+                )
+            labels[key] = value
+        if lowercase:
+            text = text.lower()
+        out.append((tuple(tok(text)), labels))
+    return out
+
+
+def _read_file(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        records = _read_jsonl(path, lowercase, tokenizer)
+    elif suffix == ".txt":
+        records = _read_txt(path, lowercase, tokenizer)
+    else:
+        raise DataError(f"unsupported file type {suffix or '(none)'!r}: use .txt or .jsonl", path)
+    if not records:
+        raise DataError("no sentences found", path)
+    return records
+
+
+def _find_split_file(folder: Path, split: str) -> Path:
+    found = [folder / f"{stem}{suf}" for stem in SPLIT_STEMS[split] for suf in SUFFIXES]
+    found = [p for p in found if p.is_file()]
+    if not found:
+        names = ", ".join(f"{s}{x}" for s in SPLIT_STEMS[split] for x in SUFFIXES)
+        raise DataError(f"no {split} file in this folder (expected one of: {names})", folder)
+    if len(found) > 1:
+        raise DataError(f"several {split} files: {', '.join(p.name for p in found)}; keep one", folder)
+    return found[0]
+
+
+def _assign_label_ids(raw_splits: dict[str, list[_Record]]) -> tuple[dict[str, list[Example]], dict[str, list[str]]]:
+    values: dict[str, set] = {}
+    for records in raw_splits.values():
+        for _, labels in records:
+            for k, v in labels.items():
+                values.setdefault(k, set()).add(v)
+    maps: dict[str, dict[object, int]] = {}
+    label_names: dict[str, list[str]] = {}
+    for key in sorted(values):
+        vals = values[key]
+        if all(isinstance(v, int) for v in vals):
+            maps[key] = {v: v for v in vals}
+            label_names[key] = [str(i) for i in range(max(vals) + 1)]
+        else:  # strings (ints mixed in are treated as their string form)
+            names = sorted({str(v) for v in vals})
+            index = {n: i for i, n in enumerate(names)}
+            maps[key] = {v: index[str(v)] for v in vals}
+            label_names[key] = names
+    splits = {
+        split: [Example(toks, {k: maps[k][v] for k, v in labels.items()}) for toks, labels in records]
+        for split, records in raw_splits.items()
+    }
+    return splits, label_names
+
+
+def load_text(
+    path: str | Path,
+    lowercase: bool = False,
+    seed: int = 0,
+    tokenizer: str = "whitespace",
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+) -> Corpus:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("corpus file or folder not found", path)
+    info: dict[str, dict[str, int]] = {}
+    if path.is_dir():
+        raw = {split: _read_file(_find_split_file(path, split), lowercase, tokenizer) for split in SPLITS}
+        how = "train/valid/test files"
+    else:
+        records = _read_file(path, lowercase, tokenizer)
+        n = len(records)
+        if n < 3:
+            raise DataError(f"only {n} sentence(s): need at least 3 to split into train/valid/test", path)
+        if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+            raise DataError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        n_valid = max(1, int(n * valid_fraction))
+        n_test = max(1, int(n * test_fraction))
+        shuffled = [records[i] for i in order]
+        raw = {
+            "valid": shuffled[:n_valid],
+            "test": shuffled[n_valid : n_valid + n_test],
+            "train": shuffled[n_valid + n_test :],
+        }
+        raw = {s: raw[s] for s in SPLITS}
+        how = f"one file split {100 - 100 * (valid_fraction + test_fraction):g}/{100 * valid_fraction:g}/{100 * test_fraction:g} with seed {seed}"
+    splits, label_names = _assign_label_ids(raw)
+    name = path.stem if path.is_file() else path.name
+    return Corpus(
+        name=name or str(path),
+        splits=splits,
+        label_names=label_names,
+        description=f"user corpus {path} ({how})",
+        info=info,
+    )

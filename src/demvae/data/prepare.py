@@ -1,0 +1,36 @@
+"""From a DataConfig to encoded splits: load the corpus, build (or reuse) the vocabulary, encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from demvae.config import DataConfig
+from demvae.data.batching import EncodedSplit
+from demvae.data.corpora import load_corpus
+from demvae.data.types import SPLITS, Corpus
+from demvae.data.vocab import Vocab
+
+
+@dataclass
+class PreparedData:
+    corpus: Corpus
+    vocab: Vocab
+    splits: dict[str, EncodedSplit]
+
+
+def prepare(cfg: DataConfig, vocab: Vocab | None = None) -> PreparedData:
+    """Encode every split; the vocabulary is built on the training split unless one is given."""
+    corpus = load_corpus(cfg.corpus, cfg.data_dir, **cfg.options)
+    if vocab is None:
+        vocab = Vocab.build(
+            (ex.tokens for ex in corpus.splits["train"]),
+            max_size=cfg.max_vocab,
+            min_count=cfg.min_count,
+            specials=corpus.specials,
+        )
+    label_keys = sorted(corpus.label_names)
+    splits = {
+        name: EncodedSplit.from_examples(corpus.splits[name], vocab, cfg.max_len, label_keys)
+        for name in SPLITS
+    }
+    return PreparedData(corpus, vocab, splits)

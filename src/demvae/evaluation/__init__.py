@@ -1,0 +1,21 @@
+"""Model-independent evaluation metrics: BLEU, wKL, clustering, embedding scores, tables."""
+
+from demvae.evaluation.bleu import multi_bleu, sacre_bleu
+from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code, per_variable_homogeneity
+from demvae.evaluation.embedding import embedding_scores, load_word_vectors
+from demvae.evaluation.tables import format_table, side_by_side
+from demvae.evaluation.wkl import word_kl
+
+__all__ = [
+    "multi_bleu",
+    "sacre_bleu",
+    "word_kl",
+    "joint_code",
+    "cluster_scores",
+    "accuracy",
+    "per_variable_homogeneity",
+    "load_word_vectors",
+    "embedding_scores",
+    "format_table",
+    "side_by_side",
+]

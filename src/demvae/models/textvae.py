@@ -1,0 +1,166 @@
+r"""One text model for every row of the paper's tables: encoder → latent blocks → decoder.
+
+``TextVAE`` with no latent block is the RNN-LM; every other model differs only in its blocks and in
+the objective's weights (:mod:`demvae.objectives`). The interface the trainer and the evaluation use:
+
+* ``forward(batch, n_samples)``   named per-example terms (``rec``, ``kl_c``, ``kl_z_avg``, ...)
+* ``log_weights(batch, n)``       importance weights ``log p(x, latent) − log q(latent | x)`` [B, n]
+* ``sample_prior(n, codes)``      token ids generated from the prior (optionally for chosen codes)
+* ``reconstruct(batch)``          greedy decoding from the posterior mean
+* ``code_probs(batch)``           ``q(c|x)`` [B, G, K] of the model's discrete code
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from demvae.data.types import Batch
+from demvae.models.latents import Latent
+from demvae.nn.decoders import LatentDecoder
+from demvae.nn.encoders import SentenceEncoder
+
+
+class TextVAE(nn.Module):
+    def __init__(
+        self,
+        encoder: SentenceEncoder | None,
+        latents: list[Latent],
+        decoder: LatentDecoder,
+        bos_id: int,
+        eos_id: int,
+        supervise: dict[str, int] | None = None,
+        max_len: int = 40,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.latents = nn.ModuleList(latents)
+        self.decoder = decoder
+        self.bos_id, self.eos_id, self.max_len = bos_id, eos_id, max_len
+        self.supervise = dict(supervise or {})
+
+    # --- helpers ---
+    @property
+    def has_latent(self) -> bool:
+        return len(self.latents) > 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.embedding.weight.device
+
+    def encode(self, batch: Batch) -> Tensor:
+        return self.encoder(batch.tokens, batch.lengths)
+
+    def _decoder_args(self, features: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        """Per-block features [R, F_i] -> (h0 features, per-step input features)."""
+        if not features:
+            return None, None
+        init = torch.cat(features, -1)
+        inputs = [f for f, block in zip(features, self.latents) if block.concat_input]
+        return init, (torch.cat(inputs, -1) if inputs else None)
+
+    # --- training terms ---
+    def forward(self, batch: Batch, n_samples: int = 1) -> dict[str, Tensor]:
+        """Per-example terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples."""
+        if not self.has_latent:
+            rec = -self.decoder.log_likelihood(batch.tokens, batch.lengths)
+            return {"rec": rec}
+        h = self.encode(batch)
+        terms: dict[str, Tensor] = {}
+        features = []
+        for block in self.latents:
+            f, t = block(h, n_samples)
+            features.append(f.flatten(0, 1))
+            terms.update(t)
+        init, inputs = self._decoder_args(features)
+        log_px = self.decoder.log_likelihood(batch.tokens, batch.lengths, init, inputs, n_samples)
+        terms["rec"] = -log_px.view(-1, n_samples).mean(1)
+        if self.supervise:
+            terms["supervision"] = self._supervision(h, batch)
+        return terms
+
+    def _variable_log_probs(self, h: Tensor) -> Tensor:
+        for block in self.latents:
+            lp = block.variable_log_probs(h)
+            if lp is not None:
+                return lp
+        raise ValueError("supervision needs a categorical latent variable")
+
+    def _supervision(self, h: Tensor, batch: Batch) -> Tensor:
+        """Σ_labels CE(q(v_i | x), label) per example (examples without the label add 0)."""
+        log_q = self._variable_log_probs(h)
+        total = torch.zeros(h.shape[0], device=h.device, dtype=log_q.dtype)
+        for name, index in self.supervise.items():
+            labels = batch.labels[name]
+            total = total + F.nll_loss(log_q[:, index], labels.clamp_min(0), reduction="none") * (labels >= 0)
+        return total
+
+    # --- evaluation interface ---
+    @torch.no_grad()
+    def log_weights(self, batch: Batch, n: int, chunk_rows: int = 4096) -> Tensor:
+        """``log p(x | latent) + log p(latent) − log q(latent | x)`` for n posterior samples: [B, n]
+        (float64). For the RNN-LM it is the exact ``log p(x)`` repeated."""
+        if not self.has_latent:
+            return self.decoder.log_likelihood(batch.tokens, batch.lengths).double().unsqueeze(1).expand(-1, n)
+        h = self.encode(batch)
+        features, log_ratio = [], 0.0
+        for block in self.latents:
+            f, lr = block.importance_sample(h, n)
+            features.append(f)
+            log_ratio = log_ratio + lr
+        per_chunk = max(1, chunk_rows // n)
+        log_px = []
+        for start in range(0, batch.size, per_chunk):
+            sl = slice(start, start + per_chunk)
+            init, inputs = self._decoder_args([f[sl].flatten(0, 1) for f in features])
+            log_px.append(
+                self.decoder.log_likelihood(batch.tokens[sl], batch.lengths[sl], init, inputs, n).view(-1, n)
+            )
+        return torch.cat(log_px).double() + log_ratio.double()
+
+    @torch.no_grad()
+    def code_probs(self, batch: Batch) -> Tensor | None:
+        if not self.has_latent:
+            return None
+        h = self.encode(batch)
+        for block in self.latents:
+            q = block.code_probs(h)
+            if q is not None:
+                return q
+        return None
+
+    @torch.no_grad()
+    def variable_probs(self, batch: Batch) -> Tensor:
+        return self._variable_log_probs(self.encode(batch)).exp()
+
+    @torch.no_grad()
+    def reconstruct(self, batch: Batch, greedy: bool = True) -> Tensor:
+        """Decode from the posterior mean (argmax for discrete codes)."""
+        if not self.has_latent:
+            raise ValueError("a model without a latent variable cannot reconstruct")
+        h = self.encode(batch)
+        init, inputs = self._decoder_args([b.mean_features(h) for b in self.latents])
+        return self.decoder.generate(init, inputs, batch.size, self.bos_id, self.eos_id, self.max_len, greedy)
+
+    @torch.no_grad()
+    def sample_prior(
+        self, n: int, codes: Tensor | None = None, greedy: bool | None = None
+    ) -> Tensor:
+        """n sentences from the prior; ``codes`` [n, G] fixes the discrete code of the first block
+        that has one. Decoding is greedy for latent models (as the paper) and sampled for the RNN-LM."""
+        if greedy is None:
+            greedy = self.has_latent
+        features = []
+        for block in self.latents:
+            use = codes if codes is not None and hasattr(block, "n_components") and block.n_components > 1 else None
+            features.append(block.prior_features(n, use.to(self.device) if use is not None else None).to(self.device))
+        init, inputs = self._decoder_args(features)
+        return self.decoder.generate(init, inputs, n, self.bos_id, self.eos_id, self.max_len, greedy)
+
+    def code_shape(self) -> tuple[int, int] | None:
+        """(G, K) of the model's discrete code, if it has one."""
+        for block in self.latents:
+            if getattr(block, "n_components", 1) > 1:
+                return block.n_groups, block.n_components
+        return None

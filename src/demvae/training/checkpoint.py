@@ -1,0 +1,186 @@
+"""A run folder: everything ``demvae eval/sample/encode DIR`` and ``train --resume DIR`` need.
+
+```
+run/
+  config.yaml          the full, validated RunConfig
+  vocab.json           the vocabulary built on the training split
+  versions.json        python / torch / demvae versions and the device used
+  model.safetensors    the best model on validation (what evaluation loads)
+  metrics.jsonl        one JSON record per log step and per validation
+  last/                the latest training state, for --resume:
+    model.safetensors  optimizer.pt  trainer_state.json
+```
+
+Every file is written to a temporary name and renamed (atomic on POSIX); ``last/`` is written as a
+new folder and swapped in, so an interrupted write never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from demvae import __version__
+from demvae.config import RunConfig, from_dict, load_yaml
+from demvae.data.vocab import Vocab
+from demvae.errors import CheckpointError, DemvaeError
+from demvae.models import TextVAE, build_model
+
+LAST = "last"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the result onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    # tied/shared weights appear under several names; safetensors stores each tensor once
+    state = {}
+    seen: dict[int, str] = {}
+    for name, tensor in model.state_dict().items():
+        key = tensor.data_ptr()
+        if key in seen and tensor.numel() > 0:
+            continue
+        seen[key] = name
+        state[name] = tensor.detach().cpu().contiguous()
+    atomic_write(path, lambda p: save_file(state, str(p)))
+
+
+def load_model_weights(model: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"model weights not found: {path}")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # shared tensors are stored once; the aliases are filled by the shared module
+    really_missing = [k for k in missing if not _is_alias(model, k, state)]
+    if really_missing or unexpected:
+        raise CheckpointError(f"{path} does not match the model: missing {really_missing}, unexpected {unexpected}")
+
+
+def _is_alias(model: torch.nn.Module, name: str, state: dict[str, torch.Tensor]) -> bool:
+    tensors = model.state_dict()
+    ptr = tensors[name].data_ptr()
+    return any(tensors[k].data_ptr() == ptr for k in state if k in tensors)
+
+
+def versions(device: str) -> dict[str, str]:
+    return {
+        "demvae": __version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device,
+        "cuda": str(torch.version.cuda),
+    }
+
+
+def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        state: dict[str, Any]) -> None:
+    """Write ``last/`` atomically (build it beside, then swap folders)."""
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".last."))
+    try:
+        save_model(model, tmp / "model.safetensors")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "rng": _rng_state()}, tmp / "optimizer.pt"
+        )
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        last, old = run_dir / LAST, run_dir / f".{LAST}.old"
+        if last.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(last, old)
+        os.replace(tmp, last)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    last = run_dir / LAST
+    if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():
+        last = run_dir / f".{LAST}.old"  # interrupted between the two renames
+    if not (last / "trainer_state.json").is_file():
+        raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {run_dir / LAST}/trainer_state.json)")
+    load_model_weights(model, last / "model.safetensors")
+    try:
+        blob = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"missing {last / 'optimizer.pt'}") from None
+    optimizer.load_state_dict(blob["optimizer"])
+    _set_rng_state(blob["rng"])
+    return json.loads((last / "trainer_state.json").read_text())
+
+
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: RunConfig
+    vocab: Vocab
+    model: TextVAE
+
+
+def build_for(cfg: RunConfig, vocab: Vocab) -> TextVAE:
+    return build_model(cfg.model, len(vocab), vocab.bos_id, vocab.eos_id, vocab.pad_id, cfg.data.max_len)
+
+
+def load_run(run_dir: str | Path, device: str = "cpu", weights: str = "best") -> LoadedRun:
+    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last"."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder not found: {run_dir}")
+    for name in ("config.yaml", "vocab.json"):
+        if not (run_dir / name).is_file():
+            raise CheckpointError(f"{run_dir} is not a run folder: {name} is missing")
+    cfg = from_dict(load_yaml(run_dir / "config.yaml"))
+    try:
+        vocab = Vocab.load(run_dir / "vocab.json")
+    except DemvaeError as exc:
+        raise CheckpointError(str(exc)) from None
+    model = build_for(cfg, vocab)
+    path = run_dir / "model.safetensors" if weights == "best" else run_dir / LAST / "model.safetensors"
+    load_model_weights(model, path)
+    return LoadedRun(run_dir, cfg, vocab, model.to(device).eval())

@@ -1,0 +1,95 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code, per_variable_homogeneity
+
+
+def _entropy(labels):
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _cond_entropy(a, b):
+    """H(A | B) by brute force over the values of B."""
+    a, b = np.asarray(a), np.asarray(b)
+    h = 0.0
+    for v in np.unique(b):
+        mask = b == v
+        h += mask.mean() * _entropy(a[mask])
+    return h
+
+
+def _brute(true, pred):
+    hc, hk = _entropy(true), _entropy(pred)
+    hom = 1.0 if hc == 0 else 1 - _cond_entropy(true, pred) / hc
+    com = 1.0 if hk == 0 else 1 - _cond_entropy(pred, true) / hk
+    return hom, com
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_homogeneity_completeness_against_entropies(seed):
+    rng = np.random.default_rng(seed)
+    true = rng.choice(["inform", "question", "directive", "commissive"], size=300)
+    pred = rng.integers(0, 12, size=300)
+    pred[:150] = (true[:150] == "inform") * 20  # some structure
+    s = cluster_scores(true, pred)
+    hom, com = _brute(true, pred)
+    assert s["homogeneity"] == pytest.approx(hom, abs=1e-10)
+    assert s["completeness"] == pytest.approx(com, abs=1e-10)
+    assert s["v_measure"] == pytest.approx(2 * hom * com / (hom + com), abs=1e-10)
+    mi = _entropy(true) - _cond_entropy(true, pred)
+    assert s["nmi"] == pytest.approx(mi / ((_entropy(true) + _entropy(pred)) / 2), abs=1e-10)
+
+
+def test_perfect_and_single_cluster():
+    true = np.array(["a", "a", "b", "b", "c"])
+    perfect = cluster_scores(true, [7, 7, 3, 3, 1])
+    assert all(v == pytest.approx(1.0) for v in perfect.values())
+    single = cluster_scores(true, [0] * 5)
+    assert single["homogeneity"] == pytest.approx(0.0)
+    assert single["completeness"] == pytest.approx(1.0)
+    # one cluster per item is perfectly homogeneous
+    assert cluster_scores(true, np.arange(5))["homogeneity"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("k,m", [(5, 3), (2, 4), (3, 1), (1, 2)])
+def test_joint_code_is_a_bijection(k, m):
+    codes = np.array(list(itertools.product(range(k), repeat=m)))
+    ids = joint_code(codes, k)
+    assert ids.shape == (k**m,)
+    assert sorted(ids.tolist()) == list(range(k**m))
+    # first variable is the most significant digit
+    assert ids.tolist() == list(range(k**m))
+
+
+def test_joint_code_validates():
+    assert joint_code([1, 2], 3).tolist() == [1, 2]  # 1-d means M = 1
+    with pytest.raises(ValueError):
+        joint_code([[0, 5]], 5)
+    with pytest.raises(ValueError):
+        joint_code([[-1, 0]], 5)
+
+
+def test_accuracy_and_majority():
+    true = ["x", "x", "x", "y", "z"]
+    pred = ["x", "y", "x", "y", "x"]
+    r = accuracy(pred, true)
+    assert r == {"accuracy": pytest.approx(3 / 5), "majority": pytest.approx(3 / 5)}
+    assert accuracy(np.array([0, 1, 1, 1]), np.array([0, 1, 1, 0]))["majority"] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        accuracy([1, 2], [1])
+
+
+def test_per_variable_homogeneity():
+    labels = np.array(["a", "a", "b", "b"])
+    codes = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [1, 0, 0]])
+    hom = per_variable_homogeneity(codes, labels)
+    assert hom == [pytest.approx(1.0), pytest.approx(0.0), pytest.approx(0.0)]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, size=(200, 3))
+    labels = rng.integers(0, 4, size=200)
+    for i, h in enumerate(per_variable_homogeneity(codes, labels)):
+        assert h == pytest.approx(_brute(labels, codes[:, i])[0], abs=1e-10)
