@@ -26,6 +26,8 @@ class DataConfig:
     max_len: int = 40
     max_vocab: int = 10000
     min_count: int = 1
+    max_examples: dict[str, int] = field(default_factory=dict)
+    """Keep only the first N examples of a split, e.g. ``{train: 10000}`` (reduced-scale runs)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Reader options, e.g. ``{train_size: 4000}`` for the built-in corpus."""
 
@@ -159,11 +161,12 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``override`` into a copy of ``base``."""
+    """Merge config layers section by section: a field set in ``override`` replaces the base's value
+    (mapping-valued fields such as ``model.supervise`` included; they are not merged key by key)."""
     out = dict(base)
     for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k in SECTIONS:
+            out[k] = {**out[k], **v}
         else:
             out[k] = v
     return out

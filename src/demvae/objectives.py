@@ -13,7 +13,9 @@ terms. With annealing weight ``w(step)`` the loss minimised is
 * ``κ``           a β-VAE weight on the whole KL (``kl_weight``; 1 = ELBO);
 * ``λ``           weight of the batch estimate of I(x; c) (``mi_weight``; 1 = the paper's "+Lmi");
 * ``fb``          optional free bits: a per-example, per-variable hinge ``1[KL > λ/G]·KL``
-                  (the original code's variant), applied to ``kl_c`` and to the exact z-KL;
+                  (the original code's variant), applied to ``kl_c`` and, when ``free_bits_z > 0``,
+                  to the exact z-KL ``kl_z_avg + dispersion``, which then replaces the two z terms
+                  (β unused: the paper's free-bits baseline has no dispersion term);
 * ``supervision`` cross-entropy of supervised latent variables against labels (weight γ).
 
 −ELBO itself is ``rec + kl_c + kl_z_avg + dispersion``.

@@ -9,6 +9,7 @@ from demvae.data.batching import EncodedSplit
 from demvae.data.corpora import load_corpus
 from demvae.data.types import SPLITS, Corpus
 from demvae.data.vocab import Vocab
+from demvae.errors import ConfigError
 
 
 @dataclass
@@ -21,6 +22,11 @@ class PreparedData:
 def prepare(cfg: DataConfig, vocab: Vocab | None = None) -> PreparedData:
     """Encode every split; the vocabulary is built on the training split unless one is given."""
     corpus = load_corpus(cfg.corpus, cfg.data_dir, **cfg.options)
+    unknown = sorted(set(cfg.max_examples) - set(SPLITS))
+    if unknown:
+        raise ConfigError(f"data.max_examples: unknown split(s) {', '.join(unknown)}; valid: {', '.join(SPLITS)}")
+    for name, limit in cfg.max_examples.items():
+        corpus.splits[name] = corpus.splits[name][:limit]
     if vocab is None:
         vocab = Vocab.build(
             (ex.tokens for ex in corpus.splits["train"]),

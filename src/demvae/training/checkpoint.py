@@ -76,7 +76,10 @@ def load_model_weights(model: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read {path}: {exc}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch: weights of another configuration
+        raise CheckpointError(f"{path} does not match the model's configuration: {exc}") from None
     # shared tensors are stored once; the aliases are filled by the shared module
     really_missing = [k for k in missing if not _is_alias(model, k, state)]
     if really_missing or unexpected:

@@ -24,7 +24,7 @@ from demvae.config import RunConfig
 from demvae.data.batching import BucketBatchSampler, iterate
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.vocab import Vocab
-from demvae.errors import CheckpointError, TrainingError
+from demvae.errors import CheckpointError, ConfigError, TrainingError
 from demvae.evaluation.posterior import posterior_stats
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.training import checkpoint as ckpt
@@ -56,6 +56,12 @@ class Trainer:
         else:
             self.data = data if data is not None else prepare(cfg.data)
         self.vocab = self.data.vocab
+        missing = sorted(set(cfg.model.supervise) - set(self.data.corpus.label_names))
+        if missing:
+            raise ConfigError(
+                f"model.supervise names label(s) {', '.join(missing)} that corpus {cfg.data.corpus!r} lacks "
+                f"(its labels: {', '.join(sorted(self.data.corpus.label_names)) or 'none'})"
+            )
         self.model = ckpt.build_for(cfg, self.vocab).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.sampler = BucketBatchSampler(self.data.splits["train"].lengths, tc.batch_size, shuffle=True, seed=tc.seed)
@@ -86,6 +92,11 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+    def _last_good(self) -> str:
+        if (self.run_dir / ckpt.LAST).is_dir():
+            return f"the last good checkpoint is in {self.run_dir / ckpt.LAST}"
+        return "no checkpoint was written yet"
 
     def _save(self) -> None:
         ckpt.save_training_state(self.run_dir, self.model, self.optimizer, self.state)
@@ -138,15 +149,15 @@ class Trainer:
         value = stats[metric_name]
         if not math.isfinite(value):
             raise TrainingError(
-                f"validation {metric_name} is {value} at step {st['step']}; the last good checkpoint "
-                f"is in {self.run_dir / ckpt.LAST} (try a lower train.lr)"
+                f"validation {metric_name} is {value} at step {st['step']}; {self._last_good()} "
+                "(try a lower train.lr)"
             )
         st["validations"] += 1
         st["history"].append(value)
         if value < st["best"]:
             st["best"], st["best_step"] = value, st["step"]
             ckpt.save_model(self.model, self.run_dir / "model.safetensors")
-        elif len(st["history"]) - 1 - st["history"].index(st["best"]) >= tc.lr_hold - 1:
+        elif value > st["best"] and len(st["history"]) - 1 - st["history"].index(st["best"]) >= tc.lr_hold - 1:
             st["lr"] *= tc.lr_decay
             for group in self.optimizer.param_groups:
                 group["lr"] = st["lr"]
@@ -165,6 +176,8 @@ class Trainer:
         interruption would (resumable checkpoint, no extra validation): training in slices gives
         the same result as one uninterrupted run."""
         tc, st = self.cfg.train, self.state
+        if until_step is not None and st["step"] >= until_step:
+            return {"best": st["best"], "best_step": st["best_step"], "step": st["step"]}
         self.model.train()
         batches = self._batches()
         enc_params = encoder_parameters(self.model)
@@ -197,9 +210,9 @@ class Trainer:
                 if st["step"] % tc.log_every == 0 or st["step"] == tc.max_steps:
                     record = {k: float(v) / n_logged for k, v in sums.items()}
                     if not math.isfinite(record["loss"]):
-                        raise TrainingError(
-                            f"the loss became {record['loss']} near step {st['step']}; the last good "
-                            f"checkpoint is in {self.run_dir / ckpt.LAST} (try a lower train.lr or grad_clip)"
+                            raise TrainingError(
+                            f"the loss became {record['loss']} near step {st['step']}; {self._last_good()} "
+                            "(try a lower train.lr or grad_clip)"
                         )
                     elapsed = time.perf_counter() - t0
                     record.update(step=st["step"], kl_weight=weight, tokens_per_s=tokens / elapsed,
@@ -216,9 +229,6 @@ class Trainer:
                     self._save()
                 if st["step"] == until_step:
                     return {"best": st["best"], "best_step": st["best_step"], "step": st["step"]}
-        except KeyboardInterrupt:
-            self._save()
-            raise
         finally:
             bar.close()
         if st["best_step"] < 0:  # never validated (max_steps < eval_every)

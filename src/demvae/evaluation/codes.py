@@ -1,0 +1,75 @@
+"""The discrete codes a model assigns to a split, and how well they match gold labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from demvae.data.batching import BucketBatchSampler, EncodedSplit
+from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code
+from demvae.models import TextVAE
+
+
+@dataclass
+class SplitCodes:
+    probs: np.ndarray
+    """``q(c|x)`` [N, G, K] in the split's order."""
+
+    @property
+    def codes(self) -> np.ndarray:
+        """argmax code per variable [N, G]."""
+        return self.probs.argmax(-1)
+
+    @property
+    def joint(self) -> np.ndarray:
+        """One cluster id per example (the G argmax codes merged, as the paper)."""
+        return joint_code(self.codes, self.probs.shape[-1])
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """``Π_g max_k q(c_g = k | x)``: the probability of the example's joint code [N]."""
+        return self.probs.max(-1).prod(-1)
+
+
+@torch.no_grad()
+def encode_codes(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> SplitCodes | None:
+    if model.code_shape() is None:
+        return None
+    model.eval()
+    out = np.zeros((len(split), *model.code_shape()), dtype=np.float64)
+    for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
+        q = model.code_probs(split.batch(indices).to(model.device))
+        out[indices] = q.double().cpu().numpy()
+    return SplitCodes(out)
+
+
+def label_scores(codes: SplitCodes, split: EncodedSplit) -> dict[str, dict[str, float]]:
+    """Homogeneity, completeness, V-measure and NMI of the joint code with every label."""
+    out = {}
+    for name, labels in split.labels.items():
+        y = labels.numpy()
+        keep = y >= 0
+        if keep.sum() > 0:
+            out[name] = cluster_scores(y[keep], codes.joint[keep])
+    return out
+
+
+@torch.no_grad()
+def supervised_accuracy(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> dict[str, dict[str, float]]:
+    """Accuracy of argmax q(v_i|x) for every supervised variable, with the majority-class rate."""
+    if not model.supervise:
+        return {}
+    model.eval()
+    preds = {name: np.zeros(len(split), dtype=np.int64) for name in model.supervise}
+    for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
+        probs = model.variable_probs(split.batch(indices).to(model.device))
+        for name, index in model.supervise.items():
+            preds[name][indices] = probs[:, index].argmax(-1).cpu().numpy()
+    out = {}
+    for name, pred in preds.items():
+        y = split.labels[name].numpy()
+        keep = y >= 0
+        out[name] = accuracy(pred[keep], y[keep])
+    return out

@@ -1,0 +1,127 @@
+"""The paper's figures: Figure 5 (PTB, log-likelihood vs rPPL over a sweep) and Figure 4 (DailyDialog,
+a 2-D latent space at two points of training: prior components and posterior means by code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from demvae.config import merge  # noqa: E402
+
+# Figure 5: each model over a sweep of its regularisation strength (β for DGM-VAE, the KL weight else).
+FIGURE5_SWEEP = {
+    "VAE": ("ptb/vae", [{"objective": {"kl_weight": w}} for w in (0.5, 1.0)]),
+    "DI-VAE": ("ptb/di-vae", [{"objective": {"kl_weight": w}} for w in (0.5, 1.0)]),
+    "semi-VAE": ("ptb/semi-vae", [{"objective": {"kl_weight": w}} for w in (0.5, 1.0)]),
+    "GM-VAE": ("ptb/gm-vae", [{"objective": {"kl_weight": w}} for w in (0.5, 1.0)]),
+    "DGM-VAE": ("ptb/dgm-vae", [{"objective": {"beta": b}} for b in (0.2, 0.5, 0.8)]),
+}
+
+# Figure 4: four models with one 2-D Gaussian block, drawn at two training steps.
+FIGURE4_MODELS = ("gm-vae", "dgm-vae", "gm-vae-mi", "dgm-vae-mi")
+FIGURE4_STEPS = {"smoke": (3, 6), "mini": (400, 2000), "paper": (2000, 10000)}
+
+
+def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus: str | None,
+                device: str = "auto", jobs: int = 1) -> list[Path]:
+    if table.startswith("ptb"):
+        return [figure5(scale, out, data_dir, corpus, device, jobs)]
+    return figure4(scale, out, data_dir, corpus, device)
+
+
+def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
+    from demvae.config import load_yaml
+    from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
+    from demvae.runs import find_config
+
+    job_list = []
+    for label, (config, sweep) in FIGURE5_SWEEP.items():
+        for i, extra in enumerate(sweep):
+            overrides = merge(scale_overrides(scale, load_yaml(find_config(config))), extra)
+            overrides = merge(overrides, {"train": {"device": device}})
+            if data_dir:
+                overrides = merge(overrides, {"data": {"data_dir": data_dir}})
+            if corpus:
+                overrides = merge(overrides, {"data": {"corpus": corpus}})
+            eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
+            job_list.append(Job("figure5", label, config, 0, str(out / "figure5" / f"{label}-{i}"), overrides,
+                                ("nll", "prior"), eval_options, 1))
+    rows = execute(job_list, jobs)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label in FIGURE5_SWEEP:
+        pts = sorted((r["nll"], r["rppl"]) for r in rows if r["label"] == label)
+        ax.plot([-p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+    ax.set_xlabel("test log-likelihood (nats / sentence)")
+    ax.set_ylabel("reverse perplexity")
+    ax.set_title(f"Figure 5 (PTB, scale {scale})")
+    ax.legend()
+    fig.tight_layout()
+    path = out / "figure5.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str) -> list[Path]:
+    from demvae import runs
+    from demvae.data.prepare import prepare
+    from demvae.reproduce.run import scale_overrides
+    from demvae.training import load_run
+
+    first, second = FIGURE4_STEPS[scale]
+    paths = []
+    for name in FIGURE4_MODELS:
+        config = f"dd/{name}"
+        overrides = merge(scale_overrides(scale, {}), {
+            "model": {"n_codes": 1, "code_size": 5, "z_dim": 2},
+            "train": {"max_steps": second, "eval_every": first, "device": device},
+        })
+        if data_dir:
+            overrides = merge(overrides, {"data": {"data_dir": data_dir}})
+        if corpus:
+            overrides = merge(overrides, {"data": {"corpus": corpus}})
+        run_dir = out / "figure4" / name
+        if not (run_dir / "config.yaml").exists():
+            runs.train(runs.compose(config=config, overrides=overrides), run_dir, until_step=first)
+        for step in (first, second):
+            if step == second:
+                runs.resume(run_dir)
+            run = load_run(run_dir, weights="last")
+            data = prepare(run.config.data, run.vocab)
+            path = out / f"figure4-{name}-step{step}.png"
+            plot_latent_map(run.model, data.splits["test"], path, f"{name}, step {step}")
+            paths.append(path)
+    return paths
+
+
+@torch.no_grad()
+def plot_latent_map(model, split, path: Path, title: str, n_points: int = 300) -> None:
+    """Prior components (mean and 1-σ ellipse) and posterior means of test sentences by code."""
+    from matplotlib.patches import Ellipse
+
+    block = model.latents[0]
+    model.eval()
+    batch = split.batch(list(range(min(n_points, len(split))))).to(model.device)
+    h = model.encode(batch)
+    means = block.mean_features(h).cpu().numpy()[:, :2]
+    codes = block.code_probs(h)[:, 0].argmax(-1).cpu().numpy()
+    mean, var = block.family.moments_from_natural(block.prior.natural_params()[0])  # [K, U]
+    mean, std = mean.cpu().numpy(), var.sqrt().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    colors = plt.cm.tab10(np.arange(block.n_components) % 10)
+    ax.scatter(means[:, 0], means[:, 1], c=colors[codes], s=8, alpha=0.7)
+    for k in range(block.n_components):
+        ax.add_patch(Ellipse(mean[k, :2], 2 * std[k, 0], 2 * std[k, 1], fill=False, color=colors[k], lw=2))
+        ax.plot(*mean[k, :2], "x", color=colors[k], ms=10, mew=2)
+    ax.set_title(title)
+    ax.autoscale()
+    ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

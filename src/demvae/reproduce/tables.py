@@ -1,0 +1,96 @@
+"""The paper's tables: which config trains each row, which metrics are reported, the paper's numbers.
+
+Numbers from the paper as cleaned in shared/docs/reference-implementation.md §6.3 (Table 2's act/em
+pairs except DI-VAE's are an uncertain reading of the garbled PDF; they are marked there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    config: str
+    paper: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    corpus: str
+    metrics: tuple[str, ...]
+    eval_groups: tuple[str, ...]
+    rows: tuple[Row, ...]
+
+
+def _row(label, config, metrics, values):
+    return Row(label, config, {m: v for m, v in zip(metrics, values) if v == v})
+
+
+T1 = ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info")
+PTB_TABLE1 = Table(
+    "ptb-table1", "Table 1: language generation on PTB", "ptb", T1,
+    ("posterior", "nll", "bleu", "prior"),
+    tuple(_row(label, f"ptb/{cfg}", T1, vals) for label, cfg, vals in [
+        ("RNN-LM", "rnnlm", (NAN, NAN, NAN, 101.21, NAN, NAN, NAN, NAN)),
+        ("AE", "ae", (730.81, 10.88, 0.58, NAN, NAN, NAN, NAN, NAN)),
+        ("VAE", "vae", (686.18, 3.12, 0.50, 100.85, 5.76, NAN, NAN, NAN)),
+        ("DAE", "dae", (797.17, 3.93, 0.58, NAN, NAN, NAN, NAN, NAN)),
+        ("DVAE", "dvae", (744.07, 1.56, 0.55, 101.07, NAN, 3.87, NAN, 0.17)),
+        ("DI-VAE", "di-vae", (310.29, 4.53, 0.24, 108.90, NAN, 24.78, NAN, 1.14)),
+        ("semi-VAE", "semi-vae", (494.52, 2.71, 0.43, 100.67, 4.96, 1.96, NAN, 0.09)),
+        ("semi-VAE+Lmi", "semi-vae-mi", (260.28, 5.08, 0.20, 107.30, 0.045, 24.04, NAN, 1.12)),
+        ("GM-VAE", "gm-vae", (983.50, 2.34, 0.72, 99.44, 3.41, 0.00, 0.001, 0.00)),
+        ("GM-VAE+Lmi", "gm-vae-mi", (287.07, 6.26, 0.25, 103.16, 9.13, 28.38, 13.10, 1.30)),
+        ("DGM-VAE", "dgm-vae", (257.68, 8.17, 0.19, 104.26, 41.48, 4.76, 787.03, 0.22)),
+        ("DGM-VAE+Lmi", "dgm-vae-mi", (247.37, 8.67, 0.18, 105.73, 25.48, 19.73, 203.34, 0.91)),
+    ]),
+)
+
+T7 = ("nll", "bleu", "mutual_info", "param_var", "kl_c", "kl_z")
+PTB_TABLE7 = Table(
+    "ptb-table7", "Table 7: fixes for GM-VAE's mode collapse on PTB", "ptb", T7,
+    ("posterior", "nll", "bleu"),
+    tuple(_row(label, f"ptb/{cfg}", T7, vals) for label, cfg, vals in [
+        ("GM-VAE", "gm-vae", (99.44, 2.34, 0.00, 0.001, 0.00, 3.41)),
+        ("+aggressive", "gm-vae-aggressive", (99.64, 1.47, 0.00, 0.00, 0.00, 2.35)),
+        ("+FB (λc=5, λz=10)", "gm-vae-fb", (101.39, 6.59, 0.19, 16.85, 5.14, 12.52)),
+        ("β-GM-VAE β=0.1", "beta-gm-vae-0.1", (136.08, 5.88, 0.15, 14.89, 4.11, 49.49)),
+        ("β-GM-VAE β=0.5", "beta-gm-vae-0.5", (103.32, 5.92, 0.024, 1.57, 1.43, 21.12)),
+        ("β-GM-VAE β=0.9", "beta-gm-vae-0.9", (100.05, 1.78, 0.00, 0.10, 0.44, 1.52)),
+        ("DGM-VAE", "dgm-vae", (104.26, 8.17, 0.22, 787.03, 4.76, 41.48)),
+    ]),
+)
+
+T2 = ("mutual_info", "bleu", "homog_act", "homog_emotion", "v_measure_act", "v_measure_emotion")
+DD_TABLE2 = Table(
+    "dd-table2", "Table 2: interpretable generation on DailyDialog (unsupervised)", "dailydialog", T2,
+    ("posterior", "bleu", "clusters"),
+    tuple(_row(label, f"dd/{cfg}", T2, vals) for label, cfg, vals in [
+        ("DI-VAE", "di-vae", (1.20, 3.05, 0.18, 0.09)),
+        ("semi-VAE", "semi-vae", (0.03, 4.06, 0.02, 0.08)),
+        ("semi-VAE+Lmi", "semi-vae-mi", (1.21, 3.69, 0.21, 0.14)),
+        ("GM-VAE", "gm-vae", (0.00, 2.03, 0.08, 0.02)),
+        ("GM-VAE+Lmi", "gm-vae-mi", (1.41, 2.96, 0.19, 0.09)),
+        ("DGM-VAE", "dgm-vae", (0.53, 7.63, 0.11, 0.09)),
+        ("DGM-VAE+Lmi", "dgm-vae-mi", (1.32, 7.39, 0.23, 0.16)),
+    ]),
+)
+
+T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var")
+DD_TABLE6 = Table(
+    "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
+    ("posterior", "nll", "clusters"),
+    tuple(_row(label, f"dd_sup/{cfg}", T6, vals) for label, cfg, vals in [
+        ("DVAE", "dvae", (48.71, 0.79, 0.63, NAN, NAN, NAN)),
+        ("CM-VAE", "cm-vae", (52.24, 0.79, 0.63, NAN, NAN, 0.00)),
+        ("DCM-VAE", "dcm-vae", (48.78, 0.80, 0.73, NAN, NAN, 139.16)),
+    ]),
+)
+
+TABLES = {t.name: t for t in (PTB_TABLE1, PTB_TABLE7, DD_TABLE2, DD_TABLE6)}

@@ -1,0 +1,154 @@
+"""The command line end to end: train a tiny DGM-VAE, then sample / encode / clusters / eval / data stats.
+
+Success paths use ``typer.testing.CliRunner``; error paths go through ``demvae.cli.main`` (the console
+script's entry point, which turns a DemvaeError into ``error: ...`` on stderr and exit code 2).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from demvae.cli import app, main
+
+TINY_SETS = [
+    "--set", "train.max_steps=20",
+    "--set", "data.options={n_train: 300, n_valid: 60, n_test: 60}",
+    "--set", "model.embed_dim=16",
+    "--set", "model.hidden_size=16",
+    "--set", "train.progress=false",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the console script's ``main`` in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["demvae", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    stdout = invoke("train", "--config", "builtin/dgm-vae", *TINY_SETS, "--device", "cpu", "--out", out)
+    assert f"run folder: {out}" in stdout
+    for name in ("config.yaml", "vocab.json", "model.safetensors", "metrics.jsonl"):
+        assert (out / name).is_file(), name
+    return out
+
+
+def test_train_applies_overrides(run_dir):
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["model_name"] == "dgm-vae"
+    assert cfg["model"]["embed_dim"] == 16 and cfg["model"]["hidden_size"] == 16
+    assert cfg["model"]["code_size"] == 8  # from the packaged config
+    assert cfg["train"]["max_steps"] == 20 and cfg["train"]["progress"] is False
+    assert cfg["data"]["options"] == {"n_train": 300, "n_valid": 60, "n_test": 60}
+
+
+def test_sample(run_dir):
+    lines = invoke("sample", run_dir, "--n", "3").splitlines()
+    assert len(lines) == 3
+    assert all("<s>" not in line and "<pad>" not in line for line in lines)
+    assert invoke("sample", run_dir, "--n", "3").splitlines() == lines  # seeded: reproducible
+    assert len(invoke("sample", run_dir, "--n", "4", "--sample-words", "--seed", "5").splitlines()) == 4
+
+
+def test_sample_with_code(run_dir):
+    lines = invoke("sample", run_dir, "--n", "2", "--code", "1").splitlines()
+    assert len(lines) == 2
+    assert len(invoke("sample", run_dir, "--n", "2", "--code", "7").splitlines()) == 2
+
+
+@pytest.mark.parametrize("code, needle", [
+    ("99", "--code needs 1 values in 0..7"),
+    ("-1", "--code needs 1 values in 0..7"),
+    ("1,2", "--code needs 1 values in 0..7"),
+    ("a", "--code expects integers"),
+    ("", "--code expects integers"),
+])
+def test_sample_bad_code(run_dir, monkeypatch, capsys, code, needle):
+    rc, out, err = run_main(monkeypatch, capsys, "sample", run_dir, "--n", "2", "--code", code)
+    assert rc == 2
+    assert err.startswith("error: ") and needle in err, err
+    assert "Traceback" not in err + out and out == ""
+
+
+def test_encode(run_dir, tmp_path):
+    text = tmp_path / "in.txt"
+    sentences = ["could you please tell me the weather in paris today ?", "", "call mom", "wake me up at six am"]
+    text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    lines = invoke("encode", run_dir, text).splitlines()
+    assert len(lines) == 3  # the blank line is skipped
+    for line, sentence in zip(lines, [s for s in sentences if s]):
+        code, prob, echoed = line.split("\t")
+        assert 0 <= int(code) < 8
+        assert 0 < float(prob) <= 1
+        assert echoed == sentence
+
+
+def test_encode_missing_file(run_dir, tmp_path, monkeypatch, capsys):
+    rc, out, err = run_main(monkeypatch, capsys, "encode", run_dir, tmp_path / "nope.txt")
+    assert rc == 2 and "nope.txt" in err and "not found" in err and "Traceback" not in err
+
+
+def test_clusters(run_dir):
+    out = invoke("clusters", run_dir, "--generated", "1", "--top", "2")
+    assert "codes used on test (60 examples)" in out
+    heads = [line for line in out.splitlines() if line.startswith("code ")]
+    assert heads, out
+    assert all("size" in h and "intent:" in h and "style:" in h for h in heads)
+    assert "codes vs gold labels" in out and "homogeneity" in out
+    assert sum(1 for line in out.splitlines() if line.startswith("  > ")) == len(heads)  # 1 generated each
+
+
+def test_eval_table(run_dir):
+    out = invoke("eval", run_dir, "--metrics", "posterior,clusters", "--device", "cpu")
+    assert "test split" in out
+    for column in ("model", "kl_z", "kl_c", "param_var", "mutual_info", "homog_intent"):
+        assert column in out, column
+    assert "dgm-vae" in out
+    assert "bleu" not in out and "rppl" not in out  # groups not asked for
+    assert (run_dir / "metrics-test.json").is_file()
+
+
+def test_eval_unknown_group(run_dir, monkeypatch, capsys):
+    rc, out, err = run_main(monkeypatch, capsys, "eval", run_dir, "--metrics", "posterior,nope", "--device", "cpu")
+    assert rc == 2 and "unknown metric group" in err and "nope" in err and "Traceback" not in err
+
+
+def test_data_stats_builtin():
+    out = invoke("data", "stats")
+    assert "examples" in out and "tokens" in out
+    assert "8,000" in out  # the built-in training split's default size
+    assert "label 'intent'" in out and "label 'style'" in out
+
+
+def test_models_lists_presets():
+    out = invoke("models")
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert {"rnnlm", "dgm-vae", "gm-vae", "vae"} <= set(names)

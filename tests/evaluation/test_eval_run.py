@@ -1,0 +1,143 @@
+"""``evaluate_run`` end to end on tiny trained runs (DGM-VAE and RNN-LM) of the built-in corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from demvae.errors import ConfigError
+from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
+from demvae.runs import compose, train
+
+TINY = {
+    "data": {"options": {"n_train": 300, "n_valid": 60, "n_test": 60}},
+    "model": {"embed_dim": 16, "hidden_size": 16},
+    "train": {"max_steps": 30, "eval_every": 15, "progress": False, "device": "cpu"},
+}
+FAST = dict(is_samples=20, n_prior_samples=300, rppl_steps=20, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dgm_run(tmp_path_factory):
+    return train(compose(config="builtin/dgm-vae", overrides=TINY), tmp_path_factory.mktemp("eval") / "dgm")
+
+
+@pytest.fixture(scope="module")
+def dgm_results(dgm_run):
+    return evaluate_run(dgm_run, EvalOptions(**FAST))
+
+
+def test_every_metric_is_finite(dgm_results):
+    r = dgm_results
+    for key in ("rppl", "bleu", "sacrebleu", "wkl", "wkl_paper", "nll", "kl_z", "kl_c", "param_var",
+                "mutual_info", "rec", "neg_elbo", "dispersion", "ppl", "is_ppl", "is_nll_se", "is_ppl_words"):
+        assert key in r, key
+        assert isinstance(r[key], (int, float)) and math.isfinite(r[key]), (key, r[key])
+    assert r["model"] == "dgm-vae" and r["split"] == "test"
+    assert r["is_n_sentences"] == 60
+    assert r["rppl"] > 1 and 0 <= r["bleu"] <= 100 and r["wkl"] >= 0
+    assert set(r["homogeneity"]) == {"intent", "style"}
+    for scores in r["homogeneity"].values():
+        assert all(math.isfinite(v) for v in scores.values())
+        assert 0.0 <= scores["homogeneity"] <= 1.0
+    assert 1 <= r["codes_used"] <= 8
+    assert len(r["prior_examples"]) == 10 and all(isinstance(s, str) for s in r["prior_examples"])
+    assert set(r["seconds"]) >= {"posterior", "nll", "bleu", "sampling", "rppl"}
+    # the importance-sampled bound is at least as tight as the ELBO (up to Monte-Carlo noise)
+    assert r["nll"] <= r["neg_elbo"] + 0.5
+
+
+def test_metrics_file_written(dgm_run, dgm_results):
+    path = dgm_run / "metrics-test.json"
+    assert path.is_file()
+    saved = json.loads(path.read_text())
+    for key in ("rppl", "bleu", "nll", "kl_z", "mutual_info"):
+        assert saved[key] == pytest.approx(dgm_results[key])
+    assert saved["homogeneity"].keys() == dgm_results["homogeneity"].keys()
+    assert saved["options"]["is_samples"] == 20
+
+
+def test_flat_row(dgm_results):
+    row = flat_row(dgm_results)
+    assert row["model"] == "dgm-vae"
+    assert row["homog_intent"] == dgm_results["homogeneity"]["intent"]["homogeneity"]
+    assert row["homog_style"] == dgm_results["homogeneity"]["style"]["homogeneity"]
+    assert "homogeneity" not in row and "prior_examples" not in row and "seconds" not in row
+    for key in ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info"):
+        assert row[key] == dgm_results[key]
+    assert all(isinstance(v, (int, float)) for k, v in row.items() if k != "model")
+
+
+def test_flat_row_with_accuracy():
+    row = flat_row({"model": "m", "nll": 1.5, "flag": True, "accuracy": {"act": {"accuracy": 0.7, "majority": 0.4}}})
+    assert row == {"model": "m", "nll": 1.5, "acc_act": 0.7, "majority_act": 0.4}
+
+
+def test_unknown_metric_group(dgm_run):
+    with pytest.raises(ConfigError) as info:
+        evaluate_run(dgm_run, EvalOptions(metrics=("posterior", "bogus"), device="cpu"))
+    assert "bogus" in str(info.value)
+    for group in METRIC_GROUPS:
+        assert group in str(info.value)
+
+
+def test_subset_of_groups_and_other_split(dgm_run, dgm_results):
+    r = evaluate_run(dgm_run, EvalOptions(split="valid", metrics=("posterior", "clusters"), device="cpu"))
+    assert "kl_z" in r and "homogeneity" in r
+    assert "bleu" not in r and "rppl" not in r and "nll" not in r
+    assert (dgm_run / "metrics-valid.json").is_file()
+    # posterior KLs are deterministic: the same on a second evaluation of the test split
+    again = evaluate_run(dgm_run, EvalOptions(metrics=("posterior",), device="cpu"))
+    assert again["kl_c"] == pytest.approx(dgm_results["kl_c"], rel=1e-6)
+    assert again["mutual_info"] == pytest.approx(dgm_results["mutual_info"], rel=1e-6)
+
+
+def test_nll_is_reproducible(dgm_run, dgm_results):
+    opts = EvalOptions(metrics=("nll",), is_samples=20, device="cpu")
+    a, b = evaluate_run(dgm_run, opts), evaluate_run(dgm_run, opts)
+    assert a["nll"] == b["nll"]
+    # same groups before it -> same random stream -> the same estimate as the full evaluation
+    c = evaluate_run(dgm_run, EvalOptions(metrics=("posterior", "nll"), is_samples=20, device="cpu"))
+    assert c["nll"] == pytest.approx(dgm_results["nll"], abs=1e-9)
+    assert a["nll"] == pytest.approx(dgm_results["nll"], rel=0.02)  # statistically the same
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (reproducibility): evaluate_run (run.py:58) seeds once before all groups, so the random draws of "
+    "the nll (and prior/rppl) groups depend on which groups ran before them: `eval --metrics nll` and a "
+    "full `eval` report different NLLs for the same run and seed. Fix: torch.manual_seed(opts.seed) at the "
+    "start of each group (e.g. inside timed())"))
+def test_nll_does_not_depend_on_other_groups(dgm_run, dgm_results):
+    alone = evaluate_run(dgm_run, EvalOptions(metrics=("nll",), is_samples=20, device="cpu"))
+    assert alone["nll"] == pytest.approx(dgm_results["nll"], abs=1e-9)
+
+
+def test_missing_run_folder(tmp_path):
+    from demvae.errors import DemvaeError
+
+    with pytest.raises(DemvaeError):
+        evaluate_run(tmp_path / "nope", EvalOptions(metrics=("posterior",), device="cpu"))
+
+
+def test_rnnlm_run_skips_bleu_and_reports_nll(tmp_path):
+    overrides = {**TINY, "train": {**TINY["train"], "max_steps": 10, "eval_every": 10}}
+    run = train(compose(model="rnnlm", overrides=overrides), tmp_path / "lm")
+    r = evaluate_run(run, EvalOptions(metrics=("posterior", "nll", "bleu", "clusters"), **{
+        k: v for k, v in FAST.items() if k != "n_prior_samples"}))
+    assert "bleu" not in r and "sacrebleu" not in r
+    assert "homogeneity" not in r  # no discrete code
+    assert math.isfinite(r["nll"])
+    # the RNN-LM's "importance-sampled" NLL is its exact NLL, i.e. its reconstruction term
+    assert r["nll"] == pytest.approx(r["rec"], rel=1e-5)
+    assert r["is_ppl"] == pytest.approx(r["ppl"], rel=1e-4)

@@ -1,0 +1,177 @@
+"""The run folder: its files, atomic checkpoints, load_run, and the errors users see."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from demvae.config import RunConfig
+from demvae.errors import CheckpointError, ConfigError, TrainingError
+from demvae.runs import compose
+from demvae.training import Trainer, load_run
+from demvae.training import checkpoint as ckpt
+
+
+def _leftovers(run_dir):
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
+                  if p.name.endswith(".tmp") or p.name.startswith(".last") or p.name.startswith("."))
+
+
+def test_run_folder_files(full_run):
+    for name in ("config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors"):
+        assert (full_run / name).is_file(), name
+    assert sorted(p.name for p in (full_run / "last").iterdir()) == [
+        "model.safetensors", "optimizer.pt", "trainer_state.json"]
+    assert _leftovers(full_run) == []
+    cfg = yaml.safe_load((full_run / "config.yaml").read_text())
+    assert cfg["model_name"] == "dgm-vae" and cfg["train"]["max_steps"] == 40
+    assert {"torch", "python", "demvae", "device"} <= set(json.loads((full_run / "versions.json").read_text()))
+    records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert [r["step"] for r in train] == [10, 20, 30, 40]
+    assert [r["step"] for r in valid] == [15, 30, 40]
+    assert {"loss", "rec", "kl_c", "kl_z_avg", "dispersion", "mutual_info", "kl_weight"} <= set(train[0])
+    assert {"neg_elbo", "rec", "mutual_info", "lr", "metric", "ppl", "components_used"} <= set(valid[0])
+    state = json.loads((full_run / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 40 and state["validations"] == 3
+    assert state["best"] == min(r["neg_elbo"] for r in valid)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "file.txt"
+    ckpt.write_text(target, "old")
+
+    def failing(path):
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        ckpt.atomic_write(target, failing)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_failed_checkpoint_keeps_the_previous_last(full_run, tmp_path, monkeypatch):
+    run = shutil.copytree(full_run, tmp_path / "copy")
+    before = {p.name: p.read_bytes() for p in (run / "last").iterdir()}
+    model = load_run(run).model
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", broken_save)
+    with pytest.raises(OSError):
+        ckpt.save_training_state(run, model, optimizer, {"step": 99})
+    assert {p.name: p.read_bytes() for p in (run / "last").iterdir()} == before
+    assert _leftovers(run) == []
+
+
+def test_interrupted_swap_is_recovered_from_last_old(full_run, tiny_cfg, tmp_path):
+    """A crash between the two renames of save_training_state leaves only .last.old."""
+    run = shutil.copytree(full_run, tmp_path / "copy")
+    (run / "last").rename(run / ".last.old")
+    trainer = Trainer(tiny_cfg(), run, resume=True)
+    assert trainer.state["step"] == 40
+
+
+def test_load_run_errors(full_run, tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_run(tmp_path / "missing")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(CheckpointError):
+        load_run(a_file)
+    with pytest.raises(CheckpointError, match="config.yaml"):
+        load_run(tmp_path)
+
+    no_model = shutil.copytree(full_run, tmp_path / "no_model")
+    (no_model / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_run(no_model)
+    assert load_run(no_model, weights="last").model is not None
+
+    corrupt = shutil.copytree(full_run, tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_run(corrupt)
+
+
+def test_load_run_with_mismatched_shapes_is_a_checkpoint_error(full_run, tmp_path):
+    other = shutil.copytree(full_run, tmp_path / "other")
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["model"]["n_codes"] = 5
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_run(other)
+
+
+@pytest.mark.parametrize("change", ["drop", "extra"])
+def test_load_run_with_missing_or_extra_tensors_is_a_checkpoint_error(full_run, tmp_path, change):
+    from safetensors.torch import load_file, save_file
+
+    run = shutil.copytree(full_run, tmp_path / "run")
+    state = load_file(str(run / "model.safetensors"))
+    if change == "drop":
+        del state["latents.0.code_net.0.bias"]
+    else:
+        state["latents.0.bogus"] = torch.zeros(3)
+    save_file(state, str(run / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="code_net.0.bias" if change == "drop" else "bogus"):
+        load_run(run)
+
+
+def test_unknown_config_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as info:
+        compose(model="dgm-vae", overrides={"train": {"bogus": 1}})
+    message = str(info.value)
+    assert "train.bogus" in message and "valid keys" in message
+    for key in ("lr", "max_steps", "eval_every", "lr_decay"):
+        assert key in message
+    with pytest.raises(ConfigError, match="valid"):
+        compose(model="dgm-vae", overrides={"trian": {"lr": 1.0}})
+    with pytest.raises(ConfigError, match="train.lr"):
+        compose(model="dgm-vae", overrides={"train": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match="known models"):
+        compose(model="no-such-model")
+
+
+def test_nan_training_loss_is_a_training_error(tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg(train={"max_steps": 8, "eval_every": 2, "log_every": 4})
+    trainer = Trainer(cfg, tmp_path / "run")
+    original = trainer.model.forward
+
+    def poisoned(batch, n_samples=1):
+        terms = original(batch, n_samples)
+        if trainer.model.training and trainer.state["step"] >= 2:
+            terms["rec"] = terms["rec"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(trainer.model, "forward", poisoned)
+    with pytest.raises(TrainingError, match="checkpoint") as info:
+        trainer.fit()
+    assert "nan" in str(info.value).lower()
+    last = tmp_path / "run" / "last"
+    assert str(last) in str(info.value)
+    # the checkpoint it points to is the good one from step 2
+    assert json.loads((last / "trainer_state.json").read_text())["step"] == 2
+    good = load_run(tmp_path / "run", weights="last").model
+    assert all(torch.isfinite(p).all() for p in good.parameters())
+
+
+def test_nan_validation_metric_is_a_training_error(tiny_cfg, tmp_path):
+    trainer = Trainer(tiny_cfg(), tmp_path / "run")
+    with pytest.raises(TrainingError, match="checkpoint"):
+        trainer._after_validation({"neg_elbo": math.nan, "rec": 1.0})
+
+
+def test_config_round_trips_through_the_run_folder(full_run, tiny_cfg):
+    loaded = load_run(full_run)
+    assert isinstance(loaded.config, RunConfig)
+    assert loaded.config.to_dict() == tiny_cfg().to_dict()
