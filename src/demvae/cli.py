@@ -80,7 +80,7 @@ def train(
 @app.command()
 def sample(
     run_dir: Path,
-    n: Annotated[int, typer.Option("--n", help="Number of sentences.")] = 10,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of sentences.")] = 10,
     code: Annotated[Optional[str], typer.Option(help="Discrete code c1,c2,... (one value per variable).")] = None,
     sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words instead of greedy decoding.")] = False,
     seed: int = 0,
@@ -146,7 +146,7 @@ def clusters(
 ):
     """Per discovered code: size, majority labels with purity, typical and generated sentences."""
     from demvae.config import replace
-    from demvae.data.prepare import prepare
+    from demvae.data.prepare import check_split, prepare
     from demvae.evaluation.codes import encode_codes
     from demvae.report.clusters import cluster_report
     from demvae.training import load_run
@@ -154,7 +154,7 @@ def clusters(
     run = load_run(run_dir, device)
     data_cfg = replace(run.config, data={"data_dir": str(data_dir)}).data if data_dir else run.config.data
     data = prepare(data_cfg, run.vocab)
-    codes = encode_codes(run.model, data.splits[split])
+    codes = encode_codes(run.model, data.splits[check_split(split)])
     if codes is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))

@@ -157,7 +157,40 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
         if not isinstance(value, dict):
             raise ConfigError(f"section {name!r} must be a mapping")
         setattr(cfg, name, _build_section(section_cls, value, f"{name}."))
+    validate(cfg)
     return cfg
+
+
+_CHOICES = {
+    "model.latent": ("none", "gaussian", "discrete", "semi", "gm", "cm"),
+    "train.select_metric": ("elbo", "loss", "rec"),
+    "objective.anneal": ("logistic", "linear", "none"),
+}
+_MINIMA = {
+    "data.max_len": 2, "data.max_vocab": 1, "data.min_count": 1, "model.n_codes": 1, "model.code_size": 1,
+    "model.z_dim": 1, "model.z_values": 2, "model.embed_dim": 1, "model.hidden_size": 1, "train.batch_size": 1,
+    "train.n_samples": 1, "train.max_steps": 1, "train.eval_every": 1, "train.log_every": 1,
+    "train.eval_batch_size": 1, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
+}
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range and choice checks, so a bad value fails before any work starts."""
+    for key, choices in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    for key, minimum in _MINIMA.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < minimum or (isinstance(minimum, float) and value <= minimum):
+            raise ConfigError(f"{key}: {value!r} is out of range (must be {'>' if isinstance(minimum, float) else '>='} {minimum})")
+    device = cfg.train.device
+    if device not in ("auto", "cpu") and not device.startswith(("cuda", "mps")):
+        raise ConfigError(f"train.device: {device!r} is not one of auto, cpu, cuda[:N], mps")
+    if not 0.0 <= cfg.objective.beta <= 1.0:
+        raise ConfigError(f"objective.beta: {cfg.objective.beta} must lie in [0, 1] (the paper's convention)")
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +215,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         if len(parts) != 2:
             raise ConfigError(f"--set key must be section.key (sections: {', '.join(SECTIONS)}), got {key!r}")
-        out = merge(out, {parts[0]: {parts[1]: yaml.safe_load(value)}})
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+        out = merge(out, {parts[0]: {parts[1]: parsed}})
     return out
 
 

@@ -65,7 +65,7 @@ def test_unknown_set_key_lists_valid_keys(monkeypatch, capsys):
     (["--set", "train.lr=abc"], ["train.lr", "expected float"]),
     (["--set", "trainlr"], ["section.key=value"]),
     (["--set", "a.b.c=1"], ["section.key"]),
-    (["--set", "model.latent=foo"], ["unknown latent", "foo"]),
+    (["--set", "model.latent=foo"], ["model.latent", "foo"]),
 ])
 def test_bad_set_values(monkeypatch, capsys, tmp_path, args, needles):
     rc, out, err = run_main(monkeypatch, capsys, "train", *TINY, *args, "--out", tmp_path / "run")
@@ -194,19 +194,11 @@ def test_script_bad_utf8_exit_code(tmp_path):
 # --- bad input that still ends in a traceback (bugs) -------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=yaml.YAMLError, reason=(
-    "BUG: config.parse_overrides (config.py:184) calls yaml.safe_load(value) without catching "
-    "yaml.YAMLError, so `--set data.options={n_train:` prints a yaml ParserError traceback (exit 1); "
-    "fix: except yaml.YAMLError -> ConfigError naming the --set item"))
 def test_set_with_malformed_yaml_value(monkeypatch, capsys):
     rc, out, err = run_main(monkeypatch, capsys, "train", "--set", "data.options={n_train:")
     assert_clean_error(rc, out, err, "data.options")
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "BUG: `eval --split bogus` / `clusters --split bogus` raise KeyError('bogus') from "
-    "data.splits[split] (evaluation/run.py:57, cli.py clusters) instead of a DemvaeError listing "
-    "train/valid/test"))
 @pytest.mark.parametrize("command", [["eval", "--metrics", "posterior", "--device", "cpu"], ["clusters"]])
 def test_unknown_split(monkeypatch, capsys, tmp_path, command):
     run = tmp_path / "run"
@@ -215,12 +207,6 @@ def test_unknown_split(monkeypatch, capsys, tmp_path, command):
     assert_clean_error(rc, out, err, "bogus")
 
 
-@pytest.mark.xfail(strict=True, raises=(RuntimeError, ValueError, KeyError), reason=(
-    "BUG: config values are only type-checked, not range-checked: train.device=tpu (RuntimeError in "
-    "resolve_device), data.max_len=1 (ValueError in EncodedSplit.from_examples), train.batch_size=0 "
-    "(ValueError in BucketBatchSampler) and train.select_metric=foo (KeyError after the first "
-    "validation) all end in a traceback; fix: validate in config._build_section / Trainer and raise "
-    "ConfigError"))
 @pytest.mark.parametrize("item", ["train.device=tpu", "data.max_len=1", "train.batch_size=0",
                                   "train.select_metric=foo"])
 def test_out_of_range_set_values(monkeypatch, capsys, tmp_path, item):
@@ -228,11 +214,8 @@ def test_out_of_range_set_values(monkeypatch, capsys, tmp_path, item):
     assert_clean_error(rc, out, err, item.split("=")[0].split(".")[1])
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "BUG: `sample --n -1` raises RuntimeError (negative dimension) from the decoder instead of a "
-    "clean error; fix: typer.Option(min=0) (or min=1) on --n in cli.sample"))
 def test_sample_negative_n(monkeypatch, capsys, tmp_path):
     run = tmp_path / "run"
     assert run_main(monkeypatch, capsys, "train", *TINY, "--out", run)[0] == 0
     rc, out, err = run_main(monkeypatch, capsys, "sample", run, "--n", "-1")
-    assert rc == 2 and "Traceback" not in out + err and "-1" in err
+    assert rc == 2 and "Traceback" not in out + err and "--n" in err

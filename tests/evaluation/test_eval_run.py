@@ -113,11 +113,6 @@ def test_nll_is_reproducible(dgm_run, dgm_results):
     assert a["nll"] == pytest.approx(dgm_results["nll"], rel=0.02)  # statistically the same
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (reproducibility): evaluate_run (run.py:58) seeds once before all groups, so the random draws of "
-    "the nll (and prior/rppl) groups depend on which groups ran before them: `eval --metrics nll` and a "
-    "full `eval` report different NLLs for the same run and seed. Fix: torch.manual_seed(opts.seed) at the "
-    "start of each group (e.g. inside timed())"))
 def test_nll_does_not_depend_on_other_groups(dgm_run, dgm_results):
     alone = evaluate_run(dgm_run, EvalOptions(metrics=("nll",), is_samples=20, device="cpu"))
     assert alone["nll"] == pytest.approx(dgm_results["nll"], abs=1e-9)

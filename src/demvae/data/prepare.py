@@ -19,6 +19,12 @@ class PreparedData:
     splits: dict[str, EncodedSplit]
 
 
+def check_split(name: str) -> str:
+    if name not in SPLITS:
+        raise ConfigError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+    return name
+
+
 def prepare(cfg: DataConfig, vocab: Vocab | None = None) -> PreparedData:
     """Encode every split; the vocabulary is built on the training split unless one is given."""
     corpus = load_corpus(cfg.corpus, cfg.data_dir, **cfg.options)

@@ -41,6 +41,11 @@ def log_likelihoods(
     return out
 
 
+def safe_exp(x: float) -> float:
+    """``exp(x)``, or inf where it would overflow (a diverged model's perplexity)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
     n = log_px.numel()
     nll = -log_px
@@ -49,8 +54,8 @@ def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
     return {
         "nll": total / n,
         "nll_se": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0,
-        "ppl": math.exp(total / targets),
-        "ppl_words": math.exp(total / (targets - n)),
+        "ppl": safe_exp(total / targets),
+        "ppl_words": safe_exp(total / (targets - n)),
         "n_sentences": n,
     }
 

@@ -11,11 +11,10 @@ over the split as a whole: ``mutual_info`` = I(x; c) per variable averaged over 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from demvae.data.batching import BucketBatchSampler, EncodedSplit, iterate
+from demvae.evaluation.likelihood import safe_exp
 from demvae.models import TextVAE
 from demvae.objectives import ObjectiveConfig, entropy, neg_elbo, objective
 
@@ -57,7 +56,7 @@ def posterior_stats(
         n += b
         n_targets += batch.n_targets
     out = {k: float(v) / n for k, v in sums.items()}
-    out["ppl"] = math.exp(out["rec"] * n / max(1, n_targets))
+    out["ppl"] = safe_exp(out["rec"] * n / max(1, n_targets))
     if "kl_z_avg" in out:
         out["kl_z"] = out["kl_z_avg"] + out.get("dispersion", 0.0)
     if q_sum is not None:

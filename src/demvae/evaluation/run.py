@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from demvae.config import replace
-from demvae.data.prepare import prepare
+from demvae.data.prepare import check_split, prepare
 from demvae.errors import ConfigError
 from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
 from demvae.evaluation.generation import prior_samples, reconstruction_bleu, references
@@ -54,6 +54,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     cfg = run.config
     if opts.data_dir is not None:
         cfg = replace(cfg, data={"data_dir": opts.data_dir})
+    check_split(opts.split)
     data = prepare(cfg.data, run.vocab)
     split = data.splits[opts.split]
     model = run.model
@@ -62,6 +63,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     timings: dict[str, float] = {}
 
     def timed(name, fn):
+        torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
         t = time.perf_counter()
         value = fn()
         timings[name] = time.perf_counter() - t
