@@ -55,7 +55,7 @@ def measure(split: EncodedSplit, batch_size: int, n_samples: int, steps: int, de
     sampler = BucketBatchSampler(split.lengths, batch_size, shuffle=True, seed=0,
                                  bucket_factor=50 if bucketed else 1)
     batches = [b.to(device) for b in iterate(split, sampler)][: steps + 3]
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
     def step(batch):
         with ctx:
@@ -98,7 +98,8 @@ def main() -> None:
             rows.append(("fast: batch 240, S=20, bf16", dict(batch_size=240, n_samples=20, amp=True)))
             rows.append(("fast: batch 1024, S=5, bf16", dict(batch_size=1024, n_samples=5, amp=True)))
         else:
-            rows.append(("fast: batch 30, S=5, fp32", dict(batch_size=30, n_samples=5)))
+            rows.append(("paper shapes, bf16 autocast", dict(batch_size=30, n_samples=20, amp=True)))
+            rows.append(("fast: batch 30, S=5, bf16 autocast", dict(batch_size=30, n_samples=5, amp=True)))
     print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}),"
           f" data: {source}, torch {torch.__version__}")
     print(f"| configuration | sentences/s | tokens/s | s/step |\n|---|---|---|---|")

@@ -79,7 +79,7 @@ class TrainConfig:
     min_lr: float = 1e-6
     eval_batch_size: int = 100
     amp: bool = False
-    """bf16 autocast on CUDA."""
+    """bf16 autocast (CUDA, or a CPU with bf16 support)."""
     log_every: int = 50
     aggressive: bool = False
     """He et al. (2019) aggressive encoder updates until the objective stops improving."""

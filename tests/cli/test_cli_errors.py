@@ -12,39 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-
-from demvae.cli import main
 
 TINY_DATA = "data.options={n_train: 40, n_valid: 10, n_test: 10}"
 TINY = ["--set", TINY_DATA, "--set", "model.embed_dim=16", "--set", "model.hidden_size=16",
         "--set", "train.progress=false", "--set", "train.max_steps=1", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _no_data_env(monkeypatch, tmp_path):
     monkeypatch.delenv("DEMVAE_DATA", raising=False)
     monkeypatch.chdir(tmp_path)  # a default run folder (runs/...) would land here, never in the repository
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["demvae", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clean_error(rc: int, out: str, err: str, *needles: str) -> None:
@@ -55,8 +33,8 @@ def assert_clean_error(rc: int, out: str, err: str, *needles: str) -> None:
         assert needle in err, (needle, err)
 
 
-def test_unknown_set_key_lists_valid_keys(monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--set", "train.bogus=1")
+def test_unknown_set_key_lists_valid_keys(run_main):
+    rc, out, err = run_main("train", "--set", "train.bogus=1")
     assert_clean_error(rc, out, err, "train.bogus", "valid keys", "max_steps", "batch_size", "lr")
 
 
@@ -67,79 +45,78 @@ def test_unknown_set_key_lists_valid_keys(monkeypatch, capsys):
     (["--set", "a.b.c=1"], ["section.key"]),
     (["--set", "model.latent=foo"], ["model.latent", "foo"]),
 ])
-def test_bad_set_values(monkeypatch, capsys, tmp_path, args, needles):
-    rc, out, err = run_main(monkeypatch, capsys, "train", *TINY, *args, "--out", tmp_path / "run")
+def test_bad_set_values(run_main, tmp_path, args, needles):
+    rc, out, err = run_main("train", *TINY, *args, "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, *needles)
 
 
-def test_unknown_model(monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--model", "nope")
+def test_unknown_model(run_main):
+    rc, out, err = run_main("train", "--model", "nope")
     assert_clean_error(rc, out, err, "unknown model 'nope'", "dgm-vae", "rnnlm")
 
 
-def test_missing_config_file(monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--config", "missing.yaml")
+def test_missing_config_file(run_main):
+    rc, out, err = run_main("train", "--config", "missing.yaml")
     assert_clean_error(rc, out, err, "missing.yaml", "not found", "builtin/dgm-vae")
 
 
-def test_invalid_yaml_config(monkeypatch, capsys, tmp_path):
+def test_invalid_yaml_config(run_main, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n", encoding="utf-8")
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--config", bad)
+    rc, out, err = run_main("train", "--config", bad)
     assert_clean_error(rc, out, err, "bad.yaml", "invalid YAML")
 
 
-def test_unknown_corpus_name(monkeypatch, capsys, tmp_path):
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--corpus", "nosuchcorpus", *TINY[4:],
-                            "--out", tmp_path / "run")
+def test_unknown_corpus_name(run_main, tmp_path):
+    rc, out, err = run_main("train", "--corpus", "nosuchcorpus", *TINY[4:], "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, "unknown corpus 'nosuchcorpus'", "builtin", "ptb")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
-def test_data_stats_ptb_without_data_dir(monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "data", "stats", "ptb")
+def test_data_stats_ptb_without_data_dir(run_main):
+    rc, out, err = run_main("data", "stats", "ptb")
     assert_clean_error(rc, out, err, "'ptb'", "--data-dir", "DEMVAE_DATA")
 
 
-def test_data_stats_missing_data_dir(monkeypatch, capsys, tmp_path):
-    rc, out, err = run_main(monkeypatch, capsys, "data", "stats", "ptb", "--data-dir", tmp_path / "nope")
+def test_data_stats_missing_data_dir(run_main, tmp_path):
+    rc, out, err = run_main("data", "stats", "ptb", "--data-dir", tmp_path / "nope")
     assert_clean_error(rc, out, err, "nope", "not found")
 
 
 @pytest.mark.parametrize("command", [["sample"], ["encode"], ["clusters"], ["eval", "--device", "cpu"]])
-def test_missing_run_folder(monkeypatch, capsys, tmp_path, command):
+def test_missing_run_folder(run_main, tmp_path, command):
     extra = [tmp_path / "x.txt"] if command == ["encode"] else []
-    rc, out, err = run_main(monkeypatch, capsys, command[0], tmp_path / "missing", *extra, *command[1:])
+    rc, out, err = run_main(command[0], tmp_path / "missing", *extra, *command[1:])
     assert_clean_error(rc, out, err, "run folder not found", "missing")
 
 
-def test_resume_without_checkpoint(monkeypatch, capsys, tmp_path):
+def test_resume_without_checkpoint(run_main, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--resume", empty)
+    rc, out, err = run_main("train", "--resume", empty)
     assert_clean_error(rc, out, err, "config")
     # a folder with the config and vocabulary of a run but no checkpoint
     half = tmp_path / "half"
-    rc, out, err = run_main(monkeypatch, capsys, "train", *TINY, "--out", half)
+    rc, out, err = run_main("train", *TINY, "--out", half)
     assert rc == 0, err
     import shutil
 
     shutil.rmtree(half / "last")
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--resume", half)
+    rc, out, err = run_main("train", "--resume", half)
     assert_clean_error(rc, out, err, "no resumable checkpoint", str(half))
 
 
-def test_resume_cannot_change_the_model(monkeypatch, capsys, tmp_path):
+def test_resume_cannot_change_the_model(run_main, tmp_path):
     run = tmp_path / "run"
-    assert run_main(monkeypatch, capsys, "train", *TINY, "--out", run)[0] == 0
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--resume", run, "--set", "model.z_dim=3")
+    assert run_main("train", *TINY, "--out", run)[0] == 0
+    rc, out, err = run_main("train", "--resume", run, "--set", "model.z_dim=3")
     assert_clean_error(rc, out, err, "only train.* can change")
 
 
-def test_train_twice_into_the_same_folder(monkeypatch, capsys, tmp_path):
+def test_train_twice_into_the_same_folder(run_main, tmp_path):
     run = tmp_path / "run"
-    assert run_main(monkeypatch, capsys, "train", *TINY, "--out", run)[0] == 0
-    rc, out, err = run_main(monkeypatch, capsys, "train", *TINY, "--out", run)
+    assert run_main("train", *TINY, "--out", run)[0] == 0
+    rc, out, err = run_main("train", *TINY, "--out", run)
     assert_clean_error(rc, out, err, "already holds a run", "--resume")
 
 
@@ -149,16 +126,16 @@ def _bad_utf8(tmp_path: Path) -> Path:
     return bad
 
 
-def test_corpus_with_invalid_utf8(monkeypatch, capsys, tmp_path):
+def test_corpus_with_invalid_utf8(run_main, tmp_path):
     bad = _bad_utf8(tmp_path)
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--corpus", bad, *TINY[2:], "--out", tmp_path / "run")
+    rc, out, err = run_main("train", "--corpus", bad, *TINY[2:], "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, f"{bad}:2:", "invalid UTF-8", "0xff")
-    rc, out, err = run_main(monkeypatch, capsys, "data", "stats", bad)
+    rc, out, err = run_main("data", "stats", bad)
     assert_clean_error(rc, out, err, f"{bad}:2:", "invalid UTF-8")
 
 
-def test_missing_corpus_file(monkeypatch, capsys, tmp_path):
-    rc, out, err = run_main(monkeypatch, capsys, "data", "stats", tmp_path / "nope.txt")
+def test_missing_corpus_file(run_main, tmp_path):
+    rc, out, err = run_main("data", "stats", tmp_path / "nope.txt")
     assert_clean_error(rc, out, err, "nope.txt", "not found")
 
 
@@ -194,28 +171,28 @@ def test_script_bad_utf8_exit_code(tmp_path):
 # --- bad input that still ends in a traceback (bugs) -------------------------------------------------------
 
 
-def test_set_with_malformed_yaml_value(monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "train", "--set", "data.options={n_train:")
+def test_set_with_malformed_yaml_value(run_main):
+    rc, out, err = run_main("train", "--set", "data.options={n_train:")
     assert_clean_error(rc, out, err, "data.options")
 
 
 @pytest.mark.parametrize("command", [["eval", "--metrics", "posterior", "--device", "cpu"], ["clusters"]])
-def test_unknown_split(monkeypatch, capsys, tmp_path, command):
+def test_unknown_split(run_main, tmp_path, command):
     run = tmp_path / "run"
-    assert run_main(monkeypatch, capsys, "train", *TINY, "--out", run)[0] == 0
-    rc, out, err = run_main(monkeypatch, capsys, command[0], run, "--split", "bogus", *command[1:])
+    assert run_main("train", *TINY, "--out", run)[0] == 0
+    rc, out, err = run_main(command[0], run, "--split", "bogus", *command[1:])
     assert_clean_error(rc, out, err, "bogus")
 
 
 @pytest.mark.parametrize("item", ["train.device=tpu", "data.max_len=1", "train.batch_size=0",
                                   "train.select_metric=foo"])
-def test_out_of_range_set_values(monkeypatch, capsys, tmp_path, item):
-    rc, out, err = run_main(monkeypatch, capsys, "train", *TINY, "--set", item, "--out", tmp_path / "run")
+def test_out_of_range_set_values(run_main, tmp_path, item):
+    rc, out, err = run_main("train", *TINY, "--set", item, "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, item.split("=")[0].split(".")[1])
 
 
-def test_sample_negative_n(monkeypatch, capsys, tmp_path):
+def test_sample_negative_n(run_main, tmp_path):
     run = tmp_path / "run"
-    assert run_main(monkeypatch, capsys, "train", *TINY, "--out", run)[0] == 0
-    rc, out, err = run_main(monkeypatch, capsys, "sample", run, "--n", "-1")
+    assert run_main("train", *TINY, "--out", run)[0] == 0
+    rc, out, err = run_main("sample", run, "--n", "-1")
     assert rc == 2 and "Traceback" not in out + err and "--n" in err

@@ -6,13 +6,10 @@ script's entry point, which turns a DemvaeError into ``error: ...`` on stderr an
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from demvae.cli import app, main
+from demvae.cli import app
 
 TINY_SETS = [
     "--set", "train.max_steps=20",
@@ -23,30 +20,10 @@ TINY_SETS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def invoke(*args: str):
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, (result.output, result.exception)
     return result.stdout
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the console script's ``main`` in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["demvae", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +68,8 @@ def test_sample_with_code(run_dir):
     ("a", "--code expects integers"),
     ("", "--code expects integers"),
 ])
-def test_sample_bad_code(run_dir, monkeypatch, capsys, code, needle):
-    rc, out, err = run_main(monkeypatch, capsys, "sample", run_dir, "--n", "2", "--code", code)
+def test_sample_bad_code(run_dir, run_main, code, needle):
+    rc, out, err = run_main("sample", run_dir, "--n", "2", "--code", code)
     assert rc == 2
     assert err.startswith("error: ") and needle in err, err
     assert "Traceback" not in err + out and out == ""
@@ -111,8 +88,8 @@ def test_encode(run_dir, tmp_path):
         assert echoed == sentence
 
 
-def test_encode_missing_file(run_dir, tmp_path, monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "encode", run_dir, tmp_path / "nope.txt")
+def test_encode_missing_file(run_dir, tmp_path, run_main):
+    rc, out, err = run_main("encode", run_dir, tmp_path / "nope.txt")
     assert rc == 2 and "nope.txt" in err and "not found" in err and "Traceback" not in err
 
 
@@ -136,8 +113,8 @@ def test_eval_table(run_dir):
     assert (run_dir / "metrics-test.json").is_file()
 
 
-def test_eval_unknown_group(run_dir, monkeypatch, capsys):
-    rc, out, err = run_main(monkeypatch, capsys, "eval", run_dir, "--metrics", "posterior,nope", "--device", "cpu")
+def test_eval_unknown_group(run_dir, run_main):
+    rc, out, err = run_main("eval", run_dir, "--metrics", "posterior,nope", "--device", "cpu")
     assert rc == 2 and "unknown metric group" in err and "nope" in err and "Traceback" not in err
 
 

@@ -29,15 +29,6 @@ BOS, EOS = 2, 3
 SENTENCES = [[4, 5, 6], [7, 8, 9, 10, 11, 4], [5], [6, 6, 7, 8], [11, 10, 9, 8, 7, 6, 5, 4], [9, 4]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and do not stall on a busy 2-core machine) with one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _split(sentences=SENTENCES) -> EncodedSplit:
     lengths = [len(s) + 2 for s in sentences]
     ids = torch.zeros(len(sentences), max(lengths), dtype=torch.long)

@@ -15,14 +15,6 @@ from demvae.models import build_model
 from demvae.objectives import ObjectiveConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return prepare(DataConfig(options={"n_train": 300, "n_valid": 60, "n_test": 60}))

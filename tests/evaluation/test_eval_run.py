@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from demvae.errors import ConfigError
 from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
@@ -18,14 +17,6 @@ TINY = {
     "train": {"max_steps": 30, "eval_every": 15, "progress": False, "device": "cpu"},
 }
 FAST = dict(is_samples=20, n_prior_samples=300, rppl_steps=20, device="cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -26,21 +26,16 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def make_poisson() -> AutogradFamily:
-    return AutogradFamily(
-        lambda eta: eta[..., 0].exp(),
-        1,
-        sufficient_stats=lambda x: x.unsqueeze(-1),
-        log_base_measure=lambda x: -torch.lgamma(x + 1),
-        name="poisson",
-    )
-
-
 FAMILIES = {
     "gaussian": lambda: Gaussian(),
     "categorical": lambda: Categorical(D),
-    "poisson": make_poisson,
+    "poisson": None,  # the shared ``make_poisson`` fixture (tests/conftest.py), filled in below
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _poisson_family(make_poisson):
+    FAMILIES["poisson"] = make_poisson
 
 
 def _raw(name: str, shape, seed: int) -> torch.Tensor:

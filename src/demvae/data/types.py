@@ -53,12 +53,19 @@ class Batch:
     tokens: torch.Tensor
     lengths: torch.Tensor
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
+    host_lengths: torch.Tensor | None = None
+    """A CPU copy of ``lengths`` (packing sequences needs one; reading it never syncs a GPU)."""
+
+    def __post_init__(self):
+        if self.host_lengths is None:
+            self.host_lengths = self.lengths if self.lengths.device.type == "cpu" else self.lengths.cpu()
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(
             self.tokens.to(device, non_blocking=True),
             self.lengths.to(device, non_blocking=True),
             {k: v.to(device, non_blocking=True) for k, v in self.labels.items()},
+            self.host_lengths,
         )
 
     @property
@@ -68,4 +75,4 @@ class Batch:
     @property
     def n_targets(self) -> int:
         """Predicted tokens: every token after ``<s>``, ``</s>`` included."""
-        return int(self.lengths.sum()) - self.size
+        return int(self.host_lengths.sum()) - self.size

@@ -50,7 +50,7 @@ class TextVAE(nn.Module):
         return self.decoder.embedding.weight.device
 
     def encode(self, batch: Batch) -> Tensor:
-        return self.encoder(batch.tokens, batch.lengths)
+        return self.encoder(batch.tokens, batch.host_lengths)
 
     def _decoder_args(self, features: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
         """Per-block features [R, F_i] -> (h0 features, per-step input features)."""
@@ -64,7 +64,7 @@ class TextVAE(nn.Module):
     def forward(self, batch: Batch, n_samples: int = 1) -> dict[str, Tensor]:
         """Per-example terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples."""
         if not self.has_latent:
-            rec = -self.decoder.log_likelihood(batch.tokens, batch.lengths)
+            rec = -self.decoder.log_likelihood(batch.tokens, batch.host_lengths)
             return {"rec": rec}
         h = self.encode(batch)
         terms: dict[str, Tensor] = {}
@@ -74,7 +74,7 @@ class TextVAE(nn.Module):
             features.append(f.flatten(0, 1))
             terms.update(t)
         init, inputs = self._decoder_args(features)
-        log_px = self.decoder.log_likelihood(batch.tokens, batch.lengths, init, inputs, n_samples)
+        log_px = self.decoder.log_likelihood(batch.tokens, batch.host_lengths, init, inputs, n_samples)
         terms["rec"] = -log_px.view(-1, n_samples).mean(1)
         if self.supervise:
             terms["supervision"] = self._supervision(h, batch)
@@ -102,7 +102,7 @@ class TextVAE(nn.Module):
         """``log p(x | latent) + log p(latent) − log q(latent | x)`` for n posterior samples: [B, n]
         (float64). For the RNN-LM it is the exact ``log p(x)`` repeated."""
         if not self.has_latent:
-            return self.decoder.log_likelihood(batch.tokens, batch.lengths).double().unsqueeze(1).expand(-1, n)
+            return self.decoder.log_likelihood(batch.tokens, batch.host_lengths).double().unsqueeze(1).expand(-1, n)
         h = self.encode(batch)
         features, log_ratio = [], 0.0
         for block in self.latents:
@@ -115,7 +115,7 @@ class TextVAE(nn.Module):
             sl = slice(start, start + per_chunk)
             init, inputs = self._decoder_args([f[sl].flatten(0, 1) for f in features])
             log_px.append(
-                self.decoder.log_likelihood(batch.tokens[sl], batch.lengths[sl], init, inputs, n).view(-1, n)
+                self.decoder.log_likelihood(batch.tokens[sl], batch.host_lengths[sl], init, inputs, n).view(-1, n)
             )
         return torch.cat(log_px).double() + log_ratio.double()
 

@@ -67,17 +67,17 @@ class LatentDecoder(nn.Module):
         """
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         emb = self.embedding(inputs)
-        mask = torch.arange(targets.shape[1], device=tokens.device) < (lengths - 1).unsqueeze(1)
         if replicas > 1:
             emb = emb.repeat_interleave(replicas, dim=0)
             targets = targets.repeat_interleave(replicas, dim=0)
-            mask = mask.repeat_interleave(replicas, dim=0)
-        rows = emb.shape[0]
-        h0 = self._initial_state(init, rows, emb)
-        hidden, _ = self.rnn(self._inputs(emb, latent_input), h0)
-        hidden = self.dropout(hidden[mask])  # [N_real, H]
-        nll = F.cross_entropy(self.logits(hidden), targets[mask], reduction="none")
-        row = torch.arange(rows, device=tokens.device).unsqueeze(1).expand_as(mask)[mask]
+        rows, steps = targets.shape
+        # positions of real targets, computed from CPU lengths (no device sync for boolean indexing)
+        host = lengths.cpu().repeat_interleave(replicas)
+        flat = (torch.arange(steps) < (host - 1).unsqueeze(1)).flatten().nonzero().squeeze(1)
+        flat, row = flat.to(tokens.device, non_blocking=True), (flat // steps).to(tokens.device, non_blocking=True)
+        hidden, _ = self.rnn(self._inputs(emb, latent_input), self._initial_state(init, rows, emb))
+        hidden = self.dropout(hidden.flatten(0, 1).index_select(0, flat))  # [N_real, H]
+        nll = F.cross_entropy(self.logits(hidden), targets.flatten().index_select(0, flat), reduction="none")
         return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
 
     @torch.no_grad()

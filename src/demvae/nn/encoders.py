@@ -19,7 +19,7 @@ class SentenceEncoder(nn.Module):
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """tokens [B, T], lengths [B] -> summary [B, output_size]."""
+        """tokens [B, T], lengths [B] (best on the CPU: packing reads them) -> summary [B, output_size]."""
         packed = pack_padded_sequence(
             self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
         )

@@ -113,8 +113,10 @@ class Trainer:
             self.state["batch_in_epoch"] = 0
 
     def _autocast(self):
-        if self.cfg.train.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast (``train.amp``) on CUDA, and on CPUs with bf16 matrix units; the loss is
+        still accumulated in float32 (cross-entropy and the KL terms autocast to float32)."""
+        if self.cfg.train.amp:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # --- one update ---
@@ -174,67 +176,82 @@ class Trainer:
     def fit(self, until_step: int | None = None) -> dict[str, Any]:
         """Train to ``max_steps`` or early stopping. With ``until_step`` stop after that step as an
         interruption would (resumable checkpoint, no extra validation): training in slices gives
-        the same result as one uninterrupted run."""
+        the same result as one uninterrupted run. An interrupted run (Ctrl-C, a kill) resumes from
+        its last checkpoint, written at every validation."""
         tc, st = self.cfg.train, self.state
-        if until_step is not None and st["step"] >= until_step:
-            return {"best": st["best"], "best_step": st["best_step"], "step": st["step"]}
-        self.model.train()
         batches = self._batches()
         enc_params = encoder_parameters(self.model)
         enc_ids = {id(p) for p in enc_params}
         dec_params = [p for p in self.model.parameters() if id(p) not in enc_ids]
-        sums: dict[str, torch.Tensor] = {}
-        n_logged, tokens, t0 = 0, 0, time.perf_counter()
+        meter = _Meter()
         bar = tqdm(total=tc.max_steps, initial=st["step"], disable=not tc.progress, dynamic_ncols=True,
                    desc=self.cfg.model_name)
+        self.model.train()
         try:
-            while st["step"] < tc.max_steps and not st["done"]:
-                weight = kl_anneal_weight(st["step"], self.cfg.objective.anneal,
-                                          self.cfg.objective.anneal_k, self.cfg.objective.anneal_x0)
+            while st["step"] < tc.max_steps and not st["done"] and st["step"] != until_step:
+                obj = self.cfg.objective
+                weight = kl_anneal_weight(st["step"], obj.anneal, obj.anneal_k, obj.anneal_x0)
+                frozen = None
                 if self.aggressive and st["aggressive"]:
                     self.aggressive.encoder_phase(self, batches, weight, dec_params)
                     frozen = enc_params  # then one decoder-only step
-                else:
-                    frozen = None
                 batch = next(batches)
                 loss, terms = self._loss(batch, weight)
                 self._update(loss, frozen)
                 st["step"] += 1
-                tokens += batch.n_targets
-                sums["loss"] = sums.get("loss", 0.0) + loss.detach().float()
-                for k, v in terms.items():  # per-example terms: sum over variables, mean over batch
-                    value = v.sum() if k == "mutual_info" else (v.sum(-1) if v.dim() > 1 else v).mean()
-                    sums[k] = sums.get(k, 0.0) + value.detach().float()
-                n_logged += 1
+                meter.add(loss, terms, batch)
                 bar.update(1)
                 if st["step"] % tc.log_every == 0 or st["step"] == tc.max_steps:
-                    record = {k: float(v) / n_logged for k, v in sums.items()}
-                    if not math.isfinite(record["loss"]):
-                            raise TrainingError(
-                            f"the loss became {record['loss']} near step {st['step']}; {self._last_good()} "
-                            "(try a lower train.lr or grad_clip)"
-                        )
-                    elapsed = time.perf_counter() - t0
-                    record.update(step=st["step"], kl_weight=weight, tokens_per_s=tokens / elapsed,
-                                  sentences_per_s=n_logged * tc.batch_size / elapsed)
-                    self._log({"kind": "train", **record})
-                    bar.set_postfix({k: f"{record[k]:.2f}" for k in ("loss", "rec", "kl_c", "kl_z_avg", "dispersion") if k in record}
-                                    | {"tok/s": f"{tokens / elapsed:.0f}"})
-                    sums, n_logged, tokens, t0 = {}, 0, 0, time.perf_counter()
+                    self._log_train(meter.read(), weight, bar)
                 if st["step"] % tc.eval_every == 0 or st["step"] == tc.max_steps:
                     self._after_validation(self.validate())
                     self.model.train()
                     self._save()
                 elif st["step"] == until_step:
                     self._save()
-                if st["step"] == until_step:
-                    return {"best": st["best"], "best_step": st["best_step"], "step": st["step"]}
         finally:
             bar.close()
-        if st["best_step"] < 0:  # never validated (max_steps < eval_every)
-            self._after_validation(self.validate())
-            self._save()
         return {"best": st["best"], "best_step": st["best_step"], "step": st["step"]}
+
+    def _log_train(self, record: dict[str, float], weight: float, bar) -> None:
+        if not math.isfinite(record["loss"]):
+            raise TrainingError(
+                f"the loss became {record['loss']} near step {self.state['step']}; {self._last_good()} "
+                "(try a lower train.lr or grad_clip)"
+            )
+        record.update(step=self.state["step"], kl_weight=weight)
+        self._log({"kind": "train", **record})
+        shown = {k: f"{record[k]:.2f}" for k in ("loss", "rec", "kl_c", "kl_z_avg", "dispersion") if k in record}
+        bar.set_postfix(shown | {"tok/s": f"{record['tokens_per_s']:.0f}"})
+
+
+class _Meter:
+    """Running means of the loss terms, kept on the device until read (no per-step host sync)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = self.sentences = self.tokens = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], batch) -> None:
+        values = {"loss": loss}
+        for k, v in terms.items():  # per-example terms: sum over variables, mean over the batch
+            values[k] = v.sum() if k == "mutual_info" else (v.sum(-1) if v.dim() > 1 else v).mean()
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v.detach().float()
+        self.steps += 1
+        self.sentences += batch.size
+        self.tokens += batch.n_targets  # from the batch's CPU copy of the lengths: no sync
+
+    def read(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.t0
+        record = {k: float(v) / self.steps for k, v in self.sums.items()}
+        record.update(tokens_per_s=self.tokens / elapsed, sentences_per_s=self.sentences / elapsed)
+        self.reset()
+        return record
 
 
 def _yaml(cfg: RunConfig) -> str:
