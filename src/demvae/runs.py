@@ -7,6 +7,7 @@ overrides (``--corpus``, ``--set section.key=value``).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from demvae.config import RunConfig, from_dict, load_yaml, merge
 from demvae.errors import ConfigError
 from demvae.models import preset
+from demvae.training.checkpoint import LAST
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 
@@ -65,3 +67,16 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
     cfg = from_dict(merge(load_yaml(run_dir / "config.yaml"), overrides or {}))
     Trainer(cfg, run_dir, resume=True).fit(until_step=until_step)
     return run_dir
+
+
+def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
+    """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
+    if (run_dir / "model.safetensors").is_file() and not (run_dir / LAST).is_dir():
+        return run_dir
+    if (run_dir / LAST).is_dir():
+        state = json.loads((run_dir / LAST / "trainer_state.json").read_text())
+        cfg = compose(config=config, overrides=overrides)
+        if state["step"] >= cfg.train.max_steps or state.get("done"):
+            return run_dir
+        return resume(run_dir, {"train": overrides.get("train", {})})
+    return train(compose(config=config, overrides=overrides), run_dir)

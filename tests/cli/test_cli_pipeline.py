@@ -56,15 +56,15 @@ def test_sample(run_dir):
 
 
 def test_sample_with_code(run_dir):
-    lines = invoke("sample", run_dir, "--n", "2", "--code", "1").splitlines()
+    lines = invoke("sample", run_dir, "--n", "2", "--code", "1,0").splitlines()
     assert len(lines) == 2
-    assert len(invoke("sample", run_dir, "--n", "2", "--code", "7").splitlines()) == 2
+    assert len(invoke("sample", run_dir, "--n", "2", "--code", "7,7").splitlines()) == 2
 
 
 @pytest.mark.parametrize("code, needle", [
-    ("99", "--code needs 1 values in 0..7"),
-    ("-1", "--code needs 1 values in 0..7"),
-    ("1,2", "--code needs 1 values in 0..7"),
+    ("99,0", "--code needs 2 values in 0..7"),
+    ("-1,0", "--code needs 2 values in 0..7"),
+    ("1", "--code needs 2 values in 0..7"),
     ("a", "--code expects integers"),
     ("", "--code expects integers"),
 ])
@@ -83,7 +83,7 @@ def test_encode(run_dir, tmp_path):
     assert len(lines) == 3  # the blank line is skipped
     for line, sentence in zip(lines, [s for s in sentences if s]):
         code, prob, echoed = line.split("\t")
-        assert 0 <= int(code) < 8
+        assert [0 <= int(c) < 8 for c in code.split(",")] == [True, True]  # 2 variables x 8 values
         assert 0 < float(prob) <= 1
         assert echoed == sentence
 

@@ -11,22 +11,6 @@ from demvae.evaluation.posterior import posterior_stats
 from demvae.evaluation.tables import format_table
 from demvae.report.clusters import cluster_report
 from demvae.training import load_run
-from demvae.training.checkpoint import LAST
-
-
-def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
-    """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
-    if (run_dir / "model.safetensors").is_file() and not (run_dir / LAST).is_dir():
-        return run_dir
-    if (run_dir / LAST).is_dir():
-        import json
-
-        state = json.loads((run_dir / LAST / "trainer_state.json").read_text())
-        cfg = runs.compose(config=config, overrides=overrides)
-        if state["step"] >= cfg.train.max_steps or state.get("done"):
-            return run_dir
-        return runs.resume(run_dir, {"train": overrides.get("train", {})})
-    return runs.train(runs.compose(config=config, overrides=overrides), run_dir)
 
 
 def summarize(run_dir: Path) -> tuple[dict, object, object, object]:
@@ -59,7 +43,7 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
     names = ["dgm-vae"] + (["gm-vae"] if compare else [])
     rows, first = [], None
     for name in names:
-        row, run, data, codes = summarize(train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
+        row, run, data, codes = summarize(runs.train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
         rows.append(row)
         first = first or (run, data, codes)
     run, data, codes = first

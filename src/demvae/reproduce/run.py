@@ -73,7 +73,7 @@ def run_job(job: Job) -> dict[str, Any]:
     import torch
 
     from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
-    from demvae.report.demo import train_or_reuse
+    from demvae.runs import train_or_reuse
 
     torch.set_num_threads(job.threads)
     run_dir = Path(job.out)

@@ -76,6 +76,7 @@ class Trainer:
         if resume:
             self.state = ckpt.load_training_state(self.run_dir, self.model, self.optimizer)
             self.state["done"] = False
+            ckpt.write_text(self.run_dir / "config.yaml", _yaml(cfg))  # train.* may have changed
         else:
             self._init_run_dir()
 
