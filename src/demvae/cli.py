@@ -198,6 +198,8 @@ def reproduce(
     corpus: Annotated[Optional[str], typer.Option(help="Run the rows on another corpus (e.g. builtin).")] = None,
     set_: Sets = None,
     figure: Annotated[bool, typer.Option(help="Also draw the table's figure (PTB: Figure 5; DD: Figure 4).")] = False,
+    beta_grid: Annotated[Optional[str], typer.Option(
+        help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
     device: str = "auto",
 ):
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
@@ -205,7 +207,11 @@ def reproduce(
     from demvae.reproduce.run import reproduce as run_reproduce
 
     data = str(data_dir) if data_dir else None
-    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device)
+    try:
+        grid = tuple(float(b) for b in beta_grid.split(",")) if beta_grid else ()
+    except ValueError:
+        raise DemvaeError(f"--beta-grid expects numbers separated by commas, got {beta_grid!r}") from None
+    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid)
     typer.echo(path.read_text())
     if figure:
         from demvae.reproduce.figures import draw_figure

@@ -34,12 +34,12 @@ SCALES: dict[str, dict[str, Any]] = {
     "mini": {
         "config": {
             "data": {"max_examples": {"train": 20000, "valid": 500, "test": 500}, "max_vocab": 3000},
-            "model": {"embed_dim": 96, "hidden_size": 96},
-            "train": {"max_steps": 1200, "eval_every": 400, "batch_size": 32, "n_samples": 2, "log_every": 100,
-                      "progress": False, "aggressive_max_inner": 20, "aggressive_max_steps": 400},
-            "objective": {"anneal_x0": 300, "anneal_k": 0.012},
+            "model": {"embed_dim": 128, "hidden_size": 128},
+            "train": {"max_steps": 1600, "eval_every": 400, "batch_size": 32, "n_samples": 2, "log_every": 100,
+                      "progress": False, "aggressive_max_inner": 20, "aggressive_max_steps": 600},
+            "objective": {"anneal_x0": 800, "anneal_k": 0.005},
         },
-        "eval": {"is_samples": 20, "n_prior_samples": 5000, "rppl_steps": 300},
+        "eval": {"is_samples": 20, "n_prior_samples": 5000, "rppl_steps": 500},
     },
     "paper": {"config": {"train": {"progress": False, "max_steps": 40000}},
               "eval": {"is_samples": 500, "n_prior_samples": 40000}},
@@ -57,6 +57,8 @@ class Job:
     eval_groups: tuple[str, ...]
     eval_options: dict[str, Any]
     threads: int
+    beta: float | None = None
+    """Set for the rows whose β is chosen on validation (``--beta-grid``)."""
 
 
 def scale_overrides(scale: str, config_values: dict[str, Any]) -> dict[str, Any]:
@@ -81,29 +83,51 @@ def run_job(job: Job) -> dict[str, Any]:
     opts = EvalOptions(metrics=job.eval_groups, seed=job.seed, **job.eval_options)
     row = flat_row(evaluate_run(run_dir, opts))
     row.update(label=job.label, seed=job.seed)
+    if job.beta is not None:  # the paper chose β by validation BLEU
+        valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
+        row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])
     return row
 
 
 def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, corpus: str | None,
-         extra: dict[str, Any], device: str, threads: int) -> list[Job]:
+         extra: dict[str, Any], device: str, threads: int, beta_grid: tuple[float, ...] = ()) -> list[Job]:
     from demvae.config import load_yaml
-    from demvae.runs import find_config
+    from demvae.runs import compose, find_config
 
     jobs = []
     for row in table.rows:
         base = load_yaml(find_config(row.config))
+        dispersed = compose(config=row.config).objective.beta > 0
+        betas = beta_grid if (beta_grid and dispersed) else (None,)
         for seed in range(seeds):
-            overrides = merge(scale_overrides(scale, base), {"train": {"seed": seed, "device": device}})
-            if data_dir is not None:
-                overrides = merge(overrides, {"data": {"data_dir": data_dir}})
-            if corpus is not None:
-                overrides = merge(overrides, {"data": {"corpus": corpus}})
-            overrides = merge(overrides, extra)
-            slug = row.config.split("/")[-1]
-            eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
-            jobs.append(Job(table.name, row.label, row.config, seed, str(out / f"{slug}-seed{seed}"),
-                            overrides, table.eval_groups, eval_options, threads))
+            for beta in betas:
+                overrides = merge(scale_overrides(scale, base), {"train": {"seed": seed, "device": device}})
+                if data_dir is not None:
+                    overrides = merge(overrides, {"data": {"data_dir": data_dir}})
+                if corpus is not None:
+                    overrides = merge(overrides, {"data": {"corpus": corpus}})
+                overrides = merge(overrides, extra)
+                slug = row.config.split("/")[-1]
+                if beta is not None:
+                    overrides = merge(overrides, {"objective": {"beta": beta}})
+                    slug += f"-beta{beta:g}"
+                eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
+                jobs.append(Job(table.name, row.label, row.config, seed, str(out / f"{slug}-seed{seed}"),
+                                overrides, table.eval_groups, eval_options, threads, beta))
     return jobs
+
+
+def select_beta(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[float, float]]]:
+    """Keep, per table row, the β with the best mean validation BLEU; return the kept rows and the
+    validation BLEU of every β tried (for the record)."""
+    tried: dict[str, dict[float, list[float]]] = {}
+    for r in rows:
+        if "beta" in r:
+            tried.setdefault(r["label"], {}).setdefault(r["beta"], []).append(r["valid_bleu"])
+    means = {label: {b: statistics.fmean(v) for b, v in grid.items()} for label, grid in tried.items()}
+    best = {label: max(grid, key=grid.get) for label, grid in means.items()}
+    kept = [r for r in rows if "beta" not in r or r["beta"] == best[r["label"]]]
+    return kept, means
 
 
 def execute(jobs: list[Job], n_jobs: int) -> list[dict[str, Any]]:
@@ -149,12 +173,19 @@ CONVENTIONS = """\
 
 
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
-                  wall: float) -> Path:
+                  wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
     agg = aggregate(table, rows)
     paper = {r.label: r.paper for r in table.rows}
     md = [f"# {table.title} — scale `{scale}`, {seeds} seed(s)", "",
           f"Wall time {wall:.0f} s. Each cell: paper | ours (mean ± std over seeds) | ours − paper.", "",
-          side_by_side(agg, paper, list(table.metrics)), "", CONVENTIONS]
+          side_by_side(agg, paper, list(table.metrics)), ""]
+    if beta_choice:
+        md += ["## β chosen on the validation split (reconstruction BLEU, as the paper chose by BLEU/rPPL)", ""]
+        for label, grid in beta_choice.items():
+            tried = ", ".join(f"β={b:g}: {v:.2f}" for b, v in sorted(grid.items()))
+            md.append(f"- {label}: chose β={max(grid, key=grid.get):g} (validation BLEU {tried})")
+        md.append("")
+    md.append(CONVENTIONS)
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,
@@ -164,7 +195,7 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
 
 def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
               data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
-              device: str = "auto") -> Path:
+              device: str = "auto", beta_grid: tuple[float, ...] = ()) -> Path:
     import time
 
     if table_name not in TABLES:
@@ -176,6 +207,6 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     t = time.perf_counter()
-    job_list = plan(table, scale, seeds, out, data_dir, corpus, extra or {}, device, threads)
-    rows = execute(job_list, jobs)
-    return write_results(table, scale, seeds, rows, out, time.perf_counter() - t)
+    job_list = plan(table, scale, seeds, out, data_dir, corpus, extra or {}, device, threads, beta_grid)
+    rows, beta_choice = select_beta(execute(job_list, jobs))
+    return write_results(table, scale, seeds, rows, out, time.perf_counter() - t, beta_choice)
