@@ -170,6 +170,7 @@ def eval_(
     n_prior: Annotated[int, typer.Option(help="Prior samples for wKL and rPPL.")] = 40000,
     rppl_steps: Annotated[Optional[int], typer.Option(help="Cap on the rPPL language model's steps.")] = None,
     data_dir: DataDir = None,
+    vectors: Annotated[Optional[Path], typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
     device: str = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model."""
@@ -178,11 +179,11 @@ def eval_(
 
     opts = EvalOptions(split=split, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
                        is_samples=is_samples, n_prior_samples=n_prior, rppl_steps=rppl_steps, device=device,
-                       data_dir=str(data_dir) if data_dir else None)
+                       data_dir=str(data_dir) if data_dir else None, vectors=str(vectors) if vectors else None)
     rows = [flat_row(evaluate_run(d, opts)) for d in run_dirs]
     preferred = ["model", "rppl", "bleu", "wkl", "nll", "ppl", "kl_z", "kl_c", "param_var", "mutual_info",
                  "homog_act", "homog_emotion", "homog_intent", "acc_act", "majority_act", "acc_emotion",
-                 "majority_emotion"]
+                 "majority_emotion", "emb_average", "emb_extrema", "emb_greedy"]
     columns = [c for c in preferred if any(c in r for r in rows)]
     typer.echo(format_table(rows, columns, title=f"{split} split"))
 

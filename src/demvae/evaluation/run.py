@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from demvae.config import replace
 from demvae.data.prepare import check_split, prepare
 from demvae.errors import ConfigError
 from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
-from demvae.evaluation.generation import prior_samples, reconstruction_bleu, references
+from demvae.evaluation.embedding import embedding_scores, load_word_vectors
+from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
 from demvae.evaluation.likelihood import importance_sampled_nll
 from demvae.evaluation.posterior import posterior_stats
 from demvae.evaluation.rppl import reverse_perplexity
@@ -41,7 +42,8 @@ class EvalOptions:
     device: str = "auto"
     data_dir: str | None = None
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    vectors: str | None = None
+    """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions."""
 
 
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
@@ -75,8 +77,14 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         nll = timed("nll", lambda: importance_sampled_nll(model, split, opts.is_samples))
         results.update({f"is_{k}" if k != "nll" else "nll": v for k, v in nll.items()})
     if "bleu" in opts.metrics and model.has_latent:
-        bleu = timed("bleu", lambda: reconstruction_bleu(model, split, run.vocab))
-        results.update(bleu)
+        hyps = timed("bleu", lambda: reconstructions(model, split, run.vocab))
+        refs = references(split, run.vocab)
+        results.update(bleu_scores(hyps, refs))
+        if opts.vectors:
+            lower = [[[w.lower() for w in sent] for sent in side] for side in (hyps, refs)]
+            vocabulary = {t.lower() for t in run.vocab.tokens}
+            vectors = load_word_vectors(opts.vectors, vocabulary=vocabulary, lowercase=True)
+            results["embedding"] = embedding_scores(lower[0], lower[1], vectors)
     if "prior" in opts.metrics:
         samples = timed("sampling", lambda: prior_samples(model, run.vocab, opts.n_prior_samples, seed=opts.seed))
         train_refs = references(data.splits["train"], run.vocab)
@@ -110,6 +118,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     for label, scores in results.get("homogeneity", {}).items():
         row[f"homog_{label}"] = scores["homogeneity"]
         row[f"v_measure_{label}"] = scores["v_measure"]
+    for name, value in results.get("embedding", {}).items():
+        row[f"emb_{name}"] = value
     for label, acc in results.get("accuracy", {}).items():
         row[f"acc_{label}"] = acc["accuracy"]
         row[f"majority_{label}"] = acc["majority"]

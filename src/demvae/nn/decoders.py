@@ -77,8 +77,18 @@ class LatentDecoder(nn.Module):
         flat, row = flat.to(tokens.device, non_blocking=True), (flat // steps).to(tokens.device, non_blocking=True)
         hidden, _ = self.rnn(self._inputs(emb, latent_input), self._initial_state(init, rows, emb))
         hidden = self.dropout(hidden.flatten(0, 1).index_select(0, flat))  # [N_real, H]
-        nll = F.cross_entropy(self.logits(hidden), targets.flatten().index_select(0, flat), reduction="none")
+        nll = self._token_nll(hidden, targets.flatten().index_select(0, flat))
         return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
+
+    def _token_nll(self, hidden: Tensor, targets: Tensor, chunk: int = 4096) -> Tensor:
+        """−log softmax(W_o h)[target] per position; without gradients the vocabulary-sized logits
+        are made ``chunk`` positions at a time, so evaluation memory does not grow with the batch."""
+        if torch.is_grad_enabled():
+            return F.cross_entropy(self.logits(hidden), targets, reduction="none")
+        return torch.cat([
+            F.cross_entropy(self.logits(h), t, reduction="none")
+            for h, t in zip(hidden.split(chunk), targets.split(chunk))
+        ])
 
     @torch.no_grad()
     def generate(
