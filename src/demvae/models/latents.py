@@ -29,6 +29,13 @@ class Latent(nn.Module):
 
     feature_dim: int
     concat_input: bool
+    n_groups: int
+    n_components: int
+
+    @property
+    def has_code(self) -> bool:
+        """Whether the block has a discrete code c (K > 1 values per variable)."""
+        return self.n_components > 1
 
     def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, dict[str, Tensor]]:
         """Reparameterised features [B, S, F] and the block's ELBO terms."""

@@ -153,14 +153,14 @@ class TextVAE(nn.Module):
             greedy = self.has_latent
         features = []
         for block in self.latents:
-            use = codes if codes is not None and hasattr(block, "n_components") and block.n_components > 1 else None
-            features.append(block.prior_features(n, use.to(self.device) if use is not None else None).to(self.device))
+            block_codes = codes.to(self.device) if codes is not None and block.has_code else None
+            features.append(block.prior_features(n, block_codes).to(self.device))
         init, inputs = self._decoder_args(features)
         return self.decoder.generate(init, inputs, n, self.bos_id, self.eos_id, self.max_len, greedy)
 
     def code_shape(self) -> tuple[int, int] | None:
         """(G, K) of the model's discrete code, if it has one."""
         for block in self.latents:
-            if getattr(block, "n_components", 1) > 1:
+            if block.has_code:
                 return block.n_groups, block.n_components
         return None
