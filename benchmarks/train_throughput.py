@@ -100,9 +100,9 @@ def main() -> None:
         else:
             rows.append(("paper shapes, bf16 autocast", dict(batch_size=30, n_samples=20, amp=True)))
             rows.append(("fast: batch 30, S=5, bf16 autocast", dict(batch_size=30, n_samples=5, amp=True)))
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}),"
-          f" data: {source}, torch {torch.__version__}")
-    print(f"| configuration | sentences/s | tokens/s | s/step |\n|---|---|---|---|")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"device: {device} ({name}), data: {source}, torch {torch.__version__}")
+    print("| configuration | sentences/s | tokens/s | s/step |\n|---|---|---|---|")
     for name, kw in rows:
         r = measure(split, steps=args.steps, device=device, **kw)
         print(f"| {name} | {r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['s_per_step']:.3f} |", flush=True)

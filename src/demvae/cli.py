@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Corpora: statistics.")
 app.add_typer(data_app, name="data")
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of the paper corpora (or $DEMVAE_DATA).")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value (repeatable).")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of the paper corpora (or $DEMVAE_DATA).")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
 
 
 def _overrides(corpus: str | None, data_dir: Path | None, sets: list[str] | None, device: str | None = None) -> dict:
@@ -57,14 +57,14 @@ def models():
 
 @app.command()
 def train(
-    config: Annotated[Optional[str], typer.Option(help="YAML file or packaged config (e.g. ptb/dgm-vae).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model name (see `demvae models`).")] = None,
-    corpus: Annotated[Optional[str], typer.Option(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path.")] = None,
+    config: Annotated[str | None, typer.Option(help="YAML file or packaged config (e.g. ptb/dgm-vae).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `demvae models`).")] = None,
+    corpus: Annotated[str | None, typer.Option(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path.")] = None,
     data_dir: DataDir = None,
     set_: Sets = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/<model>-<corpus>-<time>).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, or auto.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<model>-<corpus>-<time>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
 ):
     """Train a model; the run folder is all that eval/sample/encode need."""
     from demvae import runs
@@ -81,8 +81,8 @@ def train(
 def sample(
     run_dir: Path,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of sentences.")] = 10,
-    code: Annotated[Optional[str], typer.Option(help="Discrete code c1,c2,... (one value per variable).")] = None,
-    sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words instead of greedy decoding.")] = False,
+    code: Annotated[str | None, typer.Option(help="Discrete code c1,c2,... (one value per variable).")] = None,
+    sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words, not greedy decoding.")] = False,
     seed: int = 0,
     device: str = "cpu",
 ):
@@ -168,9 +168,9 @@ def eval_(
     split: str = "test",
     is_samples: Annotated[int, typer.Option(help="Importance samples per sentence.")] = 500,
     n_prior: Annotated[int, typer.Option(help="Prior samples for wKL and rPPL.")] = 40000,
-    rppl_steps: Annotated[Optional[int], typer.Option(help="Cap on the rPPL language model's steps.")] = None,
+    rppl_steps: Annotated[int | None, typer.Option(help="Cap on the rPPL language model's steps.")] = None,
     data_dir: DataDir = None,
-    vectors: Annotated[Optional[Path], typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
+    vectors: Annotated[Path | None, typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
     device: str = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model."""
@@ -195,11 +195,11 @@ def reproduce(
     scale: Annotated[str, typer.Option(help="smoke (seconds), mini (2 CPU cores), paper (GPU).")] = "mini",
     seeds: int = 1,
     jobs: Annotated[int, typer.Option(help="Rows trained concurrently.")] = 1,
-    out: Optional[Path] = None,
-    corpus: Annotated[Optional[str], typer.Option(help="Run the rows on another corpus (e.g. builtin).")] = None,
+    out: Path | None = None,
+    corpus: Annotated[str | None, typer.Option(help="Run the rows on another corpus (e.g. builtin).")] = None,
     set_: Sets = None,
     figure: Annotated[bool, typer.Option(help="Also draw the table's figure (PTB: Figure 5; DD: Figure 4).")] = False,
-    beta_grid: Annotated[Optional[str], typer.Option(
+    beta_grid: Annotated[str | None, typer.Option(
         help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
     device: str = "auto",
 ):
@@ -225,8 +225,8 @@ def reproduce(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the runs.")] = Path("runs/demo"),
     compare: Annotated[bool, typer.Option(help="Also train GM-VAE (no dispersion) and compare.")] = True,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps per model.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, or auto.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
 ):
     """The main job: train a small DGM-VAE on the built-in corpus and show what its codes found."""
     from demvae.report.demo import run_demo

@@ -6,7 +6,7 @@ parsed as YAML scalars and type-checked against the dataclass field.
 
 from __future__ import annotations
 
-
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -112,7 +112,7 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -185,7 +185,8 @@ def validate(cfg: RunConfig) -> None:
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < minimum or (isinstance(minimum, float) and value <= minimum):
-            raise ConfigError(f"{key}: {value!r} is out of range (must be {'>' if isinstance(minimum, float) else '>='} {minimum})")
+            bound = ">" if isinstance(minimum, float) else ">="
+            raise ConfigError(f"{key}: {value!r} is out of range (must be {bound} {minimum})")
     device = cfg.train.device
     if device not in ("auto", "cpu") and not device.startswith(("cuda", "mps")):
         raise ConfigError(f"train.device: {device!r} is not one of auto, cpu, cuda[:N], mps")

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 TINY_DATA = "data.options={n_train: 40, n_valid: 10, n_test: 10}"
 TINY = ["--set", TINY_DATA, "--set", "model.embed_dim=16", "--set", "model.hidden_size=16",

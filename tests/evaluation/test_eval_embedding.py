@@ -28,7 +28,7 @@ def _brute(hyps, refs, vectors):
         mean_r = [sum(v[i] for v in r) / len(r) for i in range(d)]
         tot[0] += _cos(mean_h, mean_r)
 
-        def ext(vs):
+        def ext(vs, d=d):
             out = []
             for i in range(d):
                 col = [v[i] for v in vs]

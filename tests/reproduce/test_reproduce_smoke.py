@@ -70,7 +70,8 @@ def test_dd_table6_smoke(tmp_path):
 def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     """Without the paper's data: two of Table 1's rows on the built-in corpus, two seeds (mean ± std)."""
     table = TABLES["ptb-table1"]
-    small = dataclasses.replace(table, name="test-table", rows=tuple(r for r in table.rows if r.label in ("VAE", "DGM-VAE")))
+    rows = tuple(r for r in table.rows if r.label in ("VAE", "DGM-VAE"))
+    small = dataclasses.replace(table, name="test-table", rows=rows)
     monkeypatch.setitem(TABLES, "test-table", small)
     results = reproduce("test-table", "smoke", seeds=2, out=tmp_path, corpus="builtin", device="cpu")
     check("test-table", tmp_path, results)

@@ -46,7 +46,7 @@ class EncodedSplit:
         vocab: Vocab,
         max_len: int | None = 40,
         label_keys: Iterable[str] | None = None,
-    ) -> "EncodedSplit":
+    ) -> EncodedSplit:
         n = len(examples)
         encoded = [vocab.encode(ex.tokens, max_len=None) for ex in examples]
         raw_len = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=n)

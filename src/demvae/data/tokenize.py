@@ -1,9 +1,9 @@
 """Tokenizers.
 
-``chat_tokenize`` re-implements, with Python 3 ``re``, the regular expression the original code used for its dialogue
-corpora (``\\w+|<sil>|[^\\w\\s]+``): runs of word characters, the literal ``<sil>``, and runs of punctuation. Contractions
-are split around the apostrophe (``"don't"`` -> ``don ' t``). Unlike the original (Python 2, byte strings), ``\\w``
-matches non-ASCII letters, so accented words stay whole.
+``chat_tokenize`` re-implements, with Python 3 ``re``, the regular expression the original code used for its
+dialogue corpora (``\\w+|<sil>|[^\\w\\s]+``): runs of word characters, the literal ``<sil>``, and runs of
+punctuation. Contractions are split around the apostrophe (``"don't"`` -> ``don ' t``). Unlike the original
+(Python 2, byte strings), ``\\w`` matches non-ASCII letters, so accented words stay whole.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class Batch:
         if self.host_lengths is None:
             self.host_lengths = self.lengths if self.lengths.device.type == "cpu" else self.lengths.cpu()
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(
             self.tokens.to(device, non_blocking=True),
             self.lengths.to(device, non_blocking=True),

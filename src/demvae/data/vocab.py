@@ -1,8 +1,8 @@
 """The vocabulary: a fixed mapping token <-> id.
 
-Layout: ``<pad>`` ``<unk>`` ``<s>`` ``</s>`` at ids 0-3, then the corpus' own special tokens (e.g. ``<usr>``, ``<sys>``),
-then words by descending train count, ties broken by the token string, so a vocabulary is the same on every platform
-(the original's tie order depended on Python-2 dict order).
+Layout: ``<pad>`` ``<unk>`` ``<s>`` ``</s>`` at ids 0-3, then the corpus' own special tokens (e.g. ``<usr>``,
+``<sys>``), then words by descending train count, ties broken by the token string, so a vocabulary is the same
+on every platform (the original's tie order depended on Python-2 dict order).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class Vocab:
         max_size: int | None = 10000,
         min_count: int = 1,
         specials: Sequence[str] = (),
-    ) -> "Vocab":
-        """Count tokens (train only!) and keep the ``max_size`` most frequent non-special words seen ``min_count``+ times.
+    ) -> Vocab:
+        """Count tokens (train only!); keep the ``max_size`` most frequent non-special words seen ``min_count``+ times.
 
         Special tokens (the four core ones and ``specials``) are always included and never count against ``max_size``.
         Ties are broken by the token string, so the result is deterministic.
@@ -179,7 +179,7 @@ class Vocab:
         }
 
     @classmethod
-    def from_dict(cls, data: object, path: object = None) -> "Vocab":
+    def from_dict(cls, data: object, path: object = None) -> Vocab:
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise DataError("not a demvae vocabulary file", path)
         tokens = data.get("tokens")
@@ -206,7 +206,7 @@ class Vocab:
         path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")

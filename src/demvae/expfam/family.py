@@ -15,7 +15,7 @@ families override them with closed forms only for speed (the tests check the two
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -41,7 +41,7 @@ class AggressiveSchedule:
         self.max_inner = cfg.aggressive_max_inner
         self.max_steps = cfg.aggressive_max_steps
 
-    def encoder_phase(self, trainer: "Trainer", batches, weight: float,
+    def encoder_phase(self, trainer: Trainer, batches, weight: float,
                       decoder_params: list[torch.nn.Parameter]) -> int:
         """Encoder-only updates until the inner objective stops improving; returns the count."""
         window: list[torch.Tensor] = []

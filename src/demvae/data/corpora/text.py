@@ -163,7 +163,8 @@ def load_text(
             "train": shuffled[n_valid + n_test :],
         }
         raw = {s: raw[s] for s in SPLITS}
-        how = f"one file split {100 - 100 * (valid_fraction + test_fraction):g}/{100 * valid_fraction:g}/{100 * test_fraction:g} with seed {seed}"
+        shares = (100 - 100 * (valid_fraction + test_fraction), 100 * valid_fraction, 100 * test_fraction)
+        how = "one file split {:g}/{:g}/{:g} with seed {}".format(*shares, seed)
     splits, label_names = _assign_label_ids(raw)
     name = path.stem if path.is_file() else path.name
     return Corpus(
