@@ -42,6 +42,8 @@ class EvalOptions:
     device: str = "auto"
     data_dir: str | None = None
     seed: int = 0
+    max_examples: dict[str, int] | None = None
+    """Replace the run's ``data.max_examples`` for evaluation (e.g. ``{}``: every test example)."""
     vectors: str | None = None
     """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions."""
 
@@ -56,6 +58,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     cfg = run.config
     if opts.data_dir is not None:
         cfg = replace(cfg, data={"data_dir": opts.data_dir})
+    if opts.max_examples is not None:
+        cfg = replace(cfg, data={"max_examples": opts.max_examples})
     check_split(opts.split)
     data = prepare(cfg.data, run.vocab)
     split = data.splits[opts.split]

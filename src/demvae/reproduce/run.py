@@ -112,6 +112,9 @@ def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, 
                     overrides = merge(overrides, {"objective": {"beta": beta}})
                     slug += f"-beta{beta:g}"
                 eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
+                if table.full_test:
+                    limits = overrides.get("data", {}).get("max_examples", {})
+                    eval_options["max_examples"] = {k: v for k, v in limits.items() if k != "test"}
                 jobs.append(Job(table.name, row.label, row.config, seed, str(out / f"{slug}-seed{seed}"),
                                 overrides, table.eval_groups, eval_options, threads, beta))
     return jobs
