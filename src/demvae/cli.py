@@ -152,8 +152,10 @@ def clusters(
     from demvae.training import load_run
 
     run = load_run(run_dir, device)
-    data_cfg = replace(run.config, data={"data_dir": str(data_dir)}).data if data_dir else run.config.data
-    data = prepare(data_cfg, run.vocab)
+    data_values = {"max_examples": {}}  # the whole split, whatever subset the run trained on
+    if data_dir:
+        data_values["data_dir"] = str(data_dir)
+    data = prepare(replace(run.config, data=data_values).data, run.vocab)
     codes = encode_codes(run.model, data.splits[check_split(split)])
     if codes is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
