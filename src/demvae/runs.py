@@ -25,7 +25,7 @@ def find_config(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    packaged = CONFIG_ROOT / f"{name}.yaml" if path.suffix == "" else CONFIG_ROOT / path
+    packaged = CONFIG_ROOT / path if path.suffix in (".yaml", ".yml") else CONFIG_ROOT / f"{name}.yaml"
     if packaged.is_file():
         return packaged
     known = sorted(str(p.relative_to(CONFIG_ROOT).with_suffix("")) for p in CONFIG_ROOT.rglob("*.yaml"))
