@@ -38,20 +38,23 @@ def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus:
 def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
     from demvae.config import load_yaml
     from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
-    from demvae.runs import find_config
+    from demvae.runs import compose, find_config
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
+        base = merge(scale_overrides(scale, load_yaml(find_config(config))), {"train": {"device": device, "seed": 0}})
+        if data_dir:
+            base = merge(base, {"data": {"data_dir": data_dir}})
+        if corpus:
+            base = merge(base, {"data": {"corpus": corpus}})
         for i, extra in enumerate(sweep):
-            overrides = merge(scale_overrides(scale, load_yaml(find_config(config))), extra)
-            overrides = merge(overrides, {"train": {"device": device}})
-            if data_dir:
-                overrides = merge(overrides, {"data": {"data_dir": data_dir}})
-            if corpus:
-                overrides = merge(overrides, {"data": {"corpus": corpus}})
+            overrides = merge(base, extra)
+            # the point at the config's own value is the table's row: reuse its run folder
+            same = compose(config=config, overrides=overrides) == compose(config=config, overrides=base)
+            run_dir = out / f"{config.split('/')[-1]}-seed0" if same else out / "figure5" / f"{label}-{i}"
             eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
-            job_list.append(Job("figure5", label, config, 0, str(out / "figure5" / f"{label}-{i}"), overrides,
-                                ("nll", "prior"), eval_options, 1))
+            job_list.append(Job("figure5", label, config, 0, str(run_dir), overrides, ("nll", "prior"),
+                                eval_options, 1))
     rows = execute(job_list, jobs)
     fig, ax = plt.subplots(figsize=(5, 4))
     for label in FIGURE5_SWEEP:
