@@ -36,7 +36,7 @@ SCALES: dict[str, dict[str, Any]] = {
             "data": {"max_examples": {"train": 20000, "valid": 500, "test": 500}, "max_vocab": 3000},
             "model": {"embed_dim": 128, "hidden_size": 128},
             "train": {"max_steps": 1600, "eval_every": 400, "batch_size": 32, "n_samples": 2, "log_every": 100,
-                      "progress": False, "aggressive_max_inner": 20, "aggressive_max_steps": 600},
+                      "progress": False, "aggressive_max_inner": 10, "aggressive_max_steps": 150},
             "objective": {"anneal_x0": 800, "anneal_k": 0.005},
         },
         "eval": {"is_samples": 20, "n_prior_samples": 5000, "rppl_steps": 500},
