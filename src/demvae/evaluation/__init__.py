@@ -1,4 +1,10 @@
-"""Model-independent evaluation metrics: BLEU, wKL, clustering, embedding scores, tables."""
+"""Evaluation: every metric of the paper.
+
+Model-independent metrics are re-exported here (BLEU, wKL, clustering, embedding scores, tables);
+the model-facing ones live in ``likelihood`` (importance-sampled NLL), ``posterior`` (KL terms,
+dispersion, Var, MI), ``generation`` (reconstructions, prior samples), ``rppl`` and ``run``
+(``demvae eval``).
+"""
 
 from demvae.evaluation.bleu import multi_bleu, sacre_bleu
 from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code, per_variable_homogeneity
