@@ -56,16 +56,21 @@ def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
             job_list.append(Job("figure5", label, config, 0, str(run_dir), overrides, ("nll", "prior"),
                                 eval_options, 1))
     rows = execute(job_list, jobs)
+    return plot_figure5(rows, out / "figure5.png", f"Figure 5 (PTB, scale {scale})")
+
+
+def plot_figure5(rows: list[dict], path: Path, title: str) -> Path:
+    """Test log-likelihood against reverse perplexity (log scale), one line per model."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for label in FIGURE5_SWEEP:
         pts = sorted((r["nll"], r["rppl"]) for r in rows if r["label"] == label)
         ax.plot([-p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+    ax.set_yscale("log")
     ax.set_xlabel("test log-likelihood (nats / sentence)")
     ax.set_ylabel("reverse perplexity")
-    ax.set_title(f"Figure 5 (PTB, scale {scale})")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    path = out / "figure5.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
