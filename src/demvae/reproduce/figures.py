@@ -42,11 +42,7 @@ def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
-        base = merge(scale_overrides(scale, load_yaml(find_config(config))), {"train": {"device": device, "seed": 0}})
-        if data_dir:
-            base = merge(base, {"data": {"data_dir": data_dir}})
-        if corpus:
-            base = merge(base, {"data": {"corpus": corpus}})
+        base = scale_overrides(scale, load_yaml(find_config(config)), device, 0, data_dir, corpus)
         for i, extra in enumerate(sweep):
             overrides = merge(base, extra)
             # the point at the config's own value is the table's row: reuse its run folder
@@ -86,14 +82,10 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     paths = []
     for name in FIGURE4_MODELS:
         config = f"dd/{name}"
-        overrides = merge(scale_overrides(scale, {}), {
+        overrides = merge(scale_overrides(scale, {}, device, 0, data_dir, corpus), {
             "model": {"n_codes": 1, "code_size": 5, "z_dim": 2},
-            "train": {"max_steps": second, "eval_every": first, "device": device},
+            "train": {"max_steps": second, "eval_every": first},
         })
-        if data_dir:
-            overrides = merge(overrides, {"data": {"data_dir": data_dir}})
-        if corpus:
-            overrides = merge(overrides, {"data": {"corpus": corpus}})
         run_dir = out / "figure4" / name
         if not (run_dir / "config.yaml").exists():
             runs.train(runs.compose(config=config, overrides=overrides), run_dir, until_step=first)

@@ -61,13 +61,17 @@ class Job:
     """Set for the rows whose β is chosen on validation (``--beta-grid``)."""
 
 
-def scale_overrides(scale: str, config_values: dict[str, Any]) -> dict[str, Any]:
-    """A scale's overrides; posterior samples are capped, never raised (S=1 rows stay S=1)."""
+def scale_overrides(scale: str, config_values: dict[str, Any], device: str = "auto", seed: int = 0,
+                    data_dir: str | None = None, corpus: str | None = None) -> dict[str, Any]:
+    """The overrides of one reproduction run: the scale's values (posterior samples capped, never
+    raised: S=1 rows stay S=1), the device and seed, and optionally another data folder or corpus."""
     values = json.loads(json.dumps(SCALES[scale]["config"]))
     cap = values.get("train", {}).get("n_samples")
     if cap is not None:
         values["train"]["n_samples"] = min(cap, config_values.get("train", {}).get("n_samples", cap))
-    return values
+    values = merge(values, {"train": {"seed": seed, "device": device}})
+    data = {k: v for k, v in (("data_dir", data_dir), ("corpus", corpus)) if v is not None}
+    return merge(values, {"data": data})
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -101,12 +105,7 @@ def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, 
         betas = beta_grid if (beta_grid and dispersed) else (None,)
         for seed in range(seeds):
             for beta in betas:
-                overrides = merge(scale_overrides(scale, base), {"train": {"seed": seed, "device": device}})
-                if data_dir is not None:
-                    overrides = merge(overrides, {"data": {"data_dir": data_dir}})
-                if corpus is not None:
-                    overrides = merge(overrides, {"data": {"corpus": corpus}})
-                overrides = merge(overrides, extra)
+                overrides = merge(scale_overrides(scale, base, device, seed, data_dir, corpus), extra)
                 slug = row.config.split("/")[-1]
                 if beta is not None:
                     overrides = merge(overrides, {"objective": {"beta": beta}})
