@@ -10,7 +10,7 @@ import torch
 from demvae.data.types import Corpus
 from demvae.evaluation.codes import SplitCodes, label_scores
 from demvae.evaluation.tables import format_table
-from demvae.training.checkpoint import LoadedRun
+from demvae.training.run_folder import LoadedRun
 
 
 def _code_string(code: np.ndarray) -> str:

@@ -36,9 +36,8 @@ def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus:
 
 
 def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
-    from demvae.config import load_yaml
+    from demvae.config import compose, find_config, load_yaml
     from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
-    from demvae.runs import compose, find_config
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
@@ -74,6 +73,7 @@ def plot_figure5(rows: list[dict], path: Path, title: str) -> Path:
 
 def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str) -> list[Path]:
     from demvae import runs
+    from demvae.config import compose
     from demvae.data.prepare import prepare
     from demvae.reproduce.run import scale_overrides
     from demvae.training import load_run
@@ -83,12 +83,12 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     for name in FIGURE4_MODELS:
         config = f"dd/{name}"
         overrides = merge(scale_overrides(scale, {}, device, 0, data_dir, corpus), {
-            "model": {"n_codes": 1, "code_size": 5, "z_dim": 2},
+            "model": {"n_variables": 1, "n_values": 5, "n_units": 2},
             "train": {"max_steps": second, "eval_every": first},
         })
         run_dir = out / "figure4" / name
         if not (run_dir / "config.yaml").exists():
-            runs.train(runs.compose(config=config, overrides=overrides), run_dir, until_step=first)
+            runs.train(compose(config=config, overrides=overrides), run_dir, until_step=first)
         for step in (first, second):
             if step == second:
                 runs.resume(run_dir)
@@ -109,14 +109,14 @@ def plot_latent_map(model, split, path: Path, title: str, n_points: int = 300) -
     model.eval()
     batch = split.batch(list(range(min(n_points, len(split))))).to(model.device)
     h = model.encode(batch)
-    means = block.mean_features(h).cpu().numpy()[:, :2]
+    means = block.mode_features(h).cpu().numpy()[:, :2]
     codes = block.code_probs(h)[:, 0].argmax(-1).cpu().numpy()
     mean, var = block.family.moments_from_natural(block.prior.natural_params()[0])  # [K, U]
     mean, std = mean.cpu().numpy(), var.sqrt().cpu().numpy()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    colors = plt.cm.tab10(np.arange(block.n_components) % 10)
+    colors = plt.cm.tab10(np.arange(block.n_values) % 10)
     ax.scatter(means[:, 0], means[:, 1], c=colors[codes], s=8, alpha=0.7)
-    for k in range(block.n_components):
+    for k in range(block.n_values):
         ax.add_patch(Ellipse(mean[k, :2], 2 * std[k, 0], 2 * std[k, 1], fill=False, color=colors[k], lw=2))
         ax.plot(*mean[k, :2], "x", color=colors[k], ms=10, mew=2)
     ax.set_title(title)
