@@ -2,7 +2,8 @@
 
 Every turn is one example: ``<usr>`` (driver) or ``<sys>`` (assistant) followed by the chat-tokenized utterance (case
 kept, as the original), labels ``domain`` (navigate / schedule / weather) and ``speaker`` (0 usr, 1 sys), and up to
-``context_turns`` previous turns of the dialogue as context.
+``context_turns`` previous turns of the dialogue as context. ``<d>`` is a corpus special so that dialog models can
+open every context with the original's ``<s> <d> </s>`` turn (:mod:`demvae.data.dialog` adds it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from demvae.errors import DataError
 FILES = {"train": "kvret_train_public.json", "valid": "kvret_dev_public.json", "test": "kvret_test_public.json"}
 USR = "<usr>"
 SYS = "<sys>"
+OPENING = "<d>"
+"""The token of the turn that opens every dialogue in the original's contexts."""
 SPEAKERS = {"driver": USR, "assistant": SYS}
 SPEAKER_NAMES = ["usr", "sys"]
 DOMAIN_NAMES = ["navigate", "schedule", "weather"]
@@ -73,7 +76,7 @@ def load_smd(data_dir: str | Path, context_turns: int = 30) -> Corpus:
         name="smd",
         splits=splits,
         label_names={"domain": list(DOMAIN_NAMES), "speaker": list(SPEAKER_NAMES)},
-        specials=(USR, SYS),
+        specials=(USR, SYS, OPENING),
         description="Stanford multi-domain dialogues (KVRET): one turn per example, speaker token first",
         info={"dialogues": dialogues},
     )
