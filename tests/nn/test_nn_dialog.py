@@ -178,7 +178,7 @@ def test_a_row_without_turns_encodes_to_zeros(context_encoder):
 
 def test_policy_network_is_m_softmaxes_of_linear_tanh_linear():
     torch.manual_seed(6)
-    policy = PolicyNetwork(input_size=5, n_codes=3, code_size=4, hidden_size=7)
+    policy = PolicyNetwork(input_size=5, n_variables=3, n_values=4, hidden_size=7)
     x = torch.randn(2, 5)
     logits = policy(x)
     assert logits.shape == (2, 3, 4)

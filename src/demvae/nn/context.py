@@ -108,15 +108,15 @@ class ContextEncoder(nn.Module):
 class PolicyNetwork(nn.Module):
     """p(c | context) = Π_i softmax(logits_i): Linear-tanh-Linear(D -> M·K), read as M K-way softmaxes."""
 
-    def __init__(self, input_size: int, n_codes: int, code_size: int, hidden_size: int | None = None):
+    def __init__(self, input_size: int, n_variables: int, n_values: int, hidden_size: int | None = None):
         super().__init__()
         hidden = hidden_size or input_size
-        self.n_codes, self.code_size = n_codes, code_size
-        self.net = nn.Sequential(nn.Linear(input_size, hidden), nn.Tanh(), nn.Linear(hidden, n_codes * code_size))
+        self.n_variables, self.n_values = n_variables, n_values
+        self.net = nn.Sequential(nn.Linear(input_size, hidden), nn.Tanh(), nn.Linear(hidden, n_variables * n_values))
 
     def forward(self, context: Tensor) -> Tensor:
         """context [B, D] (c_last) -> logits [B, M, K]."""
-        return self.net(context).reshape(-1, self.n_codes, self.code_size)
+        return self.net(context).reshape(-1, self.n_variables, self.n_values)
 
 
 __all__ = ["UtteranceEncoder", "ContextEncoding", "ContextEncoder", "PolicyNetwork"]
