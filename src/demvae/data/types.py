@@ -40,6 +40,8 @@ class Corpus:
     description: str = ""
     info: dict[str, dict[str, int]] = field(default_factory=dict)
     """Extra per-split counts worth printing, e.g. ``{"dialogues": {"train": 2425, ...}}``."""
+    notes: list[str] = field(default_factory=list)
+    """What a user should know about how the corpus was read (shown as warnings)."""
 
 
 @dataclass

@@ -8,13 +8,9 @@ import numpy as np
 import torch
 
 from demvae.data.types import Corpus
-from demvae.evaluation.codes import SplitCodes, label_scores
+from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
 from demvae.training.run_folder import LoadedRun
-
-
-def _code_string(code: np.ndarray) -> str:
-    return "-".join(str(int(c)) for c in code)
 
 
 def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split,
@@ -34,7 +30,7 @@ def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: Split
     for cluster, size in sizes.most_common(max_clusters):
         members = np.nonzero(joint == cluster)[0]
         code = per_var[members[0]]
-        head = f"code {_code_string(code)}  size {size} ({size / len(joint):.1%})"
+        head = f"code {format_code(code)}  size {size} ({size / len(joint):.1%})"
         for name, labels in split.labels.items():
             y = labels.numpy()[members]
             y = y[y >= 0]

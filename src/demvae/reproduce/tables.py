@@ -85,7 +85,7 @@ DD_TABLE2 = Table(
     full_test=True,
 )
 
-T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var")
+T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var", "homog_act", "homog_emotion")
 DD_TABLE6 = Table(
     "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
     ("posterior", "nll", "clusters"),

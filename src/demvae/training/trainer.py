@@ -12,8 +12,11 @@ One step, in order (``fit`` → ``train_step``): anneal weight w(step) → model
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +28,12 @@ from tqdm.auto import tqdm
 
 from demvae.config import RunConfig
 from demvae.data.batching import BucketBatchSampler, iterate
+from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, seed_everything
-from demvae.errors import CheckpointError, ConfigError, TrainingError
+from demvae.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from demvae.io import write_json, write_text
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
@@ -58,6 +62,8 @@ class TrainState:
     lr: float = 1e-3
     done: bool = False
     aggressive: AggressiveState | None = None
+    meter: dict[str, Any] = field(default_factory=dict)
+    """The training log's running sums since its last record (so a resumed log matches an uninterrupted one)."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
@@ -71,11 +77,16 @@ class TrainState:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, data: PreparedData | None = None,
-                 resume: bool = False):
+                 resume: bool = False, force: bool = False):
+        """``resume`` continues the run in ``run_dir``; a fresh run refuses a folder that holds one
+        unless ``force`` (which deletes that run's files). The folder is locked against a second
+        writer from here until :meth:`fit` returns (or :meth:`close`)."""
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         tc = cfg.train
         self.device = resolve_device(tc.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
         seed_everything(tc.seed)
         if data is None:
             vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
@@ -96,22 +107,42 @@ class Trainer:
         self.aggressive = AggressiveSchedule(tc, self.model) if tc.aggressive else None
         self.state = TrainState(patience=tc.patience, lr=tc.lr,
                                 aggressive=AggressiveState() if tc.aggressive else None)
+        self.meter = _Meter()
+        self._lock = rf.RunLock(self.run_dir).acquire()  # nothing in the folder was touched before this
+        try:
+            self._open_run_dir(resume, force)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_run_dir(self, resume: bool, force: bool) -> None:
+        cfg = self.cfg
         if resume:
             self.state = TrainState.from_dict(rf.load_training_state(self.run_dir, self.model, self.optimizer))
             self.state.done = False
+            self.meter.load(self.state.meter)
+            rf.clean_leftovers(self.run_dir)
+            rf.truncate_metrics(self.run_dir, self.state.step)
             write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
         else:
-            self._init_run_dir()
+            self._init_run_dir(force)
+
+    def close(self) -> None:
+        """Release the run folder's lock."""
+        self._lock.release()
 
     # --- run folder ---
-    def _init_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if (self.run_dir / rf.LAST).exists():
-            raise CheckpointError(f"{self.run_dir} already holds a run; use --resume or another --out")
+    def _init_run_dir(self, force: bool) -> None:
+        if rf.holds_run(self.run_dir):
+            if not force:
+                raise CheckpointError(
+                    f"{self.run_dir} already holds a run; continue it with `demvae train --resume {self.run_dir}`, "
+                    "train elsewhere (--out), or replace it with --force")
+            rf.clear_run(self.run_dir)
         write_text(self.run_dir / rf.CONFIG, self.cfg.to_yaml())
         self.vocab.save(self.run_dir / rf.VOCAB)
         write_json(self.run_dir / rf.VERSIONS, rf.versions(str(self.device)))
-        (self.run_dir / rf.METRICS).unlink(missing_ok=True)
+        write_json(self.run_dir / rf.CORPUS, fingerprint(self.cfg.data))
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / rf.METRICS, "a", encoding="utf-8") as f:
@@ -123,6 +154,7 @@ class Trainer:
         return "no checkpoint was written yet"
 
     def _save(self) -> None:
+        self.state.meter = self.meter.state()
         rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
 
     # --- batches ---
@@ -189,42 +221,51 @@ class Trainer:
         if self.aggressive and st.aggressive.active:
             self.aggressive.after_validation(st.aggressive, stats.get("mutual_info", 0.0), st.step)
         self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **stats})
+        if tc.progress:
+            shown = "  ".join(f"{name} {stats[key]:.3f}" for key, name in
+                              (("kl_c", "KL(c)"), ("mutual_info", "MI"), ("param_var", "Var")) if key in stats)
+            tqdm.write(f"step {st.step}: valid {metric} {value:.3f} (best {st.best:.3f} at step {st.best_step})  "
+                       f"{shown}  lr {st.lr:.2g}")
 
     # --- the loop ---
     def fit(self, until_step: int | None = None) -> dict[str, Any]:
         """Train to ``max_steps`` or early stopping. With ``until_step`` stop after that step as an
         interruption would (resumable checkpoint, no extra validation): training in slices gives
-        the same result as one uninterrupted run. An interrupted run (Ctrl-C, a kill) resumes from
-        its last checkpoint, written at every validation."""
+        the same result as one uninterrupted run. Ctrl-C finishes the current step, saves a
+        resumable checkpoint and raises :class:`~demvae.errors.Interrupted` (a second Ctrl-C stops
+        at once); a killed run resumes from its last checkpoint, written at every validation."""
         tc, st, obj = self.cfg.train, self.state, self.cfg.objective
         batches = self._batches()
-        meter = _Meter()
         bar = tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True,
                    desc=self.cfg.model_name)
         self.model.train()
         try:
-            while st.step < tc.max_steps and not st.done and st.step != until_step:
-                weight = kl_anneal_weight(st.step, obj.anneal, obj.anneal_k, obj.anneal_x0)
-                frozen = []
-                if self.aggressive and st.aggressive.active:
-                    self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
-                    frozen = self.aggressive.inference  # then one generative-side step
-                batch = next(batches)
-                loss, terms = self.train_step(batch, weight, frozen)
-                st.step += 1
-                meter.add(loss, terms, batch)
-                bar.update(1)
-                if st.step % tc.log_every == 0 or st.step == tc.max_steps:
-                    self._log_train(meter.read(), weight, bar)
-                if st.step % tc.eval_every == 0 or st.step == tc.max_steps:
-                    self._after_validation(self.validate())
-                    self.model.train()
-                    self._save()
-                elif st.step == until_step:
-                    self._save()
+            with _stop_on_sigint() as stop:
+                while st.step < tc.max_steps and not st.done and st.step != until_step:
+                    weight = kl_anneal_weight(st.step, obj.anneal, obj.anneal_k, obj.anneal_x0)
+                    frozen = []
+                    if self.aggressive and st.aggressive.active:
+                        self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
+                        frozen = self.aggressive.inference  # then one generative-side step
+                    batch = next(batches)
+                    loss, terms = self.train_step(batch, weight, frozen)
+                    st.step += 1
+                    self.meter.add(loss, terms, batch)
+                    bar.update(1)
+                    if st.step % tc.log_every == 0 or st.step == tc.max_steps:
+                        self._log_train(self.meter.read(), weight, bar)
+                    if st.step % tc.eval_every == 0 or st.step == tc.max_steps:
+                        self._after_validation(self.validate())
+                        self.model.train()
+                        self._save()
+                    elif st.step == until_step or stop.is_set():
+                        self._save()
+                    if stop.is_set():
+                        raise Interrupted(self.run_dir, st.step)
         finally:
             bar.close()
-        return {"best": st.best, "best_step": st.best_step, "step": st.step}
+            self.close()
+        return {"best": st.best, "best_step": st.best_step, "step": st.step, "done": st.done}
 
     def _log_train(self, record: dict[str, float], weight: float, bar) -> None:
         if not math.isfinite(record["loss"]):
@@ -257,9 +298,42 @@ class _Meter:
         self.sentences += batch.size
         self.tokens += batch.n_targets  # from the batch's CPU copy of the lengths: no sync
 
+    def state(self) -> dict[str, Any]:
+        """The running sums as plain numbers (float32 values survive the round trip exactly)."""
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "steps": self.steps,
+                "sentences": self.sentences, "tokens": self.tokens}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.reset()
+        if state:
+            self.sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in state["sums"].items()}
+            self.steps, self.sentences, self.tokens = state["steps"], state["sentences"], state["tokens"]
+
     def read(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0
         record = {k: float(v) / self.steps for k, v in self.sums.items()}
         record.update(tokens_per_s=self.tokens / elapsed, sentences_per_s=self.sentences / elapsed)
         self.reset()
         return record
+
+
+@contextlib.contextmanager
+def _stop_on_sigint():
+    """While training: the first Ctrl-C sets a flag that the loop reads after its step; the second
+    one interrupts at once. (Only the main thread may install signal handlers.)"""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("Ctrl-C: finishing this step and saving a checkpoint (press again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
