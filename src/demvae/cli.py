@@ -145,18 +145,13 @@ def clusters(
     device: str = "cpu",
 ):
     """Per discovered code: size, majority labels with purity, typical and generated sentences."""
-    from demvae.config import replace
-    from demvae.data.prepare import check_split, prepare
     from demvae.evaluation.codes import encode_codes
-    from demvae.report.clusters import cluster_report
+    from demvae.report.clusters import cluster_report, prepare_for
     from demvae.training import load_run
 
     run = load_run(run_dir, device)
-    data_values = {"max_examples": {}}  # the whole split, whatever subset the run trained on
-    if data_dir:
-        data_values["data_dir"] = str(data_dir)
-    data = prepare(replace(run.config, data=data_values).data, run.vocab)
-    codes = encode_codes(run.model, data.splits[check_split(split)])
+    data = prepare_for(run, split, data_dir, max_examples={})  # the whole split
+    codes = encode_codes(run.model, data.splits[split])
     if codes is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
@@ -221,6 +216,22 @@ def reproduce(
 
         for png in draw_figure(table, scale, path.parent, data, corpus, device, jobs):
             typer.echo(f"figure: {png}")
+
+
+@app.command()
+def report(
+    folders: Annotated[list[Path], typer.Argument(help="Run folders and/or reproduction folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("report.html"),
+    split: str = "test",
+    max_codes: Annotated[int, typer.Option(min=1, help="Codes listed per run (the largest).")] = 100,
+    data_dir: DataDir = None,
+    device: str = "auto",
+):
+    """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
+    from demvae.report.html import write_report
+
+    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes)
+    typer.echo(f"report: {path}")
 
 
 @app.command()

@@ -86,6 +86,9 @@ class TrainConfig:
     aggressive_max_inner: int = 50
     aggressive_max_steps: int = 2000
     progress: bool = True
+    tensorboard: bool = False
+    """Also write metrics.jsonl's scalars as TensorBoard event files in ``<run>/tensorboard`` (needs the
+    ``tensorboard`` extra: ``pip install 'demvae[tensorboard]'``)."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ run/
   versions.json        python / torch / demvae versions and the device used
   model.safetensors    the best model on validation (what evaluation loads)
   metrics.jsonl        one JSON record per log step and per validation
+  tensorboard/         the same records as TensorBoard event files (only with train.tensorboard: true)
   last/                the latest training state, for --resume:
     model.safetensors  optimizer.pt  trainer_state.json
 ```

@@ -29,6 +29,7 @@ from demvae.evaluation.posterior import posterior_stats
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.training import checkpoint as ckpt
 from demvae.training.aggressive import AggressiveSchedule, encoder_parameters
+from demvae.training.tensorboard import TensorBoardLogger  # [tensorboard hook, issue 16]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,6 +80,8 @@ class Trainer:
             ckpt.write_text(self.run_dir / "config.yaml", _yaml(cfg))  # train.* may have changed
         else:
             self._init_run_dir()
+        # [tensorboard hook, issue 16] optional TensorBoard logging; built here so a missing package fails early
+        self.tensorboard = TensorBoardLogger(self.run_dir) if tc.tensorboard else None
 
     # --- run folder ---
     def _init_run_dir(self) -> None:
@@ -93,6 +96,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:  # [tensorboard hook, issue 16] the same record as TensorBoard scalars
+            self.tensorboard.log(record)
 
     def _last_good(self) -> str:
         if (self.run_dir / ckpt.LAST).is_dir():
