@@ -5,6 +5,7 @@ projection of the latent space and of the prior's components, the code summaries
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -153,7 +154,7 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     page = write_report([run], tmp_path / "b.html", device="cpu", progress=False).read_text()
     assert ">code recovery</th>" in page and ">intent agreement</th>" in page
     first_row = page.split('id="codes-0"')[1].split("<tbody><tr>")[1].split("</tr>")[0]
-    assert ">0.812<" in first_row and ">0.688<" in first_row  # in the largest code's row
+    assert 'data-v="0.8125" class="num">81%<' in first_row and 'data-v="0.6875" class="num">69%<' in first_row
     assert "metrics-test.json was missing" not in page
 
 
@@ -164,7 +165,7 @@ def test_models_without_a_code(model, tmp_path, tiny_overrides):
     page = write_report([run], tmp_path / "report.html", device="cpu", progress=False).read_text()
     assert f"Model <code>{model}</code> has no discrete code" in page
     assert ("has no Gaussian latent" in page) == (model == "rnnlm")
-    assert page.count("data:image/png;base64,") == (1 if model == "rnnlm" else 2)  # curves (+ latent map)
+    assert page.count("data:image/png;base64,") == (1 if model == "rnnlm" else 3)  # curves (+ latent map, thumbnail)
 
 
 def test_reproduction_page(tiny_run, reproduction_folder, tmp_path):
@@ -173,8 +174,10 @@ def test_reproduction_page(tiny_run, reproduction_folder, tmp_path):
     assert '<section id="overview">' in page and '<section id="reproduction">' in page
     assert '<section id="codes">' not in page
     row = page.split("<td>DGM-VAE</td>")[1].split("</tr>")[0]
-    assert "<td>7.63</td><td>5.50 ± 0.00</td><td>-2.13</td>" in row  # BLEU: paper, ours (one seed), ours − paper
-    assert "Homogeneity" in page and "figure4-dgm-vae-step400.png" in page
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells[3:6] == ["7.63", "5.50 ± 0.00", "-2.13"]  # BLEU: paper, ours (one seed), ours − paper
+    assert '<th colspan="3">Homogeneity act</th>' in page and '<th colspan="3">V-measure emotion</th>' in page
+    assert "figure4-dgm-vae-step400.png" in page
 
 
 def test_cli_report(tiny_run, tmp_path, run_main):

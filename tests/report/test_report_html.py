@@ -17,11 +17,12 @@ def test_report_in_headless_chromium(tiny_run, reproduction_folder, browser_page
     page.open(out.as_uri())
 
     sections = page.js("[...document.querySelectorAll('main > section')].map(s => s.id)")
-    assert sections == ["overview", "config", "metrics", "training", "codes", "latent", "reproduction"]
+    assert sections == ["overview", "codes", "latent", "training", "metrics", "config", "reproduction"]
     assert page.js("[...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))") == [
         f"#{s}" for s in sections]
-    # figures: training curves, the latent map, the reproduction's figure and its runs' curves, all decoded
-    assert page.js("[...document.images].filter(i => i.complete && i.naturalWidth > 100).length") == 4
+    # figures: the latent map's thumbnail, the map, training curves, the reproduction's figure and its runs'
+    # curves, all decoded
+    assert page.js("[...document.images].filter(i => i.complete && i.naturalWidth > 100).length") == 5
     assert "7.63" in page.js("document.querySelector('table.paper').textContent")  # the paper's DGM-VAE BLEU
 
     # the code table sorts: by size (descending as rendered, then ascending, then descending), by code

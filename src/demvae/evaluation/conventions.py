@@ -43,8 +43,8 @@ CONVENTIONS: tuple[Convention, ...] = (
                "parameters."),
     Convention("MI", ("mutual_info",), "I(x; c) per variable averaged over variables, from the split's aggregate "
                "posterior."),
-    Convention("Homogeneity", ("homog_", "v_measure_"), "joint argmax code as one cluster id vs the gold label "
-               "(scikit-learn); V-measure likewise."),
+    Convention("Homogeneity", ("homog_",), "joint argmax code as one cluster id vs the gold label (scikit-learn)."),
+    Convention("V-measure", ("v_measure_",), "the same clusters against the same labels (scikit-learn)."),
 )
 
 

@@ -29,7 +29,7 @@ class CodeSummary:
     majority: dict[str, tuple[str, float]]
     """Label -> (the members' commonest class name, its share among the labelled members = purity)."""
     typical: list[str]
-    """The members with the highest ``q(code|x)``, most typical first."""
+    """The members with the highest ``q(code|x)``, most typical first (each text once)."""
     generated: list[str]
     """Sentences generated from the prior for this code (greedy decoding)."""
 
@@ -79,7 +79,8 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
                 cls, count = Counter(known.tolist()).most_common(1)[0]
                 names = corpus.label_names.get(name, [])
                 majority[name] = (names[cls] if cls < len(names) else str(cls), count / len(known))
-        typical = [" ".join(examples[i].tokens) for i in members[np.argsort(-conf[members], kind="stable")][:top]]
+        ranked = (" ".join(examples[i].tokens) for i in members[np.argsort(-conf[members], kind="stable")])
+        typical = list(dict.fromkeys(ranked))[:top]  # a corpus may repeat a sentence: show it once
         out.append(CodeSummary(tuple(int(c) for c in code), len(members), len(members) / len(joint), majority,
                                typical, sentences))
     return out

@@ -51,6 +51,8 @@ class RunData:
     notes: list[str] = field(default_factory=list)
     """What the report computed itself, for the page."""
     n_examples: int = 0
+    code_shape: tuple[int, int] | None = None
+    """(G, K): the model's discrete variables and their values (None: no discrete code)."""
     codes_used: int = 0
     codes: list[CodeSummary] = field(default_factory=list)
     """The largest codes (empty for a model without a discrete code)."""
@@ -134,6 +136,7 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     prepared = prepare_for(run, split, data_dir or options.get("data_dir"), options.get("max_examples"))
     corpus, encoded = prepared.corpus, prepared.splits[split]
     run_data.n_examples = len(encoded)
+    run_data.code_shape = run.model.code_shape()
     codes = encode_codes(run.model, encoded)
     colourings: list[LatentGroups] = []
     if codes is not None:

@@ -72,7 +72,7 @@ def plot_histories(histories: dict[str, History]):
     panels.append((f"validation {'−ELBO' if metric == 'neg_elbo' else metric} (model selection)", None, metric))
     cols = 3
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False, sharex=True)
     colours = plt.cm.tab10.colors if len(histories) <= 10 else plt.cm.tab20.colors
     for ax, (title, train_key, valid_key) in zip(axes.flat, panels):
         for (name, h), colour in zip(histories.items(), colours * 3):
@@ -92,8 +92,9 @@ def plot_histories(histories: dict[str, History]):
         ax.grid(alpha=0.25)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
+    for ax in axes.flat[len(panels) - cols:len(panels)]:  # the lowest visible panel of each column
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.set_tick_params(labelbottom=True)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if len(histories) > 1 and handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8, frameon=False)

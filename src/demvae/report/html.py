@@ -93,10 +93,11 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
-def _td(value: Any, cls: str = "") -> str:
-    sort = f' data-v="{value}"' if isinstance(value, int | float) and not isinstance(value, bool) else ""
-    klass = f' class="{cls}"' if cls else (' class="num"' if sort else "")
-    return f"<td{sort}{klass}>{_number(value)}</td>"
+def _td(value: Any, percent: bool = False) -> str:
+    """A cell; a number carries its value for sorting (``percent``: shown as a percentage)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+        return f"<td>{_number(value)}</td>"
+    return f'<td data-v="{value}" class="num">{f"{value:.0%}" if percent else _number(value)}</td>'
 
 
 def _table(header: list[str], rows: list[list[str]], cls: str = "", table_id: str = "") -> str:
@@ -127,22 +128,43 @@ def _section(ident: str, title: str, body: str) -> str:
 # --- sections ----------------------------------------------------------------------------------------------
 
 
+def _selection_name(metric: str | None) -> str:
+    return "−ELBO" if metric in (None, "neg_elbo") else metric
+
+
+def _card(i: int, r: RunData) -> str:
+    """One run at a glance: the headline numbers, the latent map by code, the largest codes."""
+    h = r.history
+    steps = max((rec["step"] for rec in h.train + h.valid), default=None)
+    best = next((v for v in h.valid if v["step"] == h.best_step), {})
+    facts = [("kept model", f"step {h.best_step} of {steps}" if h.best_step is not None else MISSING),
+             (f"valid {_selection_name(h.metric)}", _number(best.get(h.metric)) if h.metric else MISSING)]
+    shape = ""
+    if r.code_shape:
+        g, k = r.code_shape
+        shape = f" · c: {g} variable{'s' if g > 1 else ''} × {k} values"
+        facts += [("codes used", f"{r.codes_used} of {k ** g}"), ("MI I(x; c)", _number(r.metrics.get("mutual_info"))),
+                  ("Var", _number(r.metrics.get("param_var")))]
+    facts += [(f"homogeneity ({label})", _number(v["homogeneity"]))
+              for label, v in r.metrics.get("homogeneity", {}).items()]
+    facts += [(name, _number(r.metrics[key])) for name, key in (("BLEU", "bleu"), ("NLL", "nll"), ("rPPL", "rppl"))
+              if key in r.metrics]
+    numbers = "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in facts)
+    thumb = plots.latent_thumbnail_uri(r)
+    image = f'<img src="{thumb}" alt="latent space of {escape(r.name)} by code">' if thumb else ""
+    top = "".join(
+        f'<li><b>{escape(s.name)}</b> {s.share:.0%}'
+        + "".join(f" · {escape(cls)} {purity:.0%}" for cls, purity in s.majority.values())
+        + (f"<br><q>{escape(s.typical[0])}</q>" if s.typical else "") + "</li>" for s in r.codes[:3])
+    largest = f'<p class="sub">largest codes (share · majority label and purity):</p><ul class="top">{top}</ul>'
+    return (f'<div class="card"><h3><a href="#run-{i}-codes">{escape(r.name)}</a></h3><p class="sub">'
+            f'{escape(r.model)} · {escape(str(r.config["data"]["corpus"]))} · {steps} steps{shape}</p>'
+            '<div class="glance">'
+            f"{image}<dl>{numbers}</dl></div>{largest if top else ''}</div>")
+
+
 def _overview(runs: list[RunData], reproductions: list[ReproductionData]) -> str:
-    rows = []
-    for i, r in enumerate(runs):
-        h = r.history
-        best = next((v for v in h.valid if v["step"] == h.best_step), {})
-        steps = max((rec["step"] for rec in h.train + h.valid), default=None)
-        label_scores = ", ".join(f"{k} {v['homogeneity']:.2f}" for k, v in r.metrics.get("homogeneity", {}).items())
-        rows.append([f'<td><a href="#run-{i}-codes">{escape(r.name)}</a></td>',
-            _td(r.model), _td(r.config["data"]["corpus"]), _td(steps), _td(h.best_step),
-            _td(best.get(h.metric) if h.metric else None),
-            _td(r.metrics.get("mutual_info")), _td(f"{r.codes_used}" if r.codes else None),
-            _td(label_scores or None),
-        ])
-    header = [_th(t) for t in ("run", "model", "corpus", "steps", "kept step", "valid −ELBO at kept step",
-                                f"MI ({runs[0].split if runs else 'test'})", "codes used", "homogeneity")]
-    parts = [_table(header, rows, "overview")] if runs else []
+    parts = [f'<div class="cards">{"".join(_card(i, r) for i, r in enumerate(runs))}</div>'] if runs else []
     for r in runs:
         parts += [f'<p class="note">{escape(r.name)}: {_inline(n)}</p>' for n in r.notes]
     for rep in reproductions:
@@ -168,6 +190,15 @@ def _metric_key(key: str) -> tuple:
         return (0, METRIC_ORDER.index(key), key)
     prefix = next((i for i, p in enumerate(METRIC_PREFIX_ORDER) if key.startswith(p)), len(METRIC_PREFIX_ORDER))
     return (1, prefix, key)
+
+
+def _title(metric: str) -> str:
+    """``rppl`` -> ``rPPL``, ``homog_act`` -> ``Homogeneity act``: the convention's name, where one exists."""
+    c = convention_for(metric)
+    if c is None:
+        return metric
+    prefix = next((p for p in c.columns if p.endswith("_") and metric.startswith(p)), None)
+    return f"{c.title} {metric[len(prefix):]}" if prefix else c.title
 
 
 def _convention(c: Convention) -> str:
@@ -222,15 +253,14 @@ def _codes_table(r: RunData, ident: str) -> str:
     header += [_th("typical sentences (highest q(code|x))"), _th("generated from the code")]
     rows = []
     for s in r.codes:
-        cells = [f"<td><b>{escape(s.name)}</b></td>", _td(s.size),
-                 f'<td data-v="{s.share}" class="num">{s.share:.1%}</td>']
+        cells = [f"<td><b>{escape(s.name)}</b></td>", _td(s.size), _td(s.share, percent=True)]
         for label in labels:
-            cls, purity = s.majority.get(label, (None, None))
-            cells += [_td(cls), _td(purity)]
+            majority, purity = s.majority.get(label, (None, None))
+            cells += [_td(majority), _td(purity, percent=True)]
         if control:
             c = control.get(s.code, {})
-            cells.append(_td(c.get("recovery")))
-            cells += [_td(c.get("agreement", {}).get(label)) for label in agree]
+            cells.append(_td(c.get("recovery"), percent=True))
+            cells += [_td(c.get("agreement", {}).get(label), percent=True) for label in agree]
         for sentences in (s.typical, s.generated):
             cells.append('<td><ul class="sents">' + "".join(f'<li class="sent">{escape(t)}</li>' for t in sentences)
                          + "</ul></td>")
@@ -251,7 +281,7 @@ def _codes(runs: list[RunData]) -> str:
                            for k, v in r.metrics.get("homogeneity", {}).items())
         shown = f"the table shows the {len(r.codes)} largest" if len(r.codes) < r.codes_used else "all are shown"
         text = (f"{r.codes_used} codes used on the {escape(r.split)} split ({r.n_examples} sentences); {shown}. "
-                f"{escape(scores)}")
+                f"{escape(scores)}.")
         control = r.metrics.get("control")
         if control:
             text += (f" Code recovery {_number(control.get('recovery'))} over the codes holding "
@@ -290,11 +320,16 @@ def _reproduction(reproductions: list[ReproductionData]) -> str:
         parts.append(f"<h3>{escape(title)} — scale <code>{escape(str(res.get('scale')))}</code> "
                      f"(<code>{escape(str(rep.path))}</code>)</h3>")
         if table is not None:
-            header, body = side_by_side_cells(aggregate(table, res.get("rows", [])), {r.label: r.paper for r in
-                                                                                     table.rows}, list(table.metrics))
-            parts.append("<p>Each metric: the paper, ours (mean ± std over seeds), ours − paper.</p>")
-            parts.append(_table([_th(h) for h in header],
-                                [[f"<td>{escape(c)}</td>" for c in row] for row in body], "paper"))
+            paper = {r.label: r.paper for r in table.rows}
+            _, body = side_by_side_cells(aggregate(table, res.get("rows", [])), paper, list(table.metrics))
+            groups = "".join(f'<th colspan="3">{escape(_title(m))}</th>' for m in table.metrics)
+            head = (f'<tr><th rowspan="2">model</th>{groups}</tr><tr>'
+                    + "<th>paper</th><th>ours</th><th>Δ</th>" * len(table.metrics) + "</tr>")
+            rows = "".join("<tr>" + f"<td>{escape(row[0])}</td>" + "".join(f'<td class="num">{escape(c)}</td>'
+                                                                          for c in row[1:]) + "</tr>" for row in body)
+            parts.append("<p>Per metric: the paper, ours (mean ± std over seeds), ours − paper.</p>")
+            parts.append(f'<div class="scroll"><table class="paper"><thead>{head}</thead><tbody>{rows}</tbody>'
+                         "</table></div>")
             conventions = dict.fromkeys(c for c in map(convention_for, table.metrics) if c is not None)
             parts.append('<ul class="conv">' + "".join(f"<li>{_convention(c)}</li>" for c in conventions) + "</ul>")
         for fig in rep.figures:
@@ -350,6 +385,22 @@ pre{background:var(--band);padding:8px;overflow:auto;font-size:12px}
 .cols{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 table.kv th{background:none;position:static}
 ul.conv{color:var(--muted);font-size:12px}
+.cards{display:flex;gap:18px;flex-wrap:wrap}
+.card{border:1px solid var(--line);border-radius:8px;padding:10px 16px 12px;width:600px;background:var(--bg)}
+.card h3{margin:4px 0 0}
+.card a{color:var(--accent);text-decoration:none}
+.sub{color:var(--muted);margin:2px 0 6px;font-size:12.5px}
+.glance{display:flex;gap:14px;align-items:flex-start}
+.glance img{width:250px;border:none}
+dl{display:grid;grid-template-columns:auto auto;gap:3px 12px;margin:6px 0;font-size:13px}
+dt{color:var(--muted)}
+dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums}
+ul.top{margin:0;padding-left:18px;font-size:13px}
+ul.top li{margin:3px 0}
+q{color:var(--muted);font-style:italic}
+table.paper td:nth-child(3n+2),table.paper tr:first-child th+th{border-left:1px solid var(--line)}
+table.paper tr:last-child th:nth-child(3n+1){border-left:1px solid var(--line)}
+table.paper th{text-align:center}
 """
 
 # Sorting (click a column header: ascending, then descending) and the sentence search: plain DOM code.
@@ -401,9 +452,9 @@ def render(runs: list[RunData], reproductions: list[ReproductionData]) -> str:
     """The page for the collected folders (figures drawn here)."""
     sections = []
     if runs:
-        sections += [_overview(runs, reproductions), _config(runs), _metrics(runs),
+        sections += [_overview(runs, reproductions), _codes(runs), _latent(runs),
                      _section("training", "Training", _training({r.name: r.history for r in runs})),
-                     _codes(runs), _latent(runs)]
+                     _metrics(runs), _config(runs)]
     elif reproductions:
         sections.append(_overview(runs, reproductions))
     if reproductions:

@@ -105,7 +105,8 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
 
 
 def draw_latent_map(ax, m: LatentMap, groups: np.ndarray | None, names: dict[int, str], title: str,
-                    prior_groups: np.ndarray | None = None, max_groups: int = 10, ellipses: bool = True) -> None:
+                    prior_groups: np.ndarray | None = None, max_groups: int = 10, ellipses: bool = True,
+                    legend: bool = True) -> None:
     """Scatter the points coloured by ``groups`` [N] (-1: not drawn; the ``max_groups`` largest groups get a
     colour and a legend entry from ``names`` below the axes, the rest are grey); then every prior component's
     mean (and 1-σ ellipse), in its group's colour when ``prior_groups`` [C] is given, else black."""
@@ -138,6 +139,6 @@ def draw_latent_map(ax, m: LatentMap, groups: np.ndarray | None, names: dict[int
     ax.set_title(title, fontsize=10)
     ax.autoscale()
     ax.set_aspect("equal", adjustable="datalim")
-    if colour:
+    if colour and legend:
         ax.legend(fontsize=7.5, markerscale=2.5, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2,
                   frameon=False)

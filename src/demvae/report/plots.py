@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from demvae.report.collect import RunData  # noqa: E402
+from demvae.report.collect import LatentGroups, RunData  # noqa: E402
 from demvae.report.history import History, plot_histories  # noqa: E402
 from demvae.report.latent import draw_latent_map  # noqa: E402
 
@@ -39,6 +39,14 @@ def training_uri(histories: dict[str, History]) -> str | None:
     return figure_uri(plot_histories(histories))
 
 
+def _draw(ax, run: RunData, c: LatentGroups | None, legend: bool = True) -> None:
+    if c is None:
+        draw_latent_map(ax, run.latent, None, {}, "posterior means", legend=legend)
+    else:  # ellipses where the colours are the codes; elsewhere only the components' means
+        draw_latent_map(ax, run.latent, c.ids, c.names, c.title, prior_groups=c.prior_ids,
+                        ellipses=c.prior_ids is not None, legend=legend)
+
+
 def latent_uri(run: RunData) -> str | None:
     """One panel per colouring (by code, by each label; uncoloured when there is none)."""
     if run.latent is None:
@@ -46,11 +54,17 @@ def latent_uri(run: RunData) -> str | None:
     colourings = run.colourings or [None]
     fig, axes = plt.subplots(1, len(colourings), figsize=(4.6 * len(colourings), 4.6), squeeze=False)
     for ax, c in zip(axes[0], colourings):
-        if c is None:
-            draw_latent_map(ax, run.latent, None, {}, "posterior means")
-        else:
-            # ellipses where the colours are the codes; elsewhere only the components' means
-            draw_latent_map(ax, run.latent, c.ids, c.names, c.title, prior_groups=c.prior_ids,
-                            ellipses=c.prior_ids is not None)
+        _draw(ax, run, c)
+    fig.tight_layout()
+    return figure_uri(fig)
+
+
+def latent_thumbnail_uri(run: RunData) -> str | None:
+    """The latent map's first colouring (by code where there is one), small and without a legend."""
+    if run.latent is None:
+        return None
+    fig, ax = plt.subplots(figsize=(3.3, 3.3))
+    _draw(ax, run, run.colourings[0] if run.colourings else None, legend=False)
+    ax.tick_params(labelsize=7)
     fig.tight_layout()
     return figure_uri(fig)
