@@ -4,6 +4,8 @@ did not write (the codes' members, generated sentences, posterior means) is comp
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ class ReproductionData:
     markdown: str
     """``results.md``."""
     figures: list[Path]
+    """The folder's PNG files in natural order (``step400`` before ``step2000``)."""
     histories: dict[str, History]
     """The training records of the folder's runs, by folder name."""
 
@@ -104,7 +107,7 @@ def control_by_code(metrics: dict[str, Any]) -> dict[tuple[int, ...], dict[str, 
 
 def collect_run(path: Path, name: str, split: str = "test", device: str = "auto", data_dir: str | None = None,
                 max_codes: int = 100, top: int = 5, n_generated: int = 3, n_points: int = 2000,
-                step=lambda what: None) -> RunData:
+                step: Callable[[str], object] = lambda what: None) -> RunData:
     """Read a run folder and compute its codes and latent map; ``step(what)`` is called before each stage
     (a progress bar's hook)."""
     from demvae.evaluation.clustering import joint_code
@@ -168,5 +171,6 @@ def collect_reproduction(path: Path, name: str) -> ReproductionData:
     results = _read_json(path / "results.json")
     md = (path / "results.md").read_text(encoding="utf-8") if (path / "results.md").is_file() else ""
     runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file())
-    return ReproductionData(path, name, results, md, sorted(path.glob("*.png")),
-                            {p.name: read_history(p) for p in runs})
+    natural = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+    figures = sorted(path.glob("*.png"), key=natural)
+    return ReproductionData(path, name, results, md, figures, {p.name: read_history(p) for p in runs})

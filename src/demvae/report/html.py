@@ -332,8 +332,8 @@ def _reproduction(reproductions: list[ReproductionData]) -> str:
                          "</table></div>")
             conventions = dict.fromkeys(c for c in map(convention_for, table.metrics) if c is not None)
             parts.append('<ul class="conv">' + "".join(f"<li>{_convention(c)}</li>" for c in conventions) + "</ul>")
-        for fig in rep.figures:
-            parts.append(_figure(plots.file_uri(fig), f"<code>{escape(fig.name)}</code>", fig.stem))
+        figures = "".join(_figure(plots.file_uri(f), f"<code>{escape(f.name)}</code>", f.stem) for f in rep.figures)
+        parts.append(f'<div class="figs">{figures}</div>')
         if rep.histories:
             parts.append(f"<details><summary>training curves of the {len(rep.histories)} runs</summary>"
                          f"{_training(rep.histories)}</details>")
@@ -355,7 +355,8 @@ header p{margin:0;color:var(--muted)}
 nav{position:sticky;top:0;z-index:2;background:var(--bg);border-bottom:1px solid var(--line);padding:6px 28px}
 nav a{margin-right:16px;color:var(--accent);text-decoration:none;font-weight:600}
 main{padding:0 28px 40px;max-width:1500px}
-section{margin-top:26px}
+section{margin-top:26px;scroll-margin-top:40px}
+h3[id]{scroll-margin-top:40px}
 h2{font-size:19px;border-bottom:2px solid var(--line);padding-bottom:4px}
 h3{font-size:16px;margin:20px 0 6px}
 .scroll{overflow-x:auto}
@@ -398,6 +399,8 @@ dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums}
 ul.top{margin:0;padding-left:18px;font-size:13px}
 ul.top li{margin:3px 0}
 q{color:var(--muted);font-style:italic}
+.figs{display:flex;flex-wrap:wrap;gap:10px}
+.figs figure{width:340px;margin:0}
 table.paper td:nth-child(3n+2),table.paper tr:first-child th+th{border-left:1px solid var(--line)}
 table.paper tr:last-child th:nth-child(3n+1){border-left:1px solid var(--line)}
 table.paper th{text-align:center}

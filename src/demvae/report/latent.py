@@ -107,9 +107,10 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
 def draw_latent_map(ax, m: LatentMap, groups: np.ndarray | None, names: dict[int, str], title: str,
                     prior_groups: np.ndarray | None = None, max_groups: int = 10, ellipses: bool = True,
                     legend: bool = True) -> None:
-    """Scatter the points coloured by ``groups`` [N] (-1: not drawn; the ``max_groups`` largest groups get a
-    colour and a legend entry from ``names`` below the axes, the rest are grey); then every prior component's
-    mean (and 1-σ ellipse), in its group's colour when ``prior_groups`` [C] is given, else black."""
+    """Scatter the points coloured by ``groups`` [N] (-1: not drawn): the largest groups, then the prior
+    components' groups that hold no point, get a colour up to ``max_groups`` (and a legend entry from ``names``
+    below the axes); the rest are grey. Then every prior component's mean (and 1-σ ellipse), in its group's
+    colour when ``prior_groups`` [C] is given, else black."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
@@ -120,14 +121,16 @@ def draw_latent_map(ax, m: LatentMap, groups: np.ndarray | None, names: dict[int
     else:
         keep = groups >= 0
         values, counts = np.unique(groups[keep], return_counts=True)
-        top = values[np.argsort(-counts, kind="stable")][:max_groups]
-        colour = {int(v): palette[i % 10] for i, v in enumerate(top)}
-        rest = keep & ~np.isin(groups, top)
+        ranked = [int(v) for v in values[np.argsort(-counts, kind="stable")]]
+        ranked += [] if prior_groups is None else list(dict.fromkeys(int(g) for g in prior_groups if g not in ranked))
+        colour = {v: palette[i % 10] for i, v in enumerate(ranked[:max_groups])}
+        rest = keep & ~np.isin(groups, list(colour))
         if rest.any():
             ax.scatter(*m.points[rest].T, s=5, alpha=0.35, color="0.7", lw=0, label="other")
-        for v in top:
+        for v, c in colour.items():
             sel = groups == v
-            ax.scatter(*m.points[sel].T, s=7, alpha=0.7, color=colour[int(v)], lw=0, label=names.get(int(v), str(v)))
+            if sel.any():
+                ax.scatter(*m.points[sel].T, s=7, alpha=0.7, color=c, lw=0, label=names.get(v, str(v)))
     for i, (mean, cov) in enumerate(zip(m.prior_means, m.prior_covs)):
         c = colour.get(int(prior_groups[i]), "0.5") if prior_groups is not None else "black"
         values, vectors = np.linalg.eigh(cov)
