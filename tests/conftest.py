@@ -21,25 +21,21 @@ torch.set_num_threads(1)
 # model and training tests (each adds its own step counts and model tweaks on top).
 TINY_SECTIONS = {
     "data": {"options": {"n_train": 300, "n_valid": 60, "n_test": 60}, "max_len": 20},
-    "model": {"embed_dim": 16, "hidden_size": 16, "n_codes": 2, "code_size": 3, "z_dim": 2},
+    "model": {"embed_dim": 16, "hidden_size": 16, "n_variables": 2, "n_values": 3, "n_units": 2},
     "train": {"batch_size": 16, "n_samples": 2, "eval_batch_size": 30, "progress": False, "device": "cpu"},
 }
-
-
-def merge_sections(*layers: dict) -> dict:
-    """Merge override mappings section by section (a later layer's keys win); the inputs are not modified."""
-    out: dict = {}
-    for layer in layers:
-        for section, values in layer.items():
-            out[section] = {**out.get(section, {}), **copy.deepcopy(values)}
-    return out
 
 
 @pytest.fixture(scope="session")
 def tiny_overrides():
     """``tiny_overrides(layer, ...)`` -> ``TINY_SECTIONS`` with each ``{section: {key: value}}`` layer merged in."""
+    from demvae.config import merge
+
     def build(*layers: dict) -> dict:
-        return merge_sections(TINY_SECTIONS, *layers)
+        out = copy.deepcopy(TINY_SECTIONS)
+        for layer in layers:
+            out = merge(out, copy.deepcopy(layer))
+        return out
 
     return build
 

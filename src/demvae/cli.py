@@ -49,9 +49,9 @@ def data_stats(
 @app.command()
 def models():
     """List the model names accepted by --model."""
-    from demvae.models import PRESETS
+    from demvae.config import presets
 
-    for name, values in PRESETS.items():
+    for name, values in presets().items():
         typer.echo(f"{name:20s} {values}")
 
 
@@ -68,11 +68,12 @@ def train(
 ):
     """Train a model; the run folder is all that eval/sample/encode need."""
     from demvae import runs
+    from demvae.config import compose
 
     if resume is not None:
         run_dir = runs.resume(resume, _overrides(None, None, set_, device))
     else:
-        cfg = runs.compose(model, config, _overrides(corpus, data_dir, set_, device))
+        cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
         run_dir = runs.train(cfg, out)
     typer.echo(f"run folder: {run_dir}")
 
@@ -160,23 +161,25 @@ def clusters(
 @app.command("eval")
 def eval_(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders.")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated groups: posterior,nll,bleu,prior,clusters.")] =
-    "posterior,nll,bleu,prior,clusters",
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metric groups (default: all of them).")] = None,
     split: str = "test",
     is_samples: Annotated[int, typer.Option(help="Importance samples per sentence.")] = 500,
     n_prior: Annotated[int, typer.Option(help="Prior samples for wKL and rPPL.")] = 40000,
     rppl_steps: Annotated[int | None, typer.Option(help="Cap on the rPPL language model's steps.")] = None,
     data_dir: DataDir = None,
     vectors: Annotated[Path | None, typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
+    lowercase_vectors: Annotated[bool, typer.Option(
+        help="Look words up lower-cased (an uncased vector file); default: as they are, like the original.")] = False,
     device: str = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model."""
-    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
+    from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
     from demvae.evaluation.tables import format_table
 
-    opts = EvalOptions(split=split, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
-                       is_samples=is_samples, n_prior_samples=n_prior, rppl_steps=rppl_steps, device=device,
-                       data_dir=str(data_dir) if data_dir else None, vectors=str(vectors) if vectors else None)
+    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else METRIC_GROUPS
+    opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, n_prior_samples=n_prior,
+                       rppl_steps=rppl_steps, device=device, data_dir=str(data_dir) if data_dir else None,
+                       vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors)
     rows = [flat_row(evaluate_run(d, opts)) for d in run_dirs]
     preferred = ["model", "rppl", "bleu", "wkl", "nll", "ppl", "kl_z", "kl_c", "param_var", "mutual_info",
                  "homog_act", "homog_emotion", "homog_intent", "acc_act", "majority_act", "acc_emotion",

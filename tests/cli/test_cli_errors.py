@@ -67,7 +67,7 @@ def test_invalid_yaml_config(run_main, tmp_path):
 
 
 def test_unknown_corpus_name(run_main, tmp_path):
-    rc, out, err = run_main("train", "--corpus", "nosuchcorpus", *TINY[4:], "--out", tmp_path / "run")
+    rc, out, err = run_main("train", "--corpus", "nosuchcorpus", *TINY[2:], "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, "unknown corpus 'nosuchcorpus'", "builtin", "ptb")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
@@ -108,7 +108,7 @@ def test_resume_without_checkpoint(run_main, tmp_path):
 def test_resume_cannot_change_the_model(run_main, tmp_path):
     run = tmp_path / "run"
     assert run_main("train", *TINY, "--out", run)[0] == 0
-    rc, out, err = run_main("train", "--resume", run, "--set", "model.z_dim=3")
+    rc, out, err = run_main("train", "--resume", run, "--set", "model.n_units=3")
     assert_clean_error(rc, out, err, "only train.* can change")
 
 

@@ -42,7 +42,7 @@ def test_train_applies_overrides(run_dir):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["model_name"] == "dgm-vae"
     assert cfg["model"]["embed_dim"] == 16 and cfg["model"]["hidden_size"] == 16
-    assert cfg["model"]["code_size"] == 8  # from the packaged config
+    assert cfg["model"]["n_values"] == 8  # from the packaged config
     assert cfg["train"]["max_steps"] == 20 and cfg["train"]["progress"] is False
     assert cfg["data"]["options"] == {"n_train": 300, "n_valid": 60, "n_test": 60}
 

@@ -155,7 +155,7 @@ def test_dailydialog_non_utf8(tmp_path):
 
 def test_smd(tmp_path):
     c = load_corpus("stanford", data_dir=write_smd(tmp_path))
-    assert c.name == "smd" and c.specials == ("<usr>", "<sys>")
+    assert c.name == "smd" and c.specials == ("<usr>", "<sys>", "<d>")
     train = c.splits["train"]
     assert len(train) == 5 and c.info["dialogues"] == {"train": 2, "valid": 2, "test": 2}
     assert train[0].tokens == ("<usr>", "What", "'", "s", "the", "weather", "?")

@@ -7,9 +7,10 @@ import math
 
 import pytest
 
+from demvae.config import compose
 from demvae.errors import ConfigError
 from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
-from demvae.runs import compose, train
+from demvae.runs import train
 
 TINY = {
     "data": {"options": {"n_train": 300, "n_valid": 60, "n_test": 60}},
@@ -153,3 +154,23 @@ def test_embedding_metrics_of_reconstructions(dgm_run, tmp_path):
     direct = embedding_scores(reconstructions(run.model, split, run.vocab), references(split, run.vocab), vectors)
     assert direct["greedy"] == pytest.approx(emb["greedy"], abs=1e-4)
     assert flat_row({"model": "m", "embedding": emb})["emb_average"] == emb["average"]
+
+
+def test_embedding_lookup_is_case_sensitive_by_default(dgm_run, tmp_path):
+    """As the original (SMD keeps case): a vector stored under "Hello" does not serve "hello"
+    unless lower-casing is asked for."""
+    import numpy as np
+
+    from demvae.training import load_run
+
+    run = load_run(dgm_run)
+    rng = np.random.default_rng(0)
+    words = [w for w in run.vocab.words if not w.startswith("<")]
+    path = tmp_path / "upper.txt"
+    path.write_text("".join(f"{w.upper()} " + " ".join(f"{v:.4f}" for v in rng.normal(size=5)) + "\n"
+                            for w in words))
+    sensitive = evaluate_run(dgm_run, EvalOptions(metrics=("bleu",), device="cpu", vectors=str(path)))
+    assert sensitive["embedding"]["n_pairs"] == 0
+    folded = evaluate_run(dgm_run, EvalOptions(metrics=("bleu",), device="cpu", vectors=str(path),
+                                               lowercase_vectors=True))
+    assert folded["embedding"]["n_pairs"] > 0

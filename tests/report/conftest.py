@@ -184,12 +184,13 @@ def browser_page(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_overrides):
     """A tiny DGM-VAE (2 variables × 8 values, z 2-D per variable) trained for 20 steps and evaluated
-    (posterior, clusters); read-only. Its test sentences fall into several codes (5 with this seed)."""
+    (posterior, clusters); read-only. Its test sentences fall into several codes."""
+    from demvae.config import compose
     from demvae.evaluation.run import EvalOptions, evaluate_run
-    from demvae.runs import compose, train
+    from demvae.runs import train
 
     cfg = compose(config="builtin/dgm-vae", overrides=tiny_overrides(
-        {"model": {"code_size": 8}, "train": {"max_steps": 20, "eval_every": 10, "log_every": 5}}))
+        {"model": {"n_values": 8}, "train": {"max_steps": 20, "eval_every": 10, "log_every": 5}}))
     run = train(cfg, tmp_path_factory.mktemp("report") / "dgm-vae")
     evaluate_run(run, EvalOptions(metrics=("posterior", "clusters"), device="cpu"))
     return run

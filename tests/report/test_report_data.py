@@ -13,15 +13,16 @@ import pytest
 import torch
 from sklearn.metrics.cluster import contingency_matrix
 
+from demvae.config import compose
 from demvae.errors import CheckpointError
 from demvae.evaluation.codes import encode_codes
+from demvae.models import build_for
 from demvae.report.clusters import prepare_for, summarize_codes
 from demvae.report.history import read_history
 from demvae.report.html import write_report
 from demvae.report.latent import Projection, gaussian_block, latent_map
-from demvae.runs import compose, train
+from demvae.runs import train
 from demvae.training import load_run
-from demvae.training.checkpoint import build_for
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_prior_components_monte_carlo(loaded):
     torch.manual_seed(0)
     for i, code in enumerate(codes):
         with torch.no_grad():
-            z = block.prior.sample(torch.as_tensor(code).expand(100_000, 2)).flatten(1).double().numpy()  # [n, G·U]
+            z = block.prior.sample(torch.as_tensor(code).expand(100_000, 2)).flatten(1).double().numpy()  # [n, M·U]
         projected = m.projection.points(z)
         np.testing.assert_allclose(projected.mean(0), m.prior_means[i], atol=0.03)
         np.testing.assert_allclose(np.cov(projected.T), m.prior_covs[i], atol=0.05)
@@ -92,13 +93,13 @@ def test_prior_components_monte_carlo(loaded):
 
 def test_two_dimensional_latent_is_drawn_as_is(loaded, tiny_overrides):
     run, data = loaded
-    cfg = compose(model="dgm-vae", overrides=tiny_overrides({"model": {"n_codes": 1, "code_size": 5, "z_dim": 2}}))
+    cfg = compose(model="dgm-vae", overrides=tiny_overrides({"model": {"n_variables": 1, "n_values": 5, "n_units": 2}}))
     model = build_for(cfg, run.vocab).eval()
     split = data.splits["test"]
     m = latent_map(model, split, n_points=25)
     assert len(m.index) == 25 and len(set(m.index.tolist())) == 25
     with torch.no_grad():
-        means = model.latents[0].mean_features(model.encode(split.batch(m.index.tolist()))).double().numpy()
+        means = model.latents[0].mode_features(model.encode(split.batch(m.index.tolist()))).double().numpy()
     np.testing.assert_allclose(m.points, means, atol=1e-6)
     assert m.prior_codes.tolist() == [[k] for k in range(5)]  # one variable: every component
     assert m.projection.description.startswith("the 2-D latent itself")

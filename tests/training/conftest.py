@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demvae.runs import compose
+from demvae.config import compose
 
 # on top of the shared tiny sections (tests/conftest.py): 40 steps, validations at 15, 30, 40
 TRAIN_LAYER = {"train": {"max_steps": 40, "eval_every": 15, "log_every": 10}}

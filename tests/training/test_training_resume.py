@@ -96,14 +96,14 @@ def test_until_step_already_reached_is_a_no_op(tiny_cfg, tmp_path):
 
 def test_resume_after_keyboard_interrupt_is_equivalent(full_run, tiny_cfg, tmp_path):
     trainer = Trainer(tiny_cfg(), tmp_path / "C")
-    original = trainer._loss
+    original = trainer.train_step
 
-    def interrupted(batch, weight):
-        if trainer.state["step"] == 23:  # Ctrl-C during step 24, before any computation
+    def interrupted(batch, weight, frozen=()):
+        if trainer.state.step == 23:  # Ctrl-C during step 24, before any computation
             raise KeyboardInterrupt
-        return original(batch, weight)
+        return original(batch, weight, frozen)
 
-    trainer._loss = interrupted
+    trainer.train_step = interrupted
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     # nothing is written on the interrupt: the last checkpoint (the validation at step 15) stays
@@ -129,7 +129,7 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 def test_resume_rejects_changes_outside_train(full_run, tmp_path):
     run = shutil.copytree(full_run, tmp_path / "copy")
     with pytest.raises(ConfigError, match="only train"):
-        resume(run, overrides={"model": {"n_codes": 5}})
+        resume(run, overrides={"model": {"n_variables": 5}})
 
 
 def test_training_into_an_existing_run_is_refused(full_run, tiny_cfg, tmp_path):

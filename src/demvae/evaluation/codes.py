@@ -15,21 +15,21 @@ from demvae.models import TextVAE
 @dataclass
 class SplitCodes:
     probs: np.ndarray
-    """``q(c|x)`` [N, G, K] in the split's order."""
+    """``q(c|x)`` [N, M, K] in the split's order."""
 
     @property
     def codes(self) -> np.ndarray:
-        """argmax code per variable [N, G]."""
+        """argmax code per variable [N, M]."""
         return self.probs.argmax(-1)
 
     @property
     def joint(self) -> np.ndarray:
-        """One cluster id per example (the G argmax codes merged, as the paper)."""
-        return joint_code(self.codes, self.probs.shape[-1])
+        """One cluster id per example (the M argmax codes merged, as the paper)."""
+        return joint_code(self.codes)
 
     @property
     def confidence(self) -> np.ndarray:
-        """``Π_g max_k q(c_g = k | x)``: the probability of the example's joint code [N]."""
+        """``Π_i max_k q(c_i = k | x)``: the probability of the example's joint code [N]."""
         return self.probs.max(-1).prod(-1)
 
 
@@ -64,9 +64,8 @@ def supervised_accuracy(model: TextVAE, split: EncodedSplit, batch_size: int = 2
     model.eval()
     preds = {name: np.zeros(len(split), dtype=np.int64) for name in model.supervise}
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
-        probs = model.variable_probs(split.batch(indices).to(model.device))
-        for name, index in model.supervise.items():
-            preds[name][indices] = probs[:, index].argmax(-1).cpu().numpy()
+        for name, pred in model.predict_labels(split.batch(indices).to(model.device)).items():
+            preds[name][indices] = pred.cpu().numpy()
     out = {}
     for name, pred in preds.items():
         y = split.labels[name].numpy()

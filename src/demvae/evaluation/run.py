@@ -7,7 +7,6 @@ Metric groups (``--metrics``): ``posterior`` (rec, KL(z), KL(c), dispersion, Var
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,17 +16,17 @@ import torch
 
 from demvae.config import replace
 from demvae.data.prepare import check_split, prepare
+from demvae.device import resolve_device
 from demvae.errors import ConfigError
 from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
 from demvae.evaluation.embedding import embedding_scores, load_word_vectors
 from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
 from demvae.evaluation.likelihood import importance_sampled_nll
-from demvae.evaluation.posterior import posterior_stats
 from demvae.evaluation.rppl import reverse_perplexity
 from demvae.evaluation.wkl import word_kl
+from demvae.io import write_json
 from demvae.training import load_run
-from demvae.training.checkpoint import write_text
-from demvae.training.trainer import resolve_device
+from demvae.training.validation import posterior_stats
 
 METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters")
 
@@ -46,6 +45,8 @@ class EvalOptions:
     """Replace the run's ``data.max_examples`` for evaluation (e.g. ``{}``: every test example)."""
     vectors: str | None = None
     """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions."""
+    lowercase_vectors: bool = False
+    """Look words up lower-cased (for an uncased vector file); the original looks them up as they are."""
 
 
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
@@ -85,10 +86,11 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         refs = references(split, run.vocab)
         results.update(bleu_scores(hyps, refs))
         if opts.vectors:
-            lower = [[[w.lower() for w in sent] for sent in side] for side in (hyps, refs)]
-            vocabulary = {t.lower() for t in run.vocab.tokens}
-            vectors = load_word_vectors(opts.vectors, vocabulary=vocabulary, lowercase=True)
-            results["embedding"] = embedding_scores(lower[0], lower[1], vectors)
+            fold = str.lower if opts.lowercase_vectors else str
+            hyps_, refs_ = ([[fold(w) for w in sent] for sent in side] for side in (hyps, refs))
+            vectors = load_word_vectors(opts.vectors, vocabulary={fold(t) for t in run.vocab.tokens},
+                                        lowercase=opts.lowercase_vectors)
+            results["embedding"] = embedding_scores(hyps_, refs_, vectors)
     if "prior" in opts.metrics:
         samples = timed("sampling", lambda: prior_samples(model, run.vocab, opts.n_prior_samples, seed=opts.seed))
         train_refs = references(data.splits["train"], run.vocab)
@@ -108,11 +110,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
             results["accuracy"] = acc
     results["seconds"] = timings
     results["options"] = asdict(opts)
-    write_text(Path(run_dir) / f"metrics-{opts.split}.json", json.dumps(results, indent=1, default=str))
+    write_json(Path(run_dir) / f"metrics-{opts.split}.json", results)
     return results
-
-
-TABLE_COLUMNS = ["model", "rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info"]
 
 
 def flat_row(results: dict[str, Any]) -> dict[str, Any]:

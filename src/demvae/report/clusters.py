@@ -15,7 +15,7 @@ from demvae.data.prepare import PreparedData, check_split, prepare
 from demvae.data.types import Corpus
 from demvae.evaluation.codes import SplitCodes, label_scores
 from demvae.evaluation.tables import format_table
-from demvae.training.checkpoint import LoadedRun
+from demvae.training.run_folder import LoadedRun
 
 
 @dataclass
@@ -59,7 +59,7 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
     joint, conf = codes.joint, codes.confidence
     values, first, sizes = np.unique(joint, return_index=True, return_counts=True)
     order = np.argsort(-sizes, kind="stable")[:max_codes]
-    per_variable = codes.codes[first[order]]  # [C, G]
+    per_variable = codes.codes[first[order]]  # [C, M]
     generated: list[list[str]] = [[] for _ in order]
     if n_generated:  # one batched decoder call for every code
         run.model.eval()

@@ -3,6 +3,7 @@ did not write (the codes' members, generated sentences, posterior means) is comp
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -13,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from demvae.errors import CheckpointError, DemvaeError
+from demvae.evaluation.codes import SplitCodes
 from demvae.report.clusters import CodeSummary
 from demvae.report.history import History, read_history
 from demvae.report.latent import LatentMap
 
 __all__ = ["ReportError", "RunData", "ReproductionData", "LatentGroups", "folder_kind", "collect_run",
-           "collect_reproduction", "control_by_code"]
+           "collect_reproduction", "control_by_code", "code_ids"]
 
 EVAL_GROUPS = ("posterior", "clusters")
 """What the report evaluates for a run without a metrics file (cheap: one pass over the split)."""
@@ -54,7 +56,7 @@ class RunData:
     """What the report computed itself, for the page."""
     n_examples: int = 0
     code_shape: tuple[int, int] | None = None
-    """(G, K): the model's discrete variables and their values (None: no discrete code)."""
+    """(M, K): the model's discrete variables and their values (None: no discrete code)."""
     codes_used: int = 0
     codes: list[CodeSummary] = field(default_factory=list)
     """The largest codes (empty for a model without a discrete code)."""
@@ -105,18 +107,25 @@ def control_by_code(metrics: dict[str, Any]) -> dict[tuple[int, ...], dict[str, 
     return {tuple(c["code"]): c for c in metrics.get("control", {}).get("codes", [])}
 
 
+def code_ids(codes: SplitCodes, wanted: np.ndarray) -> np.ndarray:
+    """The split's joint id (``codes.joint``) of each per-variable code in ``wanted`` [C, M]; a code that no
+    example has gets a fresh id above them."""
+    known = {tuple(c): j for c, j in zip(codes.codes.tolist(), codes.joint.tolist())}
+    fresh = itertools.count(int(codes.joint.max(initial=-1)) + 1)
+    return np.array([known[c] if c in known else next(fresh) for c in map(tuple, wanted.tolist())], dtype=np.int64)
+
+
 def collect_run(path: Path, name: str, split: str = "test", device: str = "auto", data_dir: str | None = None,
                 max_codes: int = 100, top: int = 5, n_generated: int = 3, n_points: int = 2000,
                 step: Callable[[str], object] = lambda what: None) -> RunData:
     """Read a run folder and compute its codes and latent map; ``step(what)`` is called before each stage
     (a progress bar's hook)."""
-    from demvae.evaluation.clustering import joint_code
+    from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
     from demvae.evaluation.run import EvalOptions, evaluate_run
     from demvae.report.clusters import prepare_for, summarize_codes
     from demvae.report.latent import gaussian_block, latent_map
     from demvae.training import load_run
-    from demvae.training.trainer import resolve_device
 
     step("reading the run")
     device = str(resolve_device(device))
@@ -149,15 +158,15 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     step("mapping the latent space")
     block = gaussian_block(run.model)
     shown = None
-    if block is not None and block.has_code and block.n_groups > 1:  # draw the largest codes' components
-        shown = np.array([s.code for s in run_data.codes[:10]], dtype=np.int64).reshape(-1, block.n_groups)
+    if block is not None and block.has_code and block.n_variables > 1:  # draw the largest codes' components
+        shown = np.array([s.code for s in run_data.codes[:10]], dtype=np.int64).reshape(-1, block.n_variables)
     m = latent_map(run.model, encoded, n_points, prior_codes=shown)
     if m is not None:
         run_data.latent = m
         if codes is not None:
-            k = codes.probs.shape[-1]
-            names = {int(joint_code(np.array([s.code]), k)[0]): f"code {s.name}" for s in run_data.codes}
-            prior_ids = joint_code(m.prior_codes, k) if block.has_code else None
+            ids = code_ids(codes, np.array([s.code for s in run_data.codes]).reshape(-1, codes.codes.shape[1]))
+            names = {int(i): f"code {s.name}" for i, s in zip(ids, run_data.codes)}
+            prior_ids = code_ids(codes, m.prior_codes) if block.has_code else None
             colourings.append(LatentGroups("by code", codes.joint[m.index], names, prior_ids))
         for label, y in encoded.labels.items():
             ids = y.numpy()[m.index]

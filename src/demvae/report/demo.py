@@ -8,11 +8,11 @@ from pathlib import Path
 from demvae import runs
 from demvae.data.prepare import prepare
 from demvae.evaluation.codes import encode_codes, label_scores
-from demvae.evaluation.posterior import posterior_stats
 from demvae.evaluation.tables import format_table
 from demvae.report.clusters import cluster_report
 from demvae.report.html import write_report
 from demvae.training import load_run
+from demvae.training.validation import posterior_stats
 
 
 def summarize(run_dir: Path) -> tuple[dict, object, object, object]:

@@ -1,7 +1,7 @@
 r"""The latent space in the plane: posterior means of a split's sentences and the prior's components.
 
 The map shows the model's first Gaussian latent block (GM-VAE/DGM-VAE's ``z``; the VAE's and semi-VAE's
-Gaussian part). Its ``D = G·U`` dimensions are drawn as they are when ``D ≤ 2``; otherwise they are
+Gaussian part). Its ``D = M·U`` dimensions are drawn as they are when ``D ≤ 2``; otherwise they are
 projected on the first two principal components of the drawn posterior means (scikit-learn's PCA), an
 affine map ``x ↦ W (x − m)``. A prior component ``N(μ, diag σ²)`` projects to ``N(W(μ − m), W diag σ² Wᵀ)``:
 it is drawn as its mean (×) and its 1-σ ellipse, so what the figure shows is exact, not a guess.
@@ -65,7 +65,7 @@ class LatentMap:
     index: np.ndarray
     """The points' positions in the split [N]."""
     prior_codes: np.ndarray
-    """The block's code of every drawn prior component [C, G] (zeros for a block without a code)."""
+    """The block's code of every drawn prior component [C, M] (zeros for a block without a code)."""
     prior_means: np.ndarray
     """[C, 2]"""
     prior_covs: np.ndarray
@@ -77,7 +77,7 @@ class LatentMap:
 def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_codes: np.ndarray | None = None,
                seed: int = 0, batch_size: int = 200) -> LatentMap | None:
     """Posterior means of up to ``n_points`` sentences (a seeded random subset) and the prior components of
-    ``prior_codes`` [C, G] (default: every component when the block has one variable, else none), projected
+    ``prior_codes`` [C, M] (default: every component when the block has one variable, else none), projected
     together; ``None`` for a model without a Gaussian latent block."""
     block = gaussian_block(model)
     if block is None:
@@ -85,20 +85,20 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
     model.eval()
     index = np.sort(np.random.default_rng(seed).permutation(len(split))[:n_points])
     means = np.concatenate([
-        block.mean_features(model.encode(split.batch(chunk.tolist()).to(model.device))).double().cpu().numpy()
+        block.mode_features(model.encode(split.batch(chunk.tolist()).to(model.device))).double().cpu().numpy()
         for chunk in np.array_split(index, max(1, -(-len(index) // batch_size)))
-    ])  # [N, G·U]
-    g, k = block.n_groups, block.n_components
+    ])  # [N, M·U]
+    n_var, k = block.n_variables, block.n_values
     if not block.has_code:
-        prior_codes = np.zeros((1, g), dtype=np.int64)
+        prior_codes = np.zeros((1, n_var), dtype=np.int64)
     elif prior_codes is None:
-        prior_codes = np.arange(k)[:, None] if g == 1 else np.zeros((0, g), dtype=np.int64)
-    mu, var = Gaussian.moments_from_natural(block.prior.natural_params().double())  # [G, K, U] each
-    picked = torch.as_tensor(prior_codes, dtype=torch.long).T  # [G, C]
-    groups = torch.arange(g)[:, None]
-    shape = (len(prior_codes), g * block.n_units)
-    prior_mu = mu[groups, picked].permute(1, 0, 2).reshape(shape).cpu().numpy()  # [C, G·U]
-    prior_var = var[groups, picked].permute(1, 0, 2).reshape(shape).cpu().numpy()
+        prior_codes = np.arange(k)[:, None] if n_var == 1 else np.zeros((0, n_var), dtype=np.int64)
+    mu, var = Gaussian.moments_from_natural(block.prior.natural_params().double())  # [M, K, U] each
+    picked = torch.as_tensor(prior_codes, dtype=torch.long).T  # [M, C]
+    variables = torch.arange(n_var)[:, None]
+    shape = (len(prior_codes), n_var * block.n_units)
+    prior_mu = mu[variables, picked].permute(1, 0, 2).reshape(shape).cpu().numpy()  # [C, M·U]
+    prior_var = var[variables, picked].permute(1, 0, 2).reshape(shape).cpu().numpy()
     projection = Projection.fit(means)
     return LatentMap(projection.points(means), index, np.asarray(prior_codes), projection.points(prior_mu),
                      projection.covariances(prior_var), projection)

@@ -34,9 +34,8 @@ def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus:
 
 
 def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
-    from demvae.config import load_yaml
+    from demvae.config import compose, find_config, load_yaml
     from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
-    from demvae.runs import compose, find_config
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
@@ -72,6 +71,7 @@ def plot_figure5(rows: list[dict], path: Path, title: str) -> Path:
 
 def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str) -> list[Path]:
     from demvae import runs
+    from demvae.config import compose
     from demvae.data.prepare import prepare
     from demvae.reproduce.run import scale_overrides
     from demvae.training import load_run
@@ -81,12 +81,12 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     for name in FIGURE4_MODELS:
         config = f"dd/{name}"
         overrides = merge(scale_overrides(scale, {}, device, 0, data_dir, corpus), {
-            "model": {"n_codes": 1, "code_size": 5, "z_dim": 2},
+            "model": {"n_variables": 1, "n_values": 5, "n_units": 2},
             "train": {"max_steps": second, "eval_every": first},
         })
         run_dir = out / "figure4" / name
         if not (run_dir / "config.yaml").exists():
-            runs.train(runs.compose(config=config, overrides=overrides), run_dir, until_step=first)
+            runs.train(compose(config=config, overrides=overrides), run_dir, until_step=first)
         for step in (first, second):
             if step == second:
                 runs.resume(run_dir)

@@ -96,8 +96,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, corpus: str | None,
          extra: dict[str, Any], device: str, threads: int, beta_grid: tuple[float, ...] = ()) -> list[Job]:
-    from demvae.config import load_yaml
-    from demvae.runs import compose, find_config
+    from demvae.config import compose, find_config, load_yaml
 
     jobs = []
     for row in table.rows:

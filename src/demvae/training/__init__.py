@@ -1,6 +1,6 @@
-"""Training: the loop, run folders and checkpoints, aggressive encoder updates."""
+"""Training: the loop, run folders and checkpoints, validation statistics, aggressive encoder updates."""
 
-from demvae.training.checkpoint import LoadedRun, load_run
-from demvae.training.trainer import Trainer
+from demvae.training.run_folder import LoadedRun, load_run
+from demvae.training.trainer import Trainer, TrainState
 
-__all__ = ["LoadedRun", "Trainer", "load_run"]
+__all__ = ["LoadedRun", "TrainState", "Trainer", "load_run"]

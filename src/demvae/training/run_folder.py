@@ -34,38 +34,24 @@ from safetensors.torch import load_file, save_file
 from demvae import __version__
 from demvae.config import RunConfig, from_dict, load_yaml
 from demvae.data.vocab import Vocab
+from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError
-from demvae.models import TextVAE, build_model
+from demvae.io import atomic_write, write_json
+from demvae.models import TextVAE, build_for
 
-LAST = "last"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the result onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST = (
+    "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last")
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
     # tied/shared weights appear under several names; safetensors stores each tensor once
     state = {}
-    seen: dict[int, str] = {}
+    seen: set[int] = set()
     for name, tensor in model.state_dict().items():
         key = tensor.data_ptr()
         if key in seen and tensor.numel() > 0:
             continue
-        seen[key] = name
+        seen.add(key)
         state[name] = tensor.detach().cpu().contiguous()
     atomic_write(path, lambda p: save_file(state, str(p)))
 
@@ -107,13 +93,12 @@ def versions(device: str) -> dict[str, str]:
 def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                         state: dict[str, Any]) -> None:
     """Write ``last/`` atomically (build it beside, then swap folders)."""
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".last."))
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{LAST}."))
     try:
-        save_model(model, tmp / "model.safetensors")
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "rng": _rng_state()}, tmp / "optimizer.pt"
-        )
-        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        save_model(model, tmp / MODEL)
+        torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, tmp / "optimizer.pt")
+        write_json(tmp / "trainer_state.json", state)
+        os.chmod(tmp, 0o755)
         last, old = run_dir / LAST, run_dir / f".{LAST}.old"
         if last.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -131,32 +116,14 @@ def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.
         last = run_dir / f".{LAST}.old"  # interrupted between the two renames
     if not (last / "trainer_state.json").is_file():
         raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {run_dir / LAST}/trainer_state.json)")
-    load_model_weights(model, last / "model.safetensors")
+    load_model_weights(model, last / MODEL)
     try:
         blob = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise CheckpointError(f"missing {last / 'optimizer.pt'}") from None
     optimizer.load_state_dict(blob["optimizer"])
-    _set_rng_state(blob["rng"])
+    set_rng_state(blob["rng"])
     return json.loads((last / "trainer_state.json").read_text())
-
-
-def _rng_state() -> dict[str, Any]:
-    import random
-
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import random
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -167,24 +134,19 @@ class LoadedRun:
     model: TextVAE
 
 
-def build_for(cfg: RunConfig, vocab: Vocab) -> TextVAE:
-    return build_model(cfg.model, len(vocab), vocab.bos_id, vocab.eos_id, vocab.pad_id, cfg.data.max_len)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu", weights: str = "best") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
     """Read a run folder; ``weights`` = "best" (model.safetensors) or "last"."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder not found: {run_dir}")
-    for name in ("config.yaml", "vocab.json"):
+    for name in (CONFIG, VOCAB):
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir} is not a run folder: {name} is missing")
-    cfg = from_dict(load_yaml(run_dir / "config.yaml"))
+    cfg = from_dict(load_yaml(run_dir / CONFIG))
     try:
-        vocab = Vocab.load(run_dir / "vocab.json")
+        vocab = Vocab.load(run_dir / VOCAB)
     except DemvaeError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_for(cfg, vocab)
-    path = run_dir / "model.safetensors" if weights == "best" else run_dir / LAST / "model.safetensors"
-    load_model_weights(model, path)
+    load_model_weights(model, run_dir / MODEL if weights == "best" else run_dir / LAST / MODEL)
     return LoadedRun(run_dir, cfg, vocab, model.to(device).eval())
