@@ -20,7 +20,7 @@ from demvae.models import build_for
 from demvae.report.clusters import prepare_for, summarize_codes
 from demvae.report.history import read_history
 from demvae.report.html import write_report
-from demvae.report.latent import Projection, gaussian_block, latent_map
+from demvae.reproduce.latent_map import Projection, gaussian_block, latent_map
 from demvae.runs import train
 from demvae.training import load_run
 

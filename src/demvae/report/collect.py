@@ -17,7 +17,7 @@ from demvae.errors import CheckpointError, DemvaeError
 from demvae.evaluation.codes import SplitCodes
 from demvae.report.clusters import CodeSummary
 from demvae.report.history import History, read_history
-from demvae.report.latent import LatentMap
+from demvae.reproduce.latent_map import LatentMap
 
 __all__ = ["ReportError", "RunData", "ReproductionData", "LatentGroups", "folder_kind", "collect_run",
            "collect_reproduction", "control_by_code", "code_ids"]
@@ -124,7 +124,7 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     from demvae.evaluation.codes import encode_codes
     from demvae.evaluation.run import EvalOptions, evaluate_run
     from demvae.report.clusters import prepare_for, summarize_codes
-    from demvae.report.latent import gaussian_block, latent_map
+    from demvae.reproduce.latent_map import gaussian_block, latent_map
     from demvae.training import load_run
 
     step("reading the run")

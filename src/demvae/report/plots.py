@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from demvae.report.collect import LatentGroups, RunData  # noqa: E402
 from demvae.report.history import History, plot_histories  # noqa: E402
-from demvae.report.latent import draw_latent_map  # noqa: E402
+from demvae.reproduce.latent_map import draw_latent_map  # noqa: E402
 
 
 def png_uri(data: bytes) -> str:

@@ -101,7 +101,7 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
 def plot_latent_map(model, split, path: Path, title: str, n_points: int = 300) -> None:
     """Prior components (mean and 1-σ ellipse) and posterior means of test sentences by code."""
     from demvae.evaluation.codes import encode_codes
-    from demvae.report.latent import draw_latent_map, latent_map
+    from demvae.reproduce.latent_map import draw_latent_map, latent_map
 
     m = latent_map(model, split, n_points)
     codes = encode_codes(model, split).codes[m.index, 0]  # one discrete variable

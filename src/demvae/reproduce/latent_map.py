@@ -1,4 +1,5 @@
-r"""The latent space in the plane: posterior means of a split's sentences and the prior's components.
+r"""The latent space in the plane (the paper's Figure 4, for any model): posterior means of a split's
+sentences and the prior's components. Figure 4 (:mod:`.figures`) and ``demvae report`` draw it.
 
 The map shows the model's first Gaussian latent block (GM-VAE/DGM-VAE's ``z``; the VAE's and semi-VAE's
 Gaussian part). Its ``D = M·U`` dimensions are drawn as they are when ``D ≤ 2``; otherwise they are
