@@ -135,6 +135,7 @@ class Page:
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params: dict = {"format": "png"}
         if full_page:
+            self.js("window.scrollTo(0, 0)")  # else the sticky navigation bar is drawn where the view was
             size = self.call("Page.getLayoutMetrics")["cssContentSize"]
             params.update(captureBeyondViewport=True,
                           clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
