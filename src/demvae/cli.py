@@ -202,25 +202,18 @@ def clusters(
     device: Device = "cpu",
 ):
     """Per discovered code: size, majority labels with purity, typical and generated sentences."""
-    from demvae.config import replace
-    from demvae.data.fingerprint import locate
-    from demvae.data.prepare import check_split, prepare
+    from demvae.data.prepare import check_split
     from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
     from demvae.report.clusters import cluster_report
     from demvae.training import load_run
-    from demvae.training.run_folder import read_corpus_record
+    from demvae.training.run_folder import run_data
 
     run = load_run(run_dir, resolve_device(device))
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     check_split(split)
-    data_cfg, notes = locate(run.config.data, read_corpus_record(run_dir), corpus,
-                             str(data_dir) if data_dir else None, force)
-    for note in notes:
-        warnings.warn(note, DemvaeWarning, stacklevel=1)
-    data_cfg.max_examples = {}  # the whole split, whatever subset the run trained on
-    data = prepare(replace(run.config, data=data_cfg.__dict__).data, run.vocab)
+    data = run_data(run, corpus, str(data_dir) if data_dir else None, force, max_examples={})  # whole splits
     codes = encode_codes(run.model, data.splits[split])
     typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
 
@@ -301,6 +294,22 @@ def reproduce(
 
         for png in draw_figure(table, scale, path.parent, data, corpus, device, jobs):
             typer.echo(f"figure: {png}")
+
+
+@app.command()
+def report(
+    folders: Annotated[list[Path], typer.Argument(help="Run folders and/or reproduction folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("report.html"),
+    split: str = "test",
+    max_codes: Annotated[int, typer.Option(min=1, help="Codes listed per run (the largest).")] = 100,
+    data_dir: DataDir = None,
+    device: str = "auto",
+):
+    """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
+    from demvae.report.html import write_report
+
+    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes)
+    typer.echo(f"report: {path}")
 
 
 @app.command()

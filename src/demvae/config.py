@@ -94,6 +94,8 @@ class TrainConfig:
     progress: bool = _f(True, "Show a progress bar and a line per validation.")
     threads: int = _f(0, "CPU threads for torch (0 = torch's default: every core). Several trainings on one "
                          "machine: give each cores / trainings, e.g. 1.")
+    tensorboard: bool = _f(False, "Also write metrics.jsonl's records as TensorBoard event files in <run>/tensorboard "
+                           "(needs the tensorboard extra: pip install 'demvae[tensorboard]').")
 
 
 @dataclass

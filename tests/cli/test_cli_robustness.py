@@ -319,7 +319,7 @@ def test_eval_fits_a_small_split_and_names_its_columns(run_main, copy):
     header = next(line for line in out.splitlines() if line.startswith("| model"))
     for column in ("nll", "is_ppl", "homog_intent", "homog_style"):
         assert f" {column} " in header, header
-    assert "- NLL: importance-sampled bound" in out and "- homog_<label>" in out
+    assert "- NLL: importance-sampled upper bound" in out and "- Homogeneity: joint argmax code" in out
 
 
 def test_run_files_are_world_readable(run):

@@ -28,6 +28,7 @@ from demvae.data.prepare import check_split, prepare
 from demvae.device import resolve_device
 from demvae.errors import CheckpointError, ConfigError
 from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
+from demvae.evaluation.conventions import CONVENTIONS
 from demvae.evaluation.embedding import embedding_scores, load_word_vectors
 from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
 from demvae.evaluation.likelihood import importance_sampled_nll
@@ -193,32 +194,18 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-COLUMNS = {
-    "nll": "NLL: importance-sampled bound, nats per sentence, </s> included",
-    "is_ppl": "PPL: exp(IS NLL summed / predicted tokens, </s> included)",
-    "bleu": "BLEU: corpus BLEU-4 x100 of greedy reconstructions (multi-bleu.perl)",
-    "rppl": "rPPL: perplexity on the test split of a GRU LM trained on prior samples",
-    "wkl": "wKL: KL(unigrams of prior samples ‖ unigrams of train), add-0.01 smoothed",
-    "kl_z": "KL(z): exact KL(q(z|x) ‖ p(z|c)) under q(c|x) = average-prior KL + dispersion",
-    "kl_c": "KL(c): Σ over variables of KL(q(c_i|x) ‖ U(K))",
-    "param_var": "Var: q(c|x)-weighted variance of the prior's natural parameters, summed",
-    "mutual_info": "MI: I(x; c_i) per variable, averaged, from the split's aggregate posterior",
-    "homog_": "homog_<label>: homogeneity of the joint argmax code against that label (1 = pure codes)",
-    "acc_": "acc_<label>: accuracy of the supervised variable (majority_<label>: the majority-class rate)",
-    "emb_": "emb_*: embedding average / extrema / greedy similarity of reconstructions x100",
-}
-"""Each table column's convention, printed under ``demvae eval``'s table (prefixes end with ``_``)."""
+TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info")
+"""The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 
 def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """The columns present in ``rows`` in a fixed order, and the legend lines for them."""
+    """The columns present in ``rows`` in a fixed order, and the conventions that document them."""
     present = set().union(*(r.keys() for r in rows))
-    columns = ["model"] + [c for c in COLUMNS if not c.endswith("_") and c in present]
+    columns = ["model"] + [c for c in TABLE_ORDER if c in present]
     for prefix in ("homog_", "acc_", "emb_"):
         for key in sorted(k for k in present if k.startswith(prefix)):
             columns.append(key)
             if prefix == "acc_":
                 columns.append("majority_" + key[len(prefix):])
-    legend = [doc for c, doc in COLUMNS.items() if any(col == c or (c.endswith("_") and col.startswith(c))
-                                                       for col in columns)]
+    legend = [f"{c.title}: {c.text}" for c in CONVENTIONS if any(c.covers(col) for col in columns)]
     return columns, legend

@@ -18,6 +18,7 @@ from typing import Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
+from demvae.evaluation.conventions import conventions_markdown
 from demvae.evaluation.tables import side_by_side
 from demvae.reproduce.tables import TABLES, Table
 
@@ -154,25 +155,6 @@ def aggregate(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, t
     return out
 
 
-CONVENTIONS = """\
-## Conventions
-- β follows the paper: objective = ELBO + β·L_d (the original code's flag is 1 − β).
-- NLL: importance-sampled upper bound in nats per sentence, the `</s>` prediction included; proposal = the
-  model's posterior (c marginalised exactly for the mixture prior); logsumexp in float64. RNN-LM: exact.
-- BLEU: corpus BLEU-4 ×100 of greedy reconstructions from the posterior mean, computed like Moses
-  multi-bleu.perl (unsmoothed, whitespace tokens); sacreBLEU's score is in each run's metrics file.
-- rPPL: the library's GRU language model (fixed recipe, `demvae.evaluation.rppl.RPPL_RECIPE`) trained on the
-  prior samples (greedy decoding for latent models, as the paper) and measured on the real test split, with
-  the evaluated model's vocabulary. The paper used an external AWD-LSTM, so absolute values differ.
-- wKL: KL(P_gen ‖ P_train) of unigram frequencies; the column is our add-α-smoothed variant (generated-only
-  words count); the original's variant (which skips them) is `wkl_paper` in each run's metrics file.
-- KL(c) = Σ over variables of KL(q(c|x) ‖ U); KL(z) = exact KL for the mixture (average-prior KL +
-  dispersion); Var = Σ over parameters of the q(c|x)-weighted variance of the prior's natural parameters;
-  MI = I(x; c) per variable averaged over variables, from the split's aggregate posterior.
-- Homogeneity: joint argmax code as one cluster id vs the gold label (scikit-learn).
-"""
-
-
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
                   wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
     agg = aggregate(table, rows)
@@ -186,7 +168,7 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
             tried = ", ".join(f"β={b:g}: {v:.2f}" for b, v in sorted(grid.items()))
             md.append(f"- {label}: chose β={max(grid, key=grid.get):g} (validation BLEU {tried})")
         md.append("")
-    md.append(CONVENTIONS)
+    md.append(conventions_markdown())
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,

@@ -7,6 +7,7 @@ run/
   versions.json        python / torch / demvae versions and the device used
   model.safetensors    the best model on validation (what evaluation loads)
   metrics.jsonl        one JSON record per log step and per validation
+  tensorboard/         the same records as TensorBoard event files (only with train.tensorboard: true)
   last/                the latest training state, for --resume:
     model.safetensors  optimizer.pt  trainer_state.json
   corpus.json          where the corpus was read from and the SHA-256 of its files
@@ -26,6 +27,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,11 @@ from safetensors.torch import load_file, save_file
 
 from demvae import __version__
 from demvae.config import RunConfig, from_dict, load_yaml
+from demvae.data.fingerprint import locate
+from demvae.data.prepare import PreparedData, prepare
 from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
-from demvae.errors import CheckpointError, DemvaeError, RunInUse
+from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
 from demvae.models import TextVAE, build_for
 
@@ -235,3 +239,16 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: s
     model = build_for(cfg, vocab)
     load_model_weights(model, run_dir / MODEL if weights == "best" else run_dir / LAST / MODEL)
     return LoadedRun(run_dir, cfg, vocab, model.to(device).eval())
+
+
+def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = None, force: bool = False,
+             max_examples: dict[str, int] | None = None) -> PreparedData:
+    """The run's corpus encoded with its vocabulary: found where ``corpus.json`` recorded it (or at
+    ``corpus``/``data_dir``), refused if its files changed since training unless ``force`` (then a
+    warning). ``max_examples`` replaces the run's limits (``{}``: every example of every split)."""
+    cfg, notes = locate(run.config.data, read_corpus_record(run.run_dir), corpus, data_dir, force)
+    for note in notes:
+        warnings.warn(note, DemvaeWarning, stacklevel=2)
+    if max_examples is not None:
+        cfg.max_examples = dict(max_examples)
+    return prepare(cfg, run.vocab)

@@ -40,6 +40,7 @@ from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
 from demvae.training import run_folder as rf
 from demvae.training.aggressive import AggressiveSchedule, AggressiveState
+from demvae.training.tensorboard import TensorBoardLogger
 from demvae.training.validation import posterior_stats
 
 SELECTION = {"elbo": "neg_elbo", "loss": "loss", "rec": "rec"}
@@ -126,10 +127,15 @@ class Trainer:
             write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
         else:
             self._init_run_dir(force)
+        # optional TensorBoard logging (train.tensorboard): the same records as metrics.jsonl
+        self.tensorboard = TensorBoardLogger(self.run_dir) if cfg.train.tensorboard else None
 
     def close(self) -> None:
-        """Release the run folder's lock."""
+        """Release the run folder's lock (and close the TensorBoard writer)."""
         self._lock.release()
+        if getattr(self, "tensorboard", None) is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     # --- run folder ---
     def _init_run_dir(self, force: bool) -> None:
@@ -147,6 +153,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / rf.METRICS, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.log(record)
 
     def _last_good(self) -> str:
         if (self.run_dir / rf.LAST).is_dir():
