@@ -276,7 +276,8 @@ def reproduce(
     figure: Annotated[bool, typer.Option(help="Also draw the table's figure (PTB: Figure 5; DD: Figure 4).")] = False,
     beta_grid: Annotated[str | None, typer.Option(
         help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
-    device: Device = "auto",
+    device: Annotated[str, typer.Option("--device", "--devices", help="A device, or a list to spread the rows "
+                                        "over (cuda:0,cuda:1); auto = every visible GPU, else the CPU.")] = "auto",
 ):
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
     from demvae.config import parse_overrides

@@ -80,3 +80,14 @@ def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     dgm = [r["nll"] for r in rows if r["label"] == "DGM-VAE"]
     mean = sum(dgm) / 2
     assert f"{mean:.2f} ± " in results.read_text()
+
+
+def test_rows_are_spread_over_the_devices():
+    from demvae.reproduce.run import Job, devices_for, place
+
+    assert devices_for("cuda:0, cuda:1") == ["cuda:0", "cuda:1"] and devices_for("cpu") == ["cpu"]
+    jobs = [Job("t", f"r{i}", "builtin/dgm-vae", 0, f"out{i}", {"train": {"device": "auto"}}, ("posterior",),
+                {"device": "auto"}, 1) for i in range(5)]
+    placed = place(jobs, ["cuda:0", "cuda:1"])
+    assert [j.overrides["train"]["device"] for j in placed] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert [j.eval_options["device"] for j in placed] == [j.overrides["train"]["device"] for j in placed]

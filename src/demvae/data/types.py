@@ -57,6 +57,8 @@ class Batch:
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     host_lengths: torch.Tensor | None = None
     """A CPU copy of ``lengths`` (packing sequences needs one; reading it never syncs a GPU)."""
+    global_size: int | None = None
+    """In data-parallel training: the size of the global batch this batch is one rank's shard of."""
 
     def __post_init__(self):
         if self.host_lengths is None:
@@ -68,6 +70,7 @@ class Batch:
             self.lengths.to(device, non_blocking=True),
             {k: v.to(device, non_blocking=True) for k, v in self.labels.items()},
             self.host_lengths,
+            self.global_size,
         )
 
     @property

@@ -35,7 +35,7 @@ def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus:
 
 def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
     from demvae.config import compose, find_config, load_yaml
-    from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
+    from demvae.reproduce.run import SCALES, Job, devices_for, execute, place, scale_overrides
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
@@ -48,7 +48,7 @@ def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
             eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
             job_list.append(Job("figure5", label, config, 0, str(run_dir), overrides, ("nll", "prior"),
                                 eval_options, 1))
-    rows = execute(job_list, jobs)
+    rows = execute(place(job_list, devices_for(device)), jobs)
     return plot_figure5(rows, out / "figure5.png", f"Figure 5 (PTB, scale {scale})")
 
 
@@ -70,6 +70,9 @@ def plot_figure5(rows: list[dict], path: Path, title: str) -> Path:
 
 
 def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str) -> list[Path]:
+    from demvae.reproduce.run import devices_for
+
+    device = devices_for(device)[0]
     from demvae import runs
     from demvae.config import compose
     from demvae.data.prepare import prepare

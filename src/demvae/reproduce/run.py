@@ -176,9 +176,33 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
     return path
 
 
+def devices_for(device: str) -> list[str]:
+    """The devices rows are placed on: a comma-separated list as given, every visible GPU for
+    ``auto`` on a GPU machine, else the one device."""
+    if "," in device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    if device == "auto":
+        import torch
+
+        if torch.cuda.device_count() > 0:
+            return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return [device]
+
+
+def place(jobs: list[Job], devices: list[str]) -> list[Job]:
+    """Rows round-robin over the devices (several rows share a device when there are more rows)."""
+    for i, job in enumerate(jobs):
+        device = devices[i % len(devices)]
+        job.overrides = merge(job.overrides, {"train": {"device": device}})
+        job.eval_options = {**job.eval_options, "device": device}
+    return jobs
+
+
 def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
               data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
               device: str = "auto", beta_grid: tuple[float, ...] = ()) -> Path:
+    """``device``: one device, ``auto``, or a comma-separated list (``cuda:0,cuda:1``) to spread the
+    rows over; ``auto`` on a machine with GPUs uses all of them."""
     import time
 
     if table_name not in TABLES:
@@ -191,5 +215,6 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     t = time.perf_counter()
     job_list = plan(table, scale, seeds, out, data_dir, corpus, extra or {}, device, threads, beta_grid)
+    job_list = place(job_list, devices_for(device))
     rows, beta_choice = select_beta(execute(job_list, jobs))
     return write_results(table, scale, seeds, rows, out, time.perf_counter() - t, beta_choice)

@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from demvae import distributed
 from demvae.config import RunConfig
-from demvae.data.batching import BucketBatchSampler, iterate
+from demvae.data.batching import BucketBatchSampler
 from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
@@ -86,6 +88,14 @@ class Trainer:
         self.run_dir = Path(run_dir)
         tc = cfg.train
         self.device = resolve_device(tc.device)
+        self.world = distributed.init(self.device.type)
+        if self.world.size > 1:
+            if tc.batch_size % self.world.size:
+                raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) does not divide over "
+                                  f"{self.world.size} ranks; use a multiple of {self.world.size}")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.world.local_rank)
+                torch.cuda.set_device(self.device)
         if tc.threads:
             torch.set_num_threads(tc.threads)
         seed_everything(tc.seed)
@@ -108,13 +118,18 @@ class Trainer:
         self.aggressive = AggressiveSchedule(tc, self.model) if tc.aggressive else None
         self.state = TrainState(patience=tc.patience, lr=tc.lr,
                                 aggressive=AggressiveState() if tc.aggressive else None)
-        self.meter = _Meter()
-        self._lock = rf.RunLock(self.run_dir).acquire()  # nothing in the folder was touched before this
+        self.meter = _Meter(self.world)
+        self._lock = rf.RunLock(self.run_dir)
+        if self.world.main:  # rank 0 alone writes the run folder
+            self._lock.acquire()  # nothing in the folder was touched before this
         try:
             self._open_run_dir(resume, force)
         except BaseException:
             self.close()
             raise
+        # data parallel: DDP averages the ranks' gradients (after the run folder's weights are loaded)
+        self.ddp = self.model if self.world.size == 1 else DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def _open_run_dir(self, resume: bool, force: bool) -> None:
         cfg = self.cfg
@@ -122,13 +137,14 @@ class Trainer:
             self.state = TrainState.from_dict(rf.load_training_state(self.run_dir, self.model, self.optimizer))
             self.state.done = False
             self.meter.load(self.state.meter)
-            rf.clean_leftovers(self.run_dir)
-            rf.truncate_metrics(self.run_dir, self.state.step)
-            write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
-        else:
+            if self.world.main:
+                rf.clean_leftovers(self.run_dir)
+                rf.truncate_metrics(self.run_dir, self.state.step)
+                write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
+        elif self.world.main:
             self._init_run_dir(force)
         # optional TensorBoard logging (train.tensorboard): the same records as metrics.jsonl
-        self.tensorboard = TensorBoardLogger(self.run_dir) if cfg.train.tensorboard else None
+        self.tensorboard = TensorBoardLogger(self.run_dir) if cfg.train.tensorboard and self.world.main else None
 
     def close(self) -> None:
         """Release the run folder's lock (and close the TensorBoard writer)."""
@@ -151,6 +167,8 @@ class Trainer:
         write_json(self.run_dir / rf.CORPUS, fingerprint(self.cfg.data))
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.world.main:
+            return
         with open(self.run_dir / rf.METRICS, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
@@ -163,15 +181,21 @@ class Trainer:
 
     def _save(self) -> None:
         self.state.meter = self.meter.state()
-        rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
+        if self.world.main:
+            rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
 
     # --- batches ---
     def _batches(self):
-        """Endless training batches, resumable at (epoch, batch_in_epoch)."""
-        st = self.state
+        """Endless training batches, resumable at (epoch, batch_in_epoch); with N ranks, this rank's
+        shard of each global batch (a final batch smaller than N is skipped)."""
+        st, split = self.state, self.data.splits["train"]
         while True:
-            for batch in iterate(self.data.splits["train"], self.sampler, st.epoch, st.batch_in_epoch):
+            for indices in self.sampler.batches(st.epoch)[st.batch_in_epoch:]:
                 st.batch_in_epoch += 1
+                if len(indices) < self.world.size:
+                    continue
+                batch = split.batch(distributed.shard(indices, self.world) if self.world.size > 1 else indices)
+                batch.global_size = len(indices)
                 yield batch.to(self.device)
             st.epoch += 1
             st.batch_in_epoch = 0
@@ -180,9 +204,10 @@ class Trainer:
     def train_step(self, batch: Batch, weight: float, frozen: list[torch.nn.Parameter] = ()) -> tuple[Tensor, Terms]:
         """One Adam update on ``batch`` with annealing weight ``weight``; ``frozen`` parameters keep
         their values and their Adam moments. Returns the (detached) loss and terms."""
-        with autocast(self.device, self.cfg.train.amp):  # the latent blocks run in float32 inside
-            terms = self.model(batch, self.cfg.train.n_samples)
-            loss = objective(terms, self.cfg.objective, weight)
+        rows = batch.global_size or batch.size
+        with distributed.global_batch(self.world, rows), autocast(self.device, self.cfg.train.amp):
+            terms = self.ddp(batch, self.cfg.train.n_samples)  # the latent blocks run in float32 inside
+            loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for p in frozen:  # None, not zero: Adam skips a parameter without a gradient (its moments do not drift)
@@ -214,7 +239,8 @@ class Trainer:
         since_best = len(st.history) - 1 - st.history.index(st.best) if st.best in st.history else 0
         if value < st.best:
             st.best, st.best_step = value, st.step
-            rf.save_model(self.model, self.run_dir / rf.MODEL)
+            if self.world.main:
+                rf.save_model(self.model, self.run_dir / rf.MODEL)
         elif value > st.best and since_best >= tc.lr_hold - 1:
             # the original's rule: decay from the (lr_hold−1)-th validation in a row without a new
             # best, and at every validation after it; the best model is not reloaded
@@ -229,7 +255,7 @@ class Trainer:
         if self.aggressive and st.aggressive.active:
             self.aggressive.after_validation(st.aggressive, stats.get("mutual_info", 0.0), st.step)
         self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **stats})
-        if tc.progress:
+        if tc.progress and self.world.main:
             shown = "  ".join(f"{name} {stats[key]:.3f}" for key, name in
                               (("kl_c", "KL(c)"), ("mutual_info", "MI"), ("param_var", "Var")) if key in stats)
             tqdm.write(f"step {st.step}: valid {metric} {value:.3f} (best {st.best:.3f} at step {st.best_step})  "
@@ -244,8 +270,8 @@ class Trainer:
         at once); a killed run resumes from its last checkpoint, written at every validation."""
         tc, st, obj = self.cfg.train, self.state, self.cfg.objective
         batches = self._batches()
-        bar = tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True,
-                   desc=self.cfg.model_name)
+        bar = tqdm(total=tc.max_steps, initial=st.step, disable=not (tc.progress and self.world.main),
+                   dynamic_ncols=True, desc=self.cfg.model_name)
         self.model.train()
         try:
             with _stop_on_sigint() as stop:
@@ -288,9 +314,11 @@ class Trainer:
 
 
 class _Meter:
-    """Running means of the loss terms, kept on the device until read (no per-step host sync)."""
+    """Running means of the loss terms, kept on the device until read (no per-step host sync); with
+    N ranks, averaged over the ranks when read."""
 
-    def __init__(self):
+    def __init__(self, world: distributed.World | None = None):
+        self.world = world or distributed.World()
         self.reset()
 
     def reset(self) -> None:
@@ -319,8 +347,9 @@ class _Meter:
 
     def read(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0
-        record = {k: float(v) / self.steps for k, v in self.sums.items()}
-        record.update(tokens_per_s=self.tokens / elapsed, sentences_per_s=self.sentences / elapsed)
+        record = {k: float(distributed.mean_over_ranks(v, self.world)) / self.steps for k, v in self.sums.items()}
+        n = self.world.size  # every rank saw about 1/N of the sentences in the same time
+        record.update(tokens_per_s=n * self.tokens / elapsed, sentences_per_s=n * self.sentences / elapsed)
         self.reset()
         return record
 
