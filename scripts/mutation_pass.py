@@ -142,9 +142,14 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "src"))
-    import torch  # noqa: F401  (imported once, shared by every forked child)
+    import numpy  # noqa: F401  (imported once, shared by every forked child)
+    import pytest  # noqa: F401
+    import sacrebleu  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import torch
 
     torch.set_num_threads(1)
+    torch.testing.assert_close(torch.zeros(1), torch.zeros(1))  # its first call costs seconds: pay it once
     results = []
     for target, tests in TARGETS.items():
         if args.only and not re.search(args.only, target):
