@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from demvae.errors import CheckpointError, ConfigError, DemvaeError
-from demvae.runs import resume, train
+from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
+from demvae.runs import RunFinished, resume, train
 from demvae.training import Trainer
 
 N = 40  # tiny_cfg: max_steps 40, eval_every 15, log_every 10
@@ -83,7 +83,8 @@ def test_resuming_a_finished_run_changes_nothing(full_run, tmp_path):
     run = shutil.copytree(full_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()
     n_records = len(_records(run))
-    resume(run)
+    with pytest.raises(RunFinished, match="max_steps = 40 at step 40.*N > 40"):
+        resume(run)
     assert (run / "last" / "model.safetensors").read_bytes() == before
     assert len(_records(run)) == n_records
 
@@ -112,10 +113,20 @@ def test_resume_after_keyboard_interrupt_is_equivalent(full_run, tiny_cfg, tmp_p
     assert_same_tensors(full_run / "last" / "model.safetensors", tmp_path / "C" / "last" / "model.safetensors")
 
 
-def test_resume_without_checkpoint_is_a_clear_error(tiny_cfg, tmp_path):
+def test_resume_before_the_first_checkpoint_trains_from_the_start(full_run, tiny_cfg, tmp_path):
+    """A run killed before its first checkpoint has nothing to lose: resume trains it from step 0, with a warning."""
     run = tmp_path / "nolast"
-    Trainer(tiny_cfg(), run)  # writes config.yaml / vocab.json, no training, no last/
+    Trainer(tiny_cfg(), run).close()  # writes config.yaml / vocab.json, no training, no last/
     assert (run / "config.yaml").is_file() and not (run / "last").exists()
+    with pytest.warns(DemvaeWarning, match="no checkpoint yet: training it from step 0"):
+        resume(run)
+    assert_same_tensors(full_run / "last" / "model.safetensors", run / "last" / "model.safetensors")
+
+
+def test_resume_with_a_lost_checkpoint_is_a_clear_error(full_run, tmp_path):
+    """A trained run whose last/ is gone cannot be resumed silently from scratch: that would lose its model."""
+    run = shutil.copytree(full_run, tmp_path / "lost")
+    shutil.rmtree(run / "last")
     with pytest.raises(CheckpointError, match="no resumable checkpoint") as info:
         resume(run)
     assert str(run / "last") in str(info.value)

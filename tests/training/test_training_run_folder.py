@@ -18,8 +18,9 @@ from demvae.training import run_folder as ckpt
 
 
 def _leftovers(run_dir):
+    """Temporary files and half-swapped checkpoints (``.lock`` is the run's lock file: it stays, unlocked)."""
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
-                  if p.name.endswith(".tmp") or p.name.startswith(".last") or p.name.startswith("."))
+                  if p.name.endswith(".tmp") or (p.name.startswith(".") and p.name != ".lock"))
 
 
 def test_run_folder_files(full_run):

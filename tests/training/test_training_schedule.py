@@ -11,9 +11,12 @@ from demvae.training import Trainer
 
 @pytest.fixture
 def trainer(tiny_cfg, tmp_path):
-    def make(**train):
+    made = []
+
+    def make(**train):  # each trainer its own folder: a live trainer holds its folder's lock
         base = {"lr": 1e-3, "lr_decay": 0.5, "lr_hold": 3, "patience": 100, "min_lr": 1e-9}
-        return Trainer(tiny_cfg(train={**base, **train}), tmp_path / "run")
+        made.append(Trainer(tiny_cfg(train={**base, **train}), tmp_path / f"run{len(made)}"))
+        return made[-1]
     return make
 
 
