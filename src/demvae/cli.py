@@ -78,6 +78,27 @@ def train(
     typer.echo(f"run folder: {run_dir}")
 
 
+def _parse_code(code: str, shape: tuple[int, int]) -> list[int]:
+    """``"a,b,c"`` -> one value per variable, each in 0..K−1."""
+    try:
+        values = [int(v) for v in code.split(",")]
+    except ValueError:
+        raise DemvaeError(f"--code expects integers separated by commas, got {code!r}") from None
+    if len(values) != shape[0] or not all(0 <= v < shape[1] for v in values):
+        raise DemvaeError(f"--code needs {shape[0]} values in 0..{shape[1] - 1}, got {code!r}")
+    return values
+
+
+def _sentence_run(run_dir: Path, device: str, command: str):
+    from demvae.training import load_run
+
+    run = load_run(run_dir, device)
+    if run.is_dialog:
+        raise DemvaeError(f"{run_dir} is a dialog run: `demvae {command}` reads a sentence model, e.g. its stage 1 "
+                          f"({run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
+    return run
+
+
 @app.command()
 def sample(
     run_dir: Path,
@@ -90,21 +111,13 @@ def sample(
     """Generate sentences from the prior, optionally for a chosen discrete code."""
     import torch
 
-    from demvae.training import load_run
-
-    run = load_run(run_dir, device)
+    run = _sentence_run(run_dir, device, "sample")
     codes = None
     if code is not None:
         shape = run.model.code_shape()
         if shape is None:
             raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-        try:
-            values = [int(v) for v in code.split(",")]
-        except ValueError:
-            raise DemvaeError(f"--code expects integers separated by commas, got {code!r}") from None
-        if len(values) != shape[0] or not all(0 <= v < shape[1] for v in values):
-            raise DemvaeError(f"--code needs {shape[0]} values in 0..{shape[1] - 1}, got {code!r}")
-        codes = torch.tensor([values] * n)
+        codes = torch.tensor([_parse_code(code, shape)] * n)
     torch.manual_seed(seed)
     ids = run.model.sample_prior(n, codes=codes, greedy=None if not sample_words else False)
     for row in ids.tolist():
@@ -122,9 +135,8 @@ def encode(
     from demvae.data.corpora._io import read_lines
     from demvae.data.types import Example
     from demvae.evaluation.codes import encode_codes
-    from demvae.training import load_run
 
-    run = load_run(run_dir, device)
+    run = _sentence_run(run_dir, device, "encode")
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     lines = [line.strip() for line in read_lines(file) if line.strip()]
@@ -145,7 +157,9 @@ def clusters(
     data_dir: DataDir = None,
     device: str = "cpu",
 ):
-    """Per discovered code: size, majority labels with purity, typical and generated sentences."""
+    """Per discovered code: size, majority labels with purity, typical and generated sentences (for a dialog
+    run: the stage-1 codes of the responses, and the dialog model's responses with each code; the paper found
+    its Table 4 codes on the train split)."""
     from demvae.config import replace
     from demvae.data.prepare import check_split, prepare
     from demvae.evaluation.codes import encode_codes
@@ -156,11 +170,41 @@ def clusters(
     data_values = {"max_examples": {}}  # the whole split, whatever subset the run trained on
     if data_dir:
         data_values["data_dir"] = str(data_dir)
-    data = prepare(replace(run.config, data=data_values).data, run.vocab)
+    cfg = replace(run.config, data=data_values)
+    data = prepare(cfg.data, run.vocab, cfg.dialog)
     codes = encode_codes(run.model, data.splits[check_split(split)])
     if codes is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
+
+
+@app.command()
+def respond(
+    run_dir: Path,
+    context: Annotated[str, typer.Option(help=(
+        "The dialogue so far: turns oldest first, separated by ' | '. A turn may start with <usr> or <sys>; "
+        "untagged turns alternate, the first being the user's (<usr>)."))],
+    code: Annotated[str | None, typer.Option(help="Respond with this code c1,c2,... instead of the top ones.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many of the policy's most probable codes.")] = 5,
+    z: Annotated[str, typer.Option(help="z of the code: mean (of its component) or sample.")] = "mean",
+    beam: Annotated[int, typer.Option(min=0, help="Beam size (0: greedy decoding).")] = 0,
+    seed: int = 0,
+    device: str = "cpu",
+):
+    """Table 5 for any context: the policy's top codes with their probabilities and one response per code."""
+    from demvae.config import Z_CHOICES
+    from demvae.report.respond import format_replies
+    from demvae.report.respond import respond as replies_for
+    from demvae.training import load_run
+
+    if z not in Z_CHOICES:
+        raise DemvaeError(f"--z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
+    run = load_run(run_dir, device)
+    values = _parse_code(code, run.model.code_shape()) if code is not None and run.is_dialog else None
+    replies, turns, unknown = replies_for(run, context, values, n, z, beam, seed)
+    if unknown:
+        typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", err=True)
+    typer.echo(format_replies(replies, turns))
 
 
 @app.command("eval")
@@ -178,10 +222,10 @@ def eval_(
     device: str = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model."""
-    from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
+    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
     from demvae.evaluation.tables import format_table
 
-    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else METRIC_GROUPS
+    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, n_prior_samples=n_prior,
                        rppl_steps=rppl_steps, device=device, data_dir=str(data_dir) if data_dir else None,
                        vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors)
@@ -195,7 +239,7 @@ def eval_(
 
 @app.command()
 def reproduce(
-    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2 or dd-table6.")],
+    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2, dd-table6 or smd-table3.")],
     data_dir: DataDir = None,
     scale: Annotated[str, typer.Option(help="smoke (seconds), mini (2 CPU cores), paper (GPU).")] = "mini",
     seeds: int = 1,
@@ -206,6 +250,8 @@ def reproduce(
     figure: Annotated[bool, typer.Option(help="Also draw the table's figure (PTB: Figure 5; DD: Figure 4).")] = False,
     beta_grid: Annotated[str | None, typer.Option(
         help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Torch threads per job (default: the cores shared out; 1 is fastest on a busy machine).")] = None,
     device: str = "auto",
 ):
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
@@ -217,7 +263,10 @@ def reproduce(
         grid = tuple(float(b) for b in beta_grid.split(",")) if beta_grid else ()
     except ValueError:
         raise DemvaeError(f"--beta-grid expects numbers separated by commas, got {beta_grid!r}") from None
-    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid)
+    if figure and not table.startswith(("ptb", "dd")):
+        raise DemvaeError(f"--figure: {table} has no figure (PTB tables: Figure 5; DailyDialog tables: Figure 4)")
+    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid,
+                         threads)
     typer.echo(path.read_text())
     if figure:
         from demvae.reproduce.figures import draw_figure

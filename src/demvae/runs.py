@@ -13,8 +13,8 @@ from typing import Any
 
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
 from demvae.errors import ConfigError
-from demvae.training import Trainer
-from demvae.training.run_folder import CONFIG, LAST, MODEL
+from demvae.training import DialogTrainer, Trainer
+from demvae.training.run_folder import CONFIG, LAST, MODEL, STAGE1
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -22,10 +22,17 @@ def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{cfg.model_name}-{corpus}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _trainer(cfg: RunConfig, run_dir: Path, resume: bool = False) -> Trainer | DialogTrainer:
+    """The sentence model's Trainer, or both stages of a dialog run (``dialog.enabled``)."""
+    if cfg.dialog.enabled:
+        return DialogTrainer(cfg, run_dir, resume=resume)
+    return Trainer(cfg, run_dir, resume=resume)
+
+
 def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None = None) -> Path:
     """Train a new run into ``out`` and return its folder."""
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
-    Trainer(cfg, run_dir).fit(until_step=until_step)
+    _trainer(cfg, run_dir).fit(until_step=until_step)
     return run_dir
 
 
@@ -37,18 +44,26 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
     if bad:
         raise ConfigError(f"a resumed run keeps its {', '.join(bad)} settings; only train.* can change")
     cfg = from_dict(merge(load_yaml(run_dir / CONFIG), overrides or {}))
-    Trainer(cfg, run_dir, resume=True).fit(until_step=until_step)
+    _trainer(cfg, run_dir, resume=True).fit(until_step=until_step)
     return run_dir
+
+
+def _finished(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether the run's (last stage's) training has ended: its step budget reached, or stopped early."""
+    state_file = run_dir / LAST / "trainer_state.json"
+    if not state_file.is_file():
+        return False
+    state = json.loads(state_file.read_text())
+    return state["step"] >= (cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps) or state["done"]
 
 
 def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
     if (run_dir / MODEL).is_file() and not (run_dir / LAST).is_dir():
         return run_dir
-    if (run_dir / LAST).is_dir():
-        state = json.loads((run_dir / LAST / "trainer_state.json").read_text())
-        cfg = compose(config=config, overrides=overrides)
-        if state["step"] >= cfg.train.max_steps or state.get("done"):
-            return run_dir
+    cfg = compose(config=config, overrides=overrides)
+    if _finished(run_dir, cfg):
+        return run_dir
+    if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir():
         return resume(run_dir, {"train": overrides.get("train", {})})
-    return train(compose(config=config, overrides=overrides), run_dir)
+    return train(cfg, run_dir)

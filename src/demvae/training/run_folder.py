@@ -13,6 +13,21 @@ run/
 
 Every file is written to a temporary name and renamed (atomic on POSIX); ``last/`` is written as a
 new folder and swapped in, so an interrupted write never leaves a half-written checkpoint.
+
+A dialog run (``dialog.enabled``; :mod:`demvae.training.dialog`) nests its stage 1:
+
+```
+run/
+  config.yaml  vocab.json  versions.json   the dialog run's (one vocabulary for both stages)
+  stage1/              stage 1: a complete sentence-VAE run folder as above, trained on the responses
+                       (its config.yaml has dialog.enabled: false; `demvae eval run/stage1` reads it as
+                       any sentence model)
+  model.safetensors    the best stage-2 model on validation, the frozen stage-1 weights included (they
+                       equal stage1/model.safetensors bit for bit): what respond / eval / clusters load
+  metrics.jsonl        stage 2's records (stage 1's are in stage1/metrics.jsonl)
+  last/                stage 2's latest training state; absent while stage 1 is still training
+  stages.json          wall time, final step and best step of each stage
+```
 """
 
 from __future__ import annotations
@@ -36,10 +51,12 @@ from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError
 from demvae.io import atomic_write, write_json
-from demvae.models import TextVAE, build_for
+from demvae.models import DialogModel, TextVAE, build_for
 
 CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST = (
     "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last")
+STAGE1, STAGES = "stage1", "stages.json"
+"""A dialog run's stage-1 folder and its per-stage timings."""
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
@@ -130,11 +147,16 @@ class LoadedRun:
     run_dir: Path
     config: RunConfig
     vocab: Vocab
-    model: TextVAE
+    model: TextVAE | DialogModel
+
+    @property
+    def is_dialog(self) -> bool:
+        return isinstance(self.model, DialogModel)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
-    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last"."""
+    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last". A dialog run gives its
+    :class:`~demvae.models.DialogModel` (its ``stage1/`` folder is a sentence run of its own)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder not found: {run_dir}")

@@ -1,0 +1,140 @@
+"""The two-stage dialog run (paper §4.4; the original's ``main_stanford.py``).
+
+Stage 1 trains the sentence VAE of the config on the responses with the ordinary :class:`Trainer` into
+``RUN/stage1/`` (a complete sentence run folder; its config has ``dialog.enabled: false``) for
+``train.max_steps`` steps, the original's freeze step, or until its patience runs out. Stage 2 reloads stage 1's
+*best* checkpoint (``RUN/stage1/model.safetensors``) into a :class:`~demvae.models.DialogModel`, freezes it, and
+trains the context encoder, policy and attention decoder with a new Adam (learning rate reset), its own
+:class:`TrainState` (steps counted from 0, up to ``dialog.max_steps``) and its own model selection
+(``dialog.select_metric``), into ``RUN/`` itself. Both stages read the same responses (``dialog.speakers``).
+
+:class:`Stage2Trainer` is the :class:`Trainer` with its extension points overridden (the model, the
+annealing weight, the loss, the validation statistics, the selection statistic and the step budget); the loop,
+checkpoints, learning-rate decay and patience are the Trainer's. :class:`DialogTrainer` runs the two in order and
+resumes whichever was interrupted: ``RUN/last/`` present means stage 2 has started; otherwise ``RUN/stage1/last/``
+tells how far stage 1 got. ``fit(until_step)`` counts steps over both stages (stage 1's final step + stage 2's
+steps), so a run stopped anywhere and resumed ends exactly where an uninterrupted one ends. Wall time per stage accumulates in ``RUN/stages.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from demvae.config import RunConfig, replace
+from demvae.data.prepare import PreparedData, prepare
+from demvae.data.types import Batch
+from demvae.data.vocab import Vocab
+from demvae.device import resolve_device
+from demvae.errors import CheckpointError
+from demvae.io import write_json, write_text
+from demvae.objectives import dialog_objective
+from demvae.training import run_folder as rf
+from demvae.training.trainer import Trainer
+from demvae.training.validation import dialog_stats
+
+
+def stage1_config(cfg: RunConfig) -> RunConfig:
+    """The config of stage 1: the same run as a sentence VAE (the dialog section off)."""
+    return replace(cfg, dialog={"enabled": False})
+
+
+class Stage2Trainer(Trainer):
+    """Stage 2 of a dialog run: the Trainer's loop on a :class:`~demvae.models.DialogModel` whose stage 1 is
+    loaded from ``stage1_weights`` and frozen (its parameters never reach Adam)."""
+
+    progress_keys = ("loss", "nll", "policy", "attribute")
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, data: PreparedData, stage1_weights: Path,
+                 resume: bool = False):
+        self.stage1_weights = Path(stage1_weights)
+        super().__init__(cfg, run_dir, data, resume)
+        self.max_steps = cfg.dialog.max_steps
+        self.select_metric = cfg.dialog.select_metric
+
+    def build_model(self):
+        model = super().build_model()  # the DialogModel: stage 1 built frozen
+        rf.load_model_weights(model.stage1, self.stage1_weights)
+        return model
+
+    def anneal_weight(self, step: int) -> float:
+        return 1.0  # the original sets kl_w = 1 at the freeze; stage 2's loss has no KL term anyway
+
+    def compute_loss(self, batch: Batch, weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = self.model(batch)
+        return dialog_objective(terms, self.cfg.dialog.attribute_weight), terms.batch_means()
+
+    def validation_stats(self) -> dict[str, float]:
+        return dialog_stats(self.model, self.data.splits["valid"], self.cfg.dialog, self.cfg.train.eval_batch_size)
+
+
+def _state(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / rf.LAST / "trainer_state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _finished(state: dict[str, Any] | None, max_steps: int) -> bool:
+    return state is not None and (state["done"] or state["step"] >= max_steps)
+
+
+class DialogTrainer:
+    """Stage 1 then stage 2 into one run folder (see the module's docstring)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.stage1_dir = self.run_dir / rf.STAGE1
+        started = (self.run_dir / rf.LAST).is_dir() or (self.stage1_dir / rf.LAST).is_dir()
+        if resume and not started:
+            raise CheckpointError(
+                f"no resumable checkpoint in {self.run_dir} (expected {self.stage1_dir / rf.LAST} or "
+                f"{self.run_dir / rf.LAST})"
+            )
+        if not resume and started:
+            raise CheckpointError(f"{self.run_dir} already holds a run; use --resume or another --out")
+        vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
+        self.data = prepare(cfg.data, vocab, cfg.dialog)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())
+        if not resume:
+            self.data.vocab.save(self.run_dir / rf.VOCAB)
+            write_json(self.run_dir / rf.VERSIONS, rf.versions(str(resolve_device(cfg.train.device))))
+            (self.run_dir / rf.STAGES).unlink(missing_ok=True)
+
+    def fit(self, until_step: int | None = None) -> dict[str, Any]:
+        """Train what is left of both stages; ``until_step`` stops after that many steps of both stages
+        together, as an interruption would."""
+        state1 = _state(self.stage1_dir)
+        if not _finished(state1, self.cfg.train.max_steps):
+            stage1 = Trainer(stage1_config(self.cfg), self.stage1_dir, self.data, resume=state1 is not None)
+            self._timed("stage1", stage1, until_step)
+            state1 = {"step": stage1.state.step}
+            if stage1.state.step == until_step:
+                return {"stage": 1, "step": stage1.state.step}
+        offset = state1["step"]
+        if until_step is not None and until_step <= offset:
+            return {"stage": 1, "step": offset}
+        state2 = _state(self.run_dir)
+        if _finished(state2, self.cfg.dialog.max_steps):
+            return {"stage": 2, "step": state2["step"]}
+        stage2 = Stage2Trainer(self.cfg, self.run_dir, self.data, self.stage1_dir / rf.MODEL,
+                               resume=state2 is not None)
+        result = self._timed("stage2", stage2, None if until_step is None else until_step - offset)
+        return {"stage": 2, **result}
+
+    def _timed(self, stage: str, trainer: Trainer, until_step: int | None = None) -> dict[str, Any]:
+        path = self.run_dir / rf.STAGES
+        stages = json.loads(path.read_text()) if path.is_file() else {}
+        t = time.perf_counter()
+        result = trainer.fit(until_step)
+        seconds = stages.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - t
+        stages[stage] = {"seconds": seconds, "step": trainer.state.step, "best_step": trainer.state.best_step}
+        write_json(path, stages)
+        return result
+
+
+__all__ = ["DialogTrainer", "Stage2Trainer", "stage1_config"]
