@@ -232,7 +232,8 @@ def eval_(
     rows = [flat_row(evaluate_run(d, opts)) for d in run_dirs]
     preferred = ["model", "rppl", "bleu", "wkl", "nll", "ppl", "kl_z", "kl_c", "param_var", "mutual_info",
                  "homog_act", "homog_emotion", "homog_intent", "acc_act", "majority_act", "acc_emotion",
-                 "majority_emotion", "emb_average", "emb_extrema", "emb_greedy"]
+                 "majority_emotion", "emb_average", "emb_extrema", "emb_greedy", "bleu_words", "embedding_average",
+                 "embedding_extrema", "embedding_greedy", "homog_domain", "homog_speaker"]
     columns = [c for c in preferred if any(c in r for r in rows)]
     typer.echo(format_table(rows, columns, title=f"{split} split"))
 
