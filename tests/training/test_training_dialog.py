@@ -23,47 +23,25 @@ from demvae.training.dialog import stage1_config
 STAGE1_STEPS, STAGE2_STEPS = 8, 7  # tests/conftest.py TINY_DIALOG
 
 
-def _records(path, kind=None):
-    recs = [json.loads(line) for line in path.read_text().splitlines()]
-    return [r for r in recs if kind is None or r["kind"] == kind]
-
-
-def _same_tensors(path_a, path_b):
-    a, b = load_file(str(path_a)), load_file(str(path_b))
-    assert set(a) == set(b)
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs between {path_a} and {path_b}"
-
-
-def _same_end(run_a, run_b):
+def _same_end(checkpoints, run_a, run_b):
     for folder in ("", "stage1"):
-        a, b = run_a / folder, run_b / folder
-        _same_tensors(a / "model.safetensors", b / "model.safetensors")
-        _same_tensors(a / "last" / "model.safetensors", b / "last" / "model.safetensors")
-        state = json.loads((a / "last" / "trainer_state.json").read_text())
-        assert state == json.loads((b / "last" / "trainer_state.json").read_text())
-        oa = torch.load(a / "last" / "optimizer.pt", weights_only=False)
-        ob = torch.load(b / "last" / "optimizer.pt", weights_only=False)
-        for pid, st in oa["optimizer"]["state"].items():
-            for k, v in st.items():
-                assert torch.equal(v, ob["optimizer"]["state"][pid][k]), f"{folder}: Adam {k} of {pid} differs"
-        assert _records(a / "metrics.jsonl", "valid") == _records(b / "metrics.jsonl", "valid")
+        checkpoints.same_end(run_a / folder, run_b / folder)
 
 
 # ------------------------------------------------------------------------------------------- the run folder
 
 
-def test_both_stages_run_into_one_folder(dialog_run):
+def test_both_stages_run_into_one_folder(checkpoints, dialog_run):
     assert (dialog_run / "stage1" / "model.safetensors").is_file()
     stage1 = load_run(dialog_run / "stage1")
     assert not stage1.is_dialog and not stage1.config.dialog.enabled  # a sentence run of its own
     run = load_run(dialog_run)
     assert run.is_dialog and run.config.dialog.enabled
-    assert [r["step"] for r in _records(dialog_run / "stage1" / "metrics.jsonl", "valid")] == [3, 6, 8]
-    valid = _records(dialog_run / "metrics.jsonl", "valid")
+    assert [r["step"] for r in checkpoints.records(dialog_run / "stage1", "valid")] == [3, 6, 8]
+    valid = checkpoints.records(dialog_run, "valid")
     assert [r["step"] for r in valid] == [3, 6, 7]
     assert {r["metric"] for r in valid} == {"nll_policy"}
-    assert all(r["kl_weight"] == 1.0 for r in _records(dialog_run / "metrics.jsonl", "train"))
+    assert all(r["kl_weight"] == 1.0 for r in checkpoints.records(dialog_run, "train"))
     stages = json.loads((dialog_run / "stages.json").read_text())
     assert stages["stage1"]["step"] == STAGE1_STEPS and stages["stage2"]["step"] == STAGE2_STEPS
     assert stages["stage1"]["seconds"] > 0 and stages["stage2"]["seconds"] > 0
@@ -183,27 +161,27 @@ def test_training_input_is_a_posterior_sample_for_dgm_and_the_argmax_code_for_di
 
 @pytest.mark.parametrize("stop", [4, STAGE1_STEPS, STAGE1_STEPS + 4], ids=["in-stage1", "at-the-switch",
                                                                          "in-stage2"])
-def test_resume_equals_an_uninterrupted_run(dialog_run, tiny_dialog_cfg, tmp_path, stop):
+def test_resume_equals_an_uninterrupted_run(checkpoints, dialog_run, tiny_dialog_cfg, tmp_path, stop):
     run = train(tiny_dialog_cfg(), tmp_path / "B", until_step=stop)
     assert (run / "last").is_dir() == (stop > STAGE1_STEPS)
     resume(run)
-    _same_end(dialog_run, run)
+    _same_end(checkpoints, dialog_run, run)
 
 
-def test_resume_in_several_slices_across_the_switch(dialog_run, tiny_dialog_cfg, tmp_path):
+def test_resume_in_several_slices_across_the_switch(checkpoints, dialog_run, tiny_dialog_cfg, tmp_path):
     run = train(tiny_dialog_cfg(), tmp_path / "B", until_step=3)
     resume(run, until_step=10)
     assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 10 - STAGE1_STEPS
     resume(run)
-    _same_end(dialog_run, run)
+    _same_end(checkpoints, dialog_run, run)
 
 
-def test_resuming_a_finished_dialog_run_changes_nothing(dialog_run, tmp_path):
+def test_resuming_a_finished_dialog_run_changes_nothing(checkpoints, dialog_run, tmp_path):
     run = shutil.copytree(dialog_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()
     resume(run)
     assert (run / "last" / "model.safetensors").read_bytes() == before
-    assert _records(run / "metrics.jsonl") == _records(dialog_run / "metrics.jsonl")
+    assert checkpoints.records(run) == checkpoints.records(dialog_run)
 
 
 def test_dialog_run_errors(dialog_run, tiny_dialog_cfg, tmp_path):
