@@ -6,7 +6,6 @@ folder is read back by :func:`demvae.training.load_run` (or :func:`demvae.load`)
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
 from demvae.errors import ConfigError
 from demvae.training import DialogTrainer, Trainer
-from demvae.training.run_folder import CONFIG, LAST, MODEL, STAGE1
+from demvae.training.run_folder import CONFIG, LAST, MODEL, STAGE1, finished, last_state
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -48,22 +47,13 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
     return run_dir
 
 
-def _finished(run_dir: Path, cfg: RunConfig) -> bool:
-    """Whether the run's (last stage's) training has ended: its step budget reached, or stopped early."""
-    state_file = run_dir / LAST / "trainer_state.json"
-    if not state_file.is_file():
-        return False
-    state = json.loads(state_file.read_text())
-    return state["step"] >= (cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps) or state["done"]
-
-
 def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
     if (run_dir / MODEL).is_file() and not (run_dir / LAST).is_dir():
         return run_dir
     cfg = compose(config=config, overrides=overrides)
-    if _finished(run_dir, cfg):
-        return run_dir
+    if finished(last_state(run_dir), cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps):
+        return run_dir  # (a dialog run's last/ is stage 2's)
     if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir():
         return resume(run_dir, {"train": overrides.get("train", {})})
     return train(cfg, run_dir)

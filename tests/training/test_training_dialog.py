@@ -220,3 +220,14 @@ def test_a_corpus_without_contexts_cannot_train_a_dialog_model(tiny_overrides, t
     cfg = compose(model="dgm-vae", overrides=tiny_overrides({"dialog": {"enabled": True}}))
     with pytest.raises(ConfigError, match="dialogue contexts"):
         train(cfg, tmp_path / "run")
+
+
+def test_system_turns_only_for_both_stages(tiny_dialog_cfg, tmp_path):
+    cfg = tiny_dialog_cfg(dialog={"speakers": "sys"})
+    data = DialogTrainer(cfg, tmp_path / "sys").data
+    both = prepare(cfg.data, data.vocab, tiny_dialog_cfg().dialog)
+    sys_id = data.vocab.id("<sys>")
+    for name, split in data.splits.items():
+        assert 0 < len(split) < len(both.splits[name])
+        assert bool((split.ids[:, 1] == sys_id).all())  # every response is a system turn ...
+        assert int((both.splits[name].ids[:, 1] == sys_id).sum()) == len(split)  # ... and every system turn is one

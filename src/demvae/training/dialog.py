@@ -13,7 +13,8 @@ annealing weight, the loss, the validation statistics, the selection statistic a
 checkpoints, learning-rate decay and patience are the Trainer's. :class:`DialogTrainer` runs the two in order and
 resumes whichever was interrupted: ``RUN/last/`` present means stage 2 has started; otherwise ``RUN/stage1/last/``
 tells how far stage 1 got. ``fit(until_step)`` counts steps over both stages (stage 1's final step + stage 2's
-steps), so a run stopped anywhere and resumed ends exactly where an uninterrupted one ends. Wall time per stage accumulates in ``RUN/stages.json``.
+steps), so a run stopped anywhere and resumed ends exactly where an uninterrupted one ends. Wall time per stage
+accumulates in ``RUN/stages.json``.
 """
 
 from __future__ import annotations
@@ -72,15 +73,6 @@ class Stage2Trainer(Trainer):
         return dialog_stats(self.model, self.data.splits["valid"], self.cfg.dialog, self.cfg.train.eval_batch_size)
 
 
-def _state(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / rf.LAST / "trainer_state.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _finished(state: dict[str, Any] | None, max_steps: int) -> bool:
-    return state is not None and (state["done"] or state["step"] >= max_steps)
-
-
 class DialogTrainer:
     """Stage 1 then stage 2 into one run folder (see the module's docstring)."""
 
@@ -108,8 +100,8 @@ class DialogTrainer:
     def fit(self, until_step: int | None = None) -> dict[str, Any]:
         """Train what is left of both stages; ``until_step`` stops after that many steps of both stages
         together, as an interruption would."""
-        state1 = _state(self.stage1_dir)
-        if not _finished(state1, self.cfg.train.max_steps):
+        state1 = rf.last_state(self.stage1_dir)
+        if not rf.finished(state1, self.cfg.train.max_steps):
             stage1 = Trainer(stage1_config(self.cfg), self.stage1_dir, self.data, resume=state1 is not None)
             self._timed("stage1", stage1, until_step)
             state1 = {"step": stage1.state.step}
@@ -118,8 +110,8 @@ class DialogTrainer:
         offset = state1["step"]
         if until_step is not None and until_step <= offset:
             return {"stage": 1, "step": offset}
-        state2 = _state(self.run_dir)
-        if _finished(state2, self.cfg.dialog.max_steps):
+        state2 = rf.last_state(self.run_dir)
+        if rf.finished(state2, self.cfg.dialog.max_steps):
             return {"stage": 2, "step": state2["step"]}
         stage2 = Stage2Trainer(self.cfg, self.run_dir, self.data, self.stage1_dir / rf.MODEL,
                                resume=state2 is not None)

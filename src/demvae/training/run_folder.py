@@ -126,6 +126,17 @@ def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.
         raise
 
 
+def last_state(run_dir: Path) -> dict[str, Any] | None:
+    """The trainer state of ``run_dir/last/`` (None before the first checkpoint)."""
+    path = run_dir / LAST / "trainer_state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
+    """Whether a trainer state has ended its training: the step budget reached, or stopped early."""
+    return state is not None and (state["done"] or state["step"] >= max_steps)
+
+
 def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     last = run_dir / LAST
     if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():
