@@ -136,3 +136,18 @@ def test_eval_groups_of_a_dialog_run(run_main, dialog_run, tmp_path):
     assert_clean_error(rc, out, err, "nll", "do not apply to a dialog run", "responses, clusters", "stage1")
     rc, out, err = run_main("eval", dialog_run / "stage1", "--metrics", "responses", "--device", "cpu")
     assert_clean_error(rc, out, err, "responses", "dialog run")
+
+
+def test_train_runs_both_stages_and_resume_continues(run_main, dialog_data, tmp_path):
+    sets = ["model.embed_dim=16", "model.hidden_size=16", "train.max_steps=4", "train.eval_every=2",
+            "train.batch_size=8", "train.progress=false", "dialog.utterance_size=8", "dialog.context_size=16",
+            "dialog.policy_size=16", "dialog.attn_size=8", "dialog.max_steps=2"]
+    args = [a for s in sets for a in ("--set", s)]
+    rc, out, err = run_main("train", "--config", "smd/di-vae", "--data-dir", dialog_data, *args, "--device", "cpu",
+                            "--out", tmp_path / "run")
+    assert rc == 0, err
+    run = tmp_path / "run"
+    assert (run / "stage1" / "model.safetensors").is_file() and (run / "model.safetensors").is_file()
+    # a resumed run keeps its dialog section (only train.* may change, as for every run)
+    rc, out, err = run_main("train", "--resume", run, "--set", "dialog.max_steps=4")
+    assert_clean_error(rc, out, err, "only train.* can change")
