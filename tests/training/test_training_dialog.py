@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from demvae.data.batching import BucketBatchSampler, iterate
 from demvae.data.prepare import prepare
 from demvae.errors import CheckpointError, ConfigError
 from demvae.models import build_for
@@ -100,12 +99,13 @@ def model_and_batch(dialog_run):
     model = run.model.eval()
     model.posterior_sample = False  # a deterministic decoder input for the independent computation below
     split = prepare(run.config.data, run.vocab, run.config.dialog).splits["train"]
-    batch = next(iterate(split, BucketBatchSampler(split.lengths, 12, shuffle=True, seed=3)))
-    return model, batch
+    indices = list(range(0, len(split), len(split) // 12))[:12]  # responses of several lengths and context sizes
+    return model, split, indices
 
 
 def test_policy_and_attribute_targets_are_the_stage1_code(model_and_batch):
-    model, batch = model_and_batch
+    model, split, indices = model_and_batch
+    batch = split.batch(indices)
     terms = model(batch)
     code = model.stage1.code_probs(batch).argmax(-1)  # ĉ = argmax q(c|r) [B, M]
     logits = model.policy(model.encode_context(batch).last)
@@ -128,7 +128,8 @@ def test_policy_and_attribute_targets_are_the_stage1_code(model_and_batch):
 
 
 def test_nll_and_loss_against_the_decoder(model_and_batch):
-    model, batch = model_and_batch
+    model, split, indices = model_and_batch
+    batch = split.batch(indices)
     terms = model(batch)
     enc = model.encode_context(batch)
     init = model.init(model.code_block.mode_features(model.stage1.encode(batch))) + enc.last
@@ -138,6 +139,18 @@ def test_nll_and_loss_against_the_decoder(model_and_batch):
     loss = dialog_objective(terms, 0.1)
     by_hand = -log_p.sum() / (batch.lengths - 1).sum() + terms.policy.mean() + 0.1 * terms.attribute.mean()
     torch.testing.assert_close(loss, by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_never_changes_a_term(model_and_batch):
+    """Each example's terms alone equal its terms inside a batch padded to longer responses and more turns."""
+    model, split, indices = model_and_batch
+    batch = split.batch(indices)
+    assert len(set(batch.n_turns.tolist())) > 1 and len(set(batch.lengths.tolist())) > 1
+    terms = model(batch)
+    for b, i in enumerate(indices):
+        alone = model(split.batch([i]))
+        for name in ("nll", "policy", "attribute"):
+            torch.testing.assert_close(getattr(alone, name)[0], getattr(terms, name)[b], rtol=1e-5, atol=1e-5)
 
 
 def test_training_input_is_a_posterior_sample_for_dgm_and_the_argmax_code_for_di(dialog_run, tiny_dialog_cfg):
