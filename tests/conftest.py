@@ -102,7 +102,7 @@ _FILLERS = {"city": ["Boston", "Fresno", "Atherton"], "day": ["today", "tomorrow
             "who": ["sister", "boss", "team"]}
 
 
-def write_dialogues(root, n_train: int = 18, n_eval: int = 6, seed: int = 0):
+def write_dialogues(root, n_train: int = 18, n_eval: int = 12, seed: int = 0):
     """Write tiny templated dialogues in the SMD (KVRET) format under ``root/stanford``; returns ``root``."""
     import json
     import random

@@ -91,7 +91,11 @@ class TrainConfig:
     aggressive: bool = _f(False, "He et al. (2019) aggressive encoder updates until the validation MI stops rising.")
     aggressive_max_inner: int = _f(50, "Encoder-only updates per outer step at most.")
     aggressive_max_steps: int = _f(2000, "The aggressive phase ends after this step at the latest.")
-    progress: bool = _f(True, "Show a progress bar.")
+    progress: bool = _f(True, "Show a progress bar and a line per validation.")
+    threads: int = _f(0, "CPU threads for torch (0 = torch's default: every core). Several trainings on one "
+                         "machine: give each cores / trainings, e.g. 1.")
+    tensorboard: bool = _f(False, "Also write metrics.jsonl's records as TensorBoard event files in <run>/tensorboard "
+                           "(needs the tensorboard extra: pip install 'demvae[tensorboard]').")
 
 
 SPEAKER_CHOICES = ("both", "sys")
@@ -170,7 +174,7 @@ MINIMA = {
     "data.max_len": 2, "data.max_vocab": 1, "data.min_count": 1, "model.n_variables": 1, "model.n_values": 1,
     "model.n_units": 1, "model.z_values": 2, "model.gaussian_dim": 1, "model.embed_dim": 1, "model.hidden_size": 1,
     "train.batch_size": 1, "train.n_samples": 1, "train.max_steps": 1, "train.eval_every": 1, "train.log_every": 1,
-    "train.eval_batch_size": 1, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
+    "train.eval_batch_size": 1, "train.threads": 0, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
     "dialog.context_turns": 1, "dialog.turn_len": 2, "dialog.utterance_size": 1, "dialog.context_size": 1,
     "dialog.policy_size": 1, "dialog.attn_size": 1, "dialog.max_steps": 1,
     "dialog.beam_size": 1,
@@ -308,9 +312,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
         out = merge(out, {parts[0]: {parts[1]: parsed}})
     return out
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or exc}{where}".replace("\n", " ")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -319,8 +330,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {p}")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a config must be a mapping of sections")
     return data

@@ -107,8 +107,13 @@ def _free_bits(term: Tensor, total: float) -> Tensor:
     return term * (term > total / term.shape[-1]).to(term.dtype)
 
 
-def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0) -> Tensor:
-    """The scalar loss above, averaged over the batch; ``weight`` is the annealing ``w(step)``."""
+def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0, example_scale: float | None = None) -> Tensor:
+    """The scalar loss above, averaged over the batch; ``weight`` is the annealing ``w(step)``.
+
+    ``example_scale`` multiplies the per-example terms' sum: ``1/B`` (the default) is the batch mean;
+    a data-parallel rank passes ``N/B_global`` (see :mod:`demvae.distributed`). The batch-level MI
+    bonus is not scaled: it is already a statistic of the (global) batch."""
+    scale = 1.0 / terms.rec.shape[0] if example_scale is None else example_scale
     kl = torch.zeros_like(terms.rec)  # [B]
     if terms.kl_c is not None:
         kl = kl + _free_bits(terms.kl_c, cfg.free_bits_c).sum(-1)
@@ -120,12 +125,12 @@ def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0) -> Tensor
             kl = kl + terms.kl_z_avg.sum(-1)
             if terms.dispersion is not None:
                 kl = kl + (1.0 - cfg.beta) * terms.dispersion.sum(-1)
-    kl = kl.mean()
+    kl = kl.sum() * scale
     if cfg.mi_weight and terms.mutual_info is not None:
         kl = kl - cfg.mi_weight * terms.mutual_info.sum()
-    loss = terms.rec.mean() + weight * cfg.kl_weight * kl
+    loss = terms.rec.sum() * scale + weight * cfg.kl_weight * kl
     if terms.supervision is not None:
-        loss = loss + cfg.supervision_weight * terms.supervision.mean()
+        loss = loss + cfg.supervision_weight * terms.supervision.sum() * scale
     return loss
 
 

@@ -14,7 +14,7 @@ from demvae.report.respond import parse_context, respond
 from demvae.training import load_run
 
 CONTEXT = "Find me a gas station. | There is a gas station 2 miles away."
-ROW = re.compile(r"^(\d+-\d+-\d+)\s+([0-9.]+)\s+(.*)$")
+ROW = re.compile(r"^(\d+,\d+,\d+)\s+([0-9.]+)\s+(.*)$")
 
 
 def assert_clean_error(rc: int, out: str, err: str, *needles: str) -> None:
@@ -53,7 +53,7 @@ def test_respond_lists_the_policy_top_codes_with_a_response_each(run_main, dialo
     joint = torch.cartesian_prod(*[p for p in policy]).prod(-1)  # every code's probability, codes in lexical order
     best = joint.topk(4).values
     for reply, p, (code, shown, _) in zip(replies, best, rows):
-        assert "-".join(map(str, reply.code)) == code
+        assert ",".join(map(str, reply.code)) == code
         assert reply.probability == pytest.approx(float(p), rel=1e-5)
         assert reply.probability == pytest.approx(math.prod(float(policy[i, c]) for i, c in enumerate(reply.code)))
         assert shown == pytest.approx(reply.probability, abs=1e-4)
@@ -64,7 +64,7 @@ def test_respond_with_a_fixed_code(run_main, dialog_run):
                             "--beam", "3")
     assert rc == 0, err
     rows = _rows(out)
-    assert [code for code, _, _ in rows] == ["1-0-2"]
+    assert [code for code, _, _ in rows] == ["1,0,2"]
 
 
 def test_unknown_words_become_unk_with_a_note(run_main, dialog_run):
@@ -78,9 +78,9 @@ def test_unknown_words_become_unk_with_a_note(run_main, dialog_run):
     (["--context", ""], ["context is empty"]),
     (["--context", " | "], ["context is empty"]),
     (["--context", "hello | | bye"], ["turn 2", "empty"]),
-    (["--context", CONTEXT, "--code", "1,0,9"], ["--code needs 3 values in 0..4"]),
-    (["--context", CONTEXT, "--code", "1,0"], ["--code needs 3 values"]),
-    (["--context", CONTEXT, "--code", "a,b,c"], ["integers"]),
+    (["--context", CONTEXT, "--code", "1,0,9"], ["3 value(s), each in 0..4"]),
+    (["--context", CONTEXT, "--code", "1,0"], ["3 value(s)"]),
+    (["--context", CONTEXT, "--code", "a,b,c"], ["3 integers separated by commas"]),
     (["--context", CONTEXT, "--z", "median"], ["--z", "mean"]),
 ])
 def test_respond_bad_input(run_main, dialog_run, args, needles):
@@ -148,6 +148,9 @@ def test_train_runs_both_stages_and_resume_continues(run_main, dialog_data, tmp_
     assert rc == 0, err
     run = tmp_path / "run"
     assert (run / "stage1" / "model.safetensors").is_file() and (run / "model.safetensors").is_file()
+    assert "stage1: 4 steps" in out and "stage2: 2 steps" in out and f"demvae respond {run}" in out  # the summary
     # a resumed run keeps its dialog section (only train.* may change, as for every run)
     rc, out, err = run_main("train", "--resume", run, "--set", "dialog.max_steps=4")
     assert_clean_error(rc, out, err, "only train.* can change")
+    rc, out, err = run_main("train", "--resume", run)
+    assert rc == 0 and "is finished" in err

@@ -62,11 +62,11 @@ def test_sample_with_code(run_dir):
 
 
 @pytest.mark.parametrize("code, needle", [
-    ("99,0", "--code needs 2 values in 0..7"),
-    ("-1,0", "--code needs 2 values in 0..7"),
-    ("1", "--code needs 2 values in 0..7"),
-    ("a", "--code expects integers"),
-    ("", "--code expects integers"),
+    ("99,0", "2 value(s), each in 0..7"),
+    ("-1,0", "2 value(s), each in 0..7"),
+    ("1", "2 value(s), each in 0..7"),
+    ("a", "integers separated by commas"),
+    ("", "integers separated by commas"),
 ])
 def test_sample_bad_code(run_dir, run_main, code, needle):
     rc, out, err = run_main("sample", run_dir, "--n", "2", "--code", code)

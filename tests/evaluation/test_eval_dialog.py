@@ -87,21 +87,21 @@ def test_responses_group_against_an_independent_computation(dialog_run, dialog_d
     assert [r["reference"] for r in rows] == [" ".join(r) for r in refs]
     assert [r["context"] for r in rows] == contexts
     assert [r["response"] for r in rows] == [" ".join(h) for h in hyps]
-    assert {r["code"] for r in rows} == {"0-0-0"}
+    assert {r["code"] for r in rows} == {"0,0,0"}
 
     def bleu(h, r):
         return sacrebleu.BLEU(tokenize="none", smooth_method="none", force=True).corpus_score(
             [" ".join(x) for x in h], [[" ".join(x) for x in r]]).score
 
-    assert 0 < results["bleu"] < 100
-    assert results["bleu"] == pytest.approx(bleu(hyps, refs), abs=1e-6)  # the speaker token on both sides
-    assert results["bleu_words"] == pytest.approx(bleu([h[1:] for h in hyps], [r[1:] for r in refs]), abs=1e-6)
+    assert 0 < results["response_bleu"] < 100
+    assert results["response_bleu"] == pytest.approx(bleu(hyps, refs), abs=1e-6)  # the speaker token on both sides
+    assert results["response_bleu_words"] == pytest.approx(bleu([h[1:] for h in hyps], [r[1:] for r in refs]), abs=1e-6)
     (average, extrema, greedy), pairs = _embedding(hyps, refs, vectors)
-    assert results["embedding_n_pairs"] == pairs > 0
-    assert results["embedding_average"] == pytest.approx(average, abs=1e-6)
-    assert results["embedding_extrema"] == pytest.approx(extrema, abs=1e-6)
-    assert results["embedding_greedy"] == pytest.approx(greedy, abs=1e-6)
-    assert "lower-cased look-up" in results["embedding_vectors"]
+    assert results["response_embedding_n_pairs"] == pairs > 0
+    assert results["response_embedding_average"] == pytest.approx(average, abs=1e-6)
+    assert results["response_embedding_extrema"] == pytest.approx(extrema, abs=1e-6)
+    assert results["response_embedding_greedy"] == pytest.approx(greedy, abs=1e-6)
+    assert "lower-cased look-up" in results["response_embedding_vectors"]
 
 
 def test_responses_are_reproducible_and_follow_the_generation_settings(dialog_run, tmp_path):
@@ -109,9 +109,9 @@ def test_responses_are_reproducible_and_follow_the_generation_settings(dialog_ru
     opts = EvalOptions(metrics=("responses",), device="cpu")
     first = evaluate_run(run_dir, opts)
     tsv = (run_dir / "responses-test.tsv").read_text()
-    assert evaluate_run(run_dir, opts)["bleu"] == first["bleu"]
+    assert evaluate_run(run_dir, opts)["response_bleu"] == first["response_bleu"]
     assert (run_dir / "responses-test.tsv").read_text() == tsv  # the same seed, the same responses
-    assert "embedding_average" not in first  # no vectors in the tiny data folder
+    assert "response_embedding_average" not in first  # no vectors in the tiny data folder
     assert "clusters" not in first and "homogeneity" not in first
     both = evaluate_run(run_dir, EvalOptions(device="cpu"))  # every group that applies to a dialog run
-    assert {"bleu", "homogeneity"} <= set(both)
+    assert {"response_bleu", "homogeneity"} <= set(both)

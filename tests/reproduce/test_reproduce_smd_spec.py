@@ -11,14 +11,15 @@ from demvae.reproduce.tables import SMD_TABLE3, TABLES
 def test_table3_holds_the_papers_numbers():
     paper = {row.label: row.paper for row in SMD_TABLE3.rows}
     assert paper == {
-        "DI-VAE": {"bleu": 7.06, "embedding_average": 76.17, "embedding_extrema": 43.98, "embedding_greedy": 60.92},
-        "DGM-VAE+Lmi": {"bleu": 10.16, "embedding_average": 78.93, "embedding_extrema": 48.14,
-                        "embedding_greedy": 64.87},
+        "DI-VAE": {"response_bleu": 7.06, "response_embedding_average": 76.17,
+                   "response_embedding_extrema": 43.98, "response_embedding_greedy": 60.92},
+        "DGM-VAE+Lmi": {"response_bleu": 10.16, "response_embedding_average": 78.93,
+                        "response_embedding_extrema": 48.14, "response_embedding_greedy": 64.87},
     }
     assert SMD_TABLE3.corpus == "smd" and SMD_TABLE3.name == "smd-table3"
     assert TABLES["smd-table3"] is SMD_TABLE3 and SMD_TABLE3.eval_groups == ("responses",)
     assert set(SMD_TABLE3.scales) == {"smoke", "mini", "paper"}
-    assert "User and system turns are both targets (responses), as the original" in SMD_TABLE3.conventions
+    assert "User and system turns are both targets (responses), as the original" in SMD_TABLE3.notes
 
 
 @pytest.mark.parametrize("row", SMD_TABLE3.rows, ids=lambda r: r.label)

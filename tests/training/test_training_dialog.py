@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from demvae.data.prepare import prepare
-from demvae.errors import CheckpointError, ConfigError
+from demvae.errors import CheckpointError, ConfigError, DemvaeWarning
 from demvae.models import build_for
 from demvae.objectives import dialog_objective
-from demvae.runs import resume, train
+from demvae.runs import RunFinished, resume, train
 from demvae.training import DialogTrainer, Stage2Trainer, load_run
 from demvae.training.dialog import stage1_config
 
@@ -192,18 +192,24 @@ def test_resume_in_several_slices_across_the_switch(checkpoints, dialog_run, tin
 def test_resuming_a_finished_dialog_run_changes_nothing(checkpoints, dialog_run, tmp_path):
     run = shutil.copytree(dialog_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()
-    resume(run)
+    with pytest.raises(RunFinished, match="reached dialog.max_steps = 7 at step 7"):
+        resume(run)
     assert (run / "last" / "model.safetensors").read_bytes() == before
     assert checkpoints.records(run) == checkpoints.records(dialog_run)
 
 
-def test_dialog_run_errors(dialog_run, tiny_dialog_cfg, tmp_path):
+def test_dialog_run_folder_rules(checkpoints, dialog_run, tiny_dialog_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="already holds a run"):
         train(tiny_dialog_cfg(), shutil.copytree(dialog_run, tmp_path / "copy"))
+    train(tiny_dialog_cfg(), tmp_path / "copy", force=True)  # --force: both stages trained again, from scratch
+    _same_end(checkpoints, dialog_run, tmp_path / "copy")
     fresh = tmp_path / "fresh"
-    DialogTrainer(tiny_dialog_cfg(), fresh)  # writes config.yaml and vocab.json, trains nothing
+    DialogTrainer(tiny_dialog_cfg(), fresh)  # writes config.yaml and vocab.json, trains nothing (a kill, say)
     with pytest.raises(CheckpointError, match="no resumable checkpoint"):
-        resume(fresh)
+        DialogTrainer(tiny_dialog_cfg(), fresh, resume=True)
+    with pytest.warns(DemvaeWarning, match="no checkpoint yet"):
+        resume(fresh)  # nothing to resume from: trained from step 0 again
+    _same_end(checkpoints, dialog_run, fresh)
 
 
 def test_stage1_config_is_the_sentence_run(tiny_dialog_cfg):

@@ -65,6 +65,7 @@ class DialogBatch(Batch):
             base.lengths,
             base.labels,
             base.host_lengths,
+            base.global_size,
             context=self.context.to(device, non_blocking=True),
             context_lengths=self.context_lengths.to(device, non_blocking=True),
             n_turns=self.n_turns.to(device, non_blocking=True),

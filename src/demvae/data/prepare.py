@@ -6,6 +6,7 @@ stages of a dialog run see the same responses."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from demvae.config import DataConfig, DialogConfig
@@ -14,7 +15,10 @@ from demvae.data.corpora import load_corpus
 from demvae.data.dialog import encode_dialog_splits
 from demvae.data.types import SPLITS, Corpus
 from demvae.data.vocab import Vocab
-from demvae.errors import ConfigError
+from demvae.errors import ConfigError, DemvaeWarning
+
+TINY_SPLIT = 50
+"""Below this many examples a valid/test split gives noisy metrics (homogeneity above all)."""
 
 
 @dataclass
@@ -59,4 +63,11 @@ def prepare(cfg: DataConfig, vocab: Vocab | None = None, dialog: DialogConfig | 
         name: EncodedSplit.from_examples(corpus.splits[name], vocab, cfg.max_len, label_keys)
         for name in SPLITS
     }
+    for note in corpus.notes:
+        warnings.warn(note, DemvaeWarning, stacklevel=2)
+    for name in ("valid", "test"):
+        if 0 < len(splits[name]) < TINY_SPLIT:
+            warnings.warn(f"the {name} split has only {len(splits[name])} examples: its metrics are noisy "
+                          "(homogeneity especially, since small clusters are pure by chance)", DemvaeWarning,
+                          stacklevel=2)
     return PreparedData(corpus, vocab, splits)

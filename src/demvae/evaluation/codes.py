@@ -8,8 +8,27 @@ import numpy as np
 import torch
 
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
+from demvae.errors import ConfigError
 from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code
 from demvae.models import TextVAE
+
+
+def format_code(code) -> str:
+    """A code as the command line writes it: values per variable, comma-separated (``3,0,4``)."""
+    return ",".join(str(int(c)) for c in code)
+
+
+def parse_code(text: str, shape: tuple[int, int]) -> list[int]:
+    """``3,0,4`` (or ``3-0-4``, as older listings printed it) -> [3, 0, 4], checked against (M, K)."""
+    m, k = shape
+    try:
+        values = [int(v) for v in text.split("," if "," in text or text.lstrip("-").isdigit() else "-")]
+    except ValueError:
+        raise ConfigError(f"a code is {m} integers separated by commas (e.g. {format_code([0] * m)}), "
+                          f"got {text!r}") from None
+    if len(values) != m or not all(0 <= v < k for v in values):
+        raise ConfigError(f"a code of this model has {m} value(s), each in 0..{k - 1}; got {text!r}")
+    return values
 
 
 @dataclass

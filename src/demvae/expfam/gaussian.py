@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor
 
+from demvae.distributed import batch_noise
 from demvae.expfam.family import ExponentialFamily
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -72,7 +73,7 @@ class Gaussian(ExponentialFamily):
     def rsample(self, eta: Tensor, n: int, temperature: float = 1.0) -> Tensor:
         """``m + σ·ε``: [B, ..., 2] -> [B, n, ...]."""
         mean, var = self.moments_from_natural(eta)
-        eps = torch.randn((mean.shape[0], n, *mean.shape[1:]), device=mean.device, dtype=mean.dtype)
+        eps = batch_noise((mean.shape[0], n, *mean.shape[1:]), mean)
         return mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
 
     def mode(self, eta: Tensor) -> Tensor:

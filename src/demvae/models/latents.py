@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from demvae.device import float32
+from demvae.distributed import gather_rows
 from demvae.expfam import ExponentialFamily, MixturePrior
 from demvae.nn.gumbel import gumbel_softmax
 from demvae.objectives import kl_to_uniform, mutual_info
@@ -41,9 +42,10 @@ def head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
 
 
 def code_terms(logits: Tensor) -> tuple[Tensor, Terms]:
-    """``q(c|x)`` from logits [B, M, K] with its terms ``kl_c`` [B, M] and ``mutual_info`` [M]."""
+    """``q(c|x)`` from logits [B, M, K] with its terms ``kl_c`` [B, M] and ``mutual_info`` [M] (of the
+    global batch in data-parallel training: its q̄(c) needs every rank's rows)."""
     q = torch.softmax(logits, -1)
-    return q, Terms(kl_c=kl_to_uniform(q), mutual_info=mutual_info(q))
+    return q, Terms(kl_c=kl_to_uniform(q), mutual_info=mutual_info(gather_rows(q)))
 
 
 class Latent(nn.Module):

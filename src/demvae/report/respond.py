@@ -20,6 +20,7 @@ from demvae.data.dialog import DialogSplit
 from demvae.data.tokenize import chat_tokenize
 from demvae.data.types import Example
 from demvae.errors import ConfigError, DataError
+from demvae.evaluation.codes import format_code
 from demvae.evaluation.generation import contexts
 from demvae.models import top_codes
 from demvae.training.run_folder import LoadedRun
@@ -85,7 +86,7 @@ def respond(run: LoadedRun, context: str, code: list[int] | None = None, n: int 
 
 def format_replies(replies: list[Reply], turns: list[list[str]]) -> str:
     lines = ["context:", *[f"  {' '.join(t)}" for t in turns], "", f"{'code':<10}{'p(code|context)':>16}  response"]
-    lines += [f"{'-'.join(map(str, r.code)):<10}{r.probability:>16.4f}  {' '.join(r.response)}" for r in replies]
+    lines += [f"{format_code(r.code):<10}{r.probability:>16.4f}  {' '.join(r.response)}" for r in replies]
     return "\n".join(lines)
 
 

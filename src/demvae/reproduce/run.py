@@ -1,9 +1,9 @@
 """``demvae reproduce TABLE``: train every row of a paper table, evaluate it, write ``results.md``.
 
 Scales: ``smoke`` (seconds; tests), ``mini`` (a reduced model and budget for 2 CPU cores, meant to
-show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU). A table may bring
-its own scales (:attr:`Table.scales`: SMD's two-stage runs). Rows run concurrently with ``--jobs``
-(several small models share one GPU well).
+show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU); a table may bring
+its own scales (:attr:`Table.scales`: SMD's two-stage runs need other budgets). Rows run concurrently
+with ``--jobs`` (several small models share one GPU well).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
+from demvae.evaluation.conventions import conventions_markdown
 from demvae.evaluation.tables import side_by_side
 from demvae.reproduce.tables import TABLES, Table
 
@@ -167,25 +168,6 @@ def aggregate(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, t
     return out
 
 
-CONVENTIONS = """\
-## Conventions
-- β follows the paper: objective = ELBO + β·L_d (the original code's flag is 1 − β).
-- NLL: importance-sampled upper bound in nats per sentence, the `</s>` prediction included; proposal = the
-  model's posterior (c marginalised exactly for the mixture prior); logsumexp in float64. RNN-LM: exact.
-- BLEU: corpus BLEU-4 ×100 of greedy reconstructions from the posterior mean, computed like Moses
-  multi-bleu.perl (unsmoothed, whitespace tokens); sacreBLEU's score is in each run's metrics file.
-- rPPL: the library's GRU language model (fixed recipe, `demvae.evaluation.rppl.RPPL_RECIPE`) trained on the
-  prior samples (greedy decoding for latent models, as the paper) and measured on the real test split, with
-  the evaluated model's vocabulary. The paper used an external AWD-LSTM, so absolute values differ.
-- wKL: KL(P_gen ‖ P_train) of unigram frequencies; the column is our add-α-smoothed variant (generated-only
-  words count); the original's variant (which skips them) is `wkl_paper` in each run's metrics file.
-- KL(c) = Σ over variables of KL(q(c|x) ‖ U); KL(z) = exact KL for the mixture (average-prior KL +
-  dispersion); Var = Σ over parameters of the q(c|x)-weighted variance of the prior's natural parameters;
-  MI = I(x; c) per variable averaged over variables, from the split's aggregate posterior.
-- Homogeneity: joint argmax code as one cluster id vs the gold label (scikit-learn).
-"""
-
-
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
                   wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
     agg = aggregate(table, rows)
@@ -206,7 +188,9 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
         md += [f"| {r['label']} | {r['seed']} | {r['stage1_steps']} | {r['stage1_seconds']:.0f} s | "
                f"{r.get('stage2_steps', 0)} | {r.get('stage2_seconds', 0.0):.0f} s |" for r in timed]
         md.append("")
-    md.append(table.conventions or CONVENTIONS)
+    if table.notes:
+        md += ["## This table", "", table.notes]
+    md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else [])))
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,
@@ -214,11 +198,33 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
     return path
 
 
+def devices_for(device: str) -> list[str]:
+    """The devices rows are placed on: a comma-separated list as given, every visible GPU for
+    ``auto`` on a GPU machine, else the one device."""
+    if "," in device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    if device == "auto":
+        import torch
+
+        if torch.cuda.device_count() > 0:
+            return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return [device]
+
+
+def place(jobs: list[Job], devices: list[str]) -> list[Job]:
+    """Rows round-robin over the devices (several rows share a device when there are more rows)."""
+    for i, job in enumerate(jobs):
+        device = devices[i % len(devices)]
+        job.overrides = merge(job.overrides, {"train": {"device": device}})
+        job.eval_options = {**job.eval_options, "device": device}
+    return jobs
+
+
 def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
               data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
-              device: str = "auto", beta_grid: tuple[float, ...] = (), threads: int | None = None) -> Path:
-    """Train and evaluate every row of a table; ``threads`` per job (default: the cores shared out among the
-    ``jobs``; 1 is fastest on a machine busy with other work)."""
+              device: str = "auto", beta_grid: tuple[float, ...] = ()) -> Path:
+    """``device``: one device, ``auto``, or a comma-separated list (``cuda:0,cuda:1``) to spread the
+    rows over; ``auto`` on a machine with GPUs uses all of them."""
     import time
 
     if table_name not in TABLES:
@@ -228,8 +234,9 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     table = TABLES[table_name]
     out = Path(out or f"runs/reproduce/{table_name}-{scale}")
     out.mkdir(parents=True, exist_ok=True)
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     t = time.perf_counter()
     job_list = plan(table, scale, seeds, out, data_dir, corpus, extra or {}, device, threads, beta_grid)
+    job_list = place(job_list, devices_for(device))
     rows, beta_choice = select_beta(execute(job_list, jobs))
     return write_results(table, scale, seeds, rows, out, time.perf_counter() - t, beta_choice)

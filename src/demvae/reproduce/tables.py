@@ -31,8 +31,9 @@ class Table:
     scales: dict[str, dict] = field(default_factory=dict)
     """The table's own scales (``{scale: {"config": ..., "eval": ...}}``), replacing the shared ones of
     :data:`demvae.reproduce.run.SCALES` where a table's runs need other budgets (SMD's two stages)."""
-    conventions: str | None = None
-    """The table's ``## Conventions`` section of results.md (None: the shared one for PTB and DailyDialog)."""
+    notes: str = ""
+    """How the table's runs are set up, for results.md's ``## This table`` (the metrics' conventions are
+    :mod:`demvae.evaluation.conventions`')."""
 
 
 def _row(label, config, metrics, values):
@@ -90,7 +91,7 @@ DD_TABLE2 = Table(
     full_test=True,
 )
 
-T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var")
+T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var", "homog_act", "homog_emotion")
 DD_TABLE6 = Table(
     "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
     ("posterior", "nll", "clusters"),
@@ -102,7 +103,7 @@ DD_TABLE6 = Table(
     full_test=True,
 )
 
-T3 = ("bleu", "embedding_average", "embedding_extrema", "embedding_greedy")
+T3 = ("response_bleu", "response_embedding_average", "response_embedding_extrema", "response_embedding_greedy")
 SMD_SCALES = {
     "smoke": {
         "config": {
@@ -126,8 +127,7 @@ SMD_SCALES = {
     },
     "paper": {"config": {"train": {"progress": False}}, "eval": {}},  # the configs' own (the original's) values
 }
-SMD_CONVENTIONS = """\
-## Conventions
+SMD_NOTES = """\
 - Two stages per row (the original's `main_stanford.py`): stage 1 trains the sentence VAE on the responses for
   `train.max_steps` steps (the freeze step: 7,000 for DGM-VAE+Lmi, 6,000 for DI-VAE at scale `paper`), selected
   on its objective; stage 2 reloads stage 1's best checkpoint, freezes it and trains the context encoder, the
@@ -137,14 +137,6 @@ SMD_CONVENTIONS = """\
 - User and system turns are both targets (responses), as the original; every context opens with the `<d>` turn.
 - Generation: DGM-VAE+Lmi takes the policy's argmax code and samples z ~ p(z|c) (as the original's code does,
   whatever its comment says); DI-VAE samples the code from the policy; greedy decoding, at most 40 tokens.
-- BLEU: corpus BLEU-4 ×100 computed like Moses multi-bleu.perl (unsmoothed, whitespace tokens, case-sensitive),
-  hypothesis and reference **both starting with the speaker token** (`<usr>`/`<sys>`), the original's convention,
-  which adds an almost always matching unigram to every pair; references are rebuilt from token ids (`<unk>`,
-  truncation). sacreBLEU with the same tokens and BLEU on the words alone (`bleu_words`, `sacrebleu_words`) are in
-  each run's metrics file.
-- Embedding Average / Extrema / Greedy ×100 with GloVe 6B 50-d uncased vectors filtered to SMD (a stand-in for the
-  paper's GloVe 840B 300-d, which is not available), words looked up lower-cased; special tokens and words
-  without a vector dropped, pairs with an empty side skipped.
 - The whole test split (1,629 responses; the original scored 1,620, dropping a last partial batch). One seed per
   row; sampled codes and z make the scores vary between seeds (the original set no seed).
 """
@@ -158,7 +150,7 @@ SMD_TABLE3 = Table(
     ]),
     full_test=True,
     scales=SMD_SCALES,
-    conventions=SMD_CONVENTIONS,
+    notes=SMD_NOTES,
 )
 
 TABLES = {t.name: t for t in (PTB_TABLE1, PTB_TABLE7, DD_TABLE2, DD_TABLE6, SMD_TABLE3)}

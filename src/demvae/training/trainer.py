@@ -21,8 +21,11 @@ Extension points (the dialog model's stage 2, :mod:`demvae.training.dialog`, ove
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,21 +33,25 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from demvae import distributed
 from demvae.config import RunConfig
-from demvae.data.batching import BucketBatchSampler, iterate
+from demvae.data.batching import BucketBatchSampler
+from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, seed_everything
-from demvae.errors import CheckpointError, ConfigError, TrainingError
+from demvae.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from demvae.io import write_json, write_text
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
 from demvae.training import run_folder as rf
 from demvae.training.aggressive import AggressiveSchedule, AggressiveState
+from demvae.training.tensorboard import TensorBoardLogger
 from demvae.training.validation import posterior_stats
 
 SELECTION = {"elbo": "neg_elbo", "loss": "loss", "rec": "rec"}
@@ -67,6 +74,8 @@ class TrainState:
     lr: float = 1e-3
     done: bool = False
     aggressive: AggressiveState | None = None
+    meter: dict[str, Any] = field(default_factory=dict)
+    """The training log's running sums since its last record (so a resumed log matches an uninterrupted one)."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
@@ -83,7 +92,10 @@ class Trainer:
     """Logged values shown on the progress bar."""
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, data: PreparedData | None = None,
-                 resume: bool = False):
+                 resume: bool = False, force: bool = False):
+        """``resume`` continues the run in ``run_dir``; a fresh run refuses a folder that holds one
+        unless ``force`` (which deletes that run's files). The folder is locked against a second
+        writer from here until :meth:`fit` returns (or :meth:`close`)."""
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         tc = cfg.train
@@ -91,6 +103,16 @@ class Trainer:
         self.select_metric = SELECTION[tc.select_metric]
         """The validation statistic that model selection, decay and patience minimise."""
         self.device = resolve_device(tc.device)
+        self.world = distributed.init(self.device.type)
+        if self.world.size > 1:
+            if tc.batch_size % self.world.size:
+                raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) does not divide over "
+                                  f"{self.world.size} ranks; use a multiple of {self.world.size}")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.world.local_rank)
+                torch.cuda.set_device(self.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
         seed_everything(tc.seed)
         if data is None:
             vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
@@ -112,26 +134,61 @@ class Trainer:
         self.aggressive = AggressiveSchedule(tc, self.model) if tc.aggressive else None
         self.state = TrainState(patience=tc.patience, lr=tc.lr,
                                 aggressive=AggressiveState() if tc.aggressive else None)
+        self.meter = _Meter(self.world)
+        self._lock = rf.RunLock(self.run_dir)
+        if self.world.main:  # rank 0 alone writes the run folder
+            self._lock.acquire()  # nothing in the folder was touched before this
+        try:
+            self._open_run_dir(resume, force)
+        except BaseException:
+            self.close()
+            raise
+        # data parallel: DDP averages the ranks' gradients (after the run folder's weights are loaded)
+        self.ddp = self.model if self.world.size == 1 else DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _open_run_dir(self, resume: bool, force: bool) -> None:
+        cfg = self.cfg
         if resume:
             self.state = TrainState.from_dict(rf.load_training_state(self.run_dir, self.model, self.optimizer))
             self.state.done = False
-            write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
-        else:
-            self._init_run_dir()
+            self.meter.load(self.state.meter)
+            if self.world.main:
+                rf.clean_leftovers(self.run_dir)
+                rf.truncate_metrics(self.run_dir, self.state.step)
+                write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
+        elif self.world.main:
+            self._init_run_dir(force)
+        # optional TensorBoard logging (train.tensorboard): the same records as metrics.jsonl
+        self.tensorboard = TensorBoardLogger(self.run_dir) if cfg.train.tensorboard and self.world.main else None
+
+    def close(self) -> None:
+        """Release the run folder's lock (and close the TensorBoard writer)."""
+        self._lock.release()
+        if getattr(self, "tensorboard", None) is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     # --- run folder ---
-    def _init_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if (self.run_dir / rf.LAST).exists():
-            raise CheckpointError(f"{self.run_dir} already holds a run; use --resume or another --out")
+    def _init_run_dir(self, force: bool) -> None:
+        if rf.holds_run(self.run_dir):
+            if not force:
+                raise CheckpointError(
+                    f"{self.run_dir} already holds a run; continue it with `demvae train --resume {self.run_dir}`, "
+                    "train elsewhere (--out), or replace it with --force")
+            rf.clear_run(self.run_dir)
         write_text(self.run_dir / rf.CONFIG, self.cfg.to_yaml())
         self.vocab.save(self.run_dir / rf.VOCAB)
         write_json(self.run_dir / rf.VERSIONS, rf.versions(str(self.device)))
-        (self.run_dir / rf.METRICS).unlink(missing_ok=True)
+        write_json(self.run_dir / rf.CORPUS, fingerprint(self.cfg.data))
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.world.main:
+            return
         with open(self.run_dir / rf.METRICS, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.log(record)
 
     def _last_good(self) -> str:
         if (self.run_dir / rf.LAST).is_dir():
@@ -139,7 +196,9 @@ class Trainer:
         return "no checkpoint was written yet"
 
     def _save(self) -> None:
-        rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
+        self.state.meter = self.meter.state()
+        if self.world.main:
+            rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
 
     # --- what a subclass may change ---
     def build_model(self) -> torch.nn.Module:
@@ -152,10 +211,11 @@ class Trainer:
         return kl_anneal_weight(step, obj.anneal, obj.anneal_k, obj.anneal_x0)
 
     def compute_loss(self, batch: Batch, weight: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss to minimise on ``batch`` at annealing weight ``weight``, and the batch's values to log
-        (scalar tensors; averaged over the steps between two log records)."""
-        terms = self.model(batch, self.cfg.train.n_samples)
-        loss = objective(terms, self.cfg.objective, weight)
+        """The loss to minimise on ``batch`` (this rank's shard of the global batch) at annealing weight
+        ``weight``, and the batch's values to log (scalar tensors; averaged over the steps between two
+        log records). Runs inside :func:`demvae.distributed.global_batch` and autocast."""
+        terms = self.ddp(batch, self.cfg.train.n_samples)  # the latent blocks run in float32 inside
+        loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
         return loss, _term_means(terms)
 
     def validation_stats(self) -> dict[str, float]:
@@ -165,11 +225,16 @@ class Trainer:
 
     # --- batches ---
     def _batches(self):
-        """Endless training batches, resumable at (epoch, batch_in_epoch)."""
-        st = self.state
+        """Endless training batches, resumable at (epoch, batch_in_epoch); with N ranks, this rank's
+        shard of each global batch (a final batch smaller than N is skipped)."""
+        st, split = self.state, self.data.splits["train"]
         while True:
-            for batch in iterate(self.data.splits["train"], self.sampler, st.epoch, st.batch_in_epoch):
+            for indices in self.sampler.batches(st.epoch)[st.batch_in_epoch:]:
                 st.batch_in_epoch += 1
+                if len(indices) < self.world.size:
+                    continue
+                batch = split.batch(distributed.shard(indices, self.world) if self.world.size > 1 else indices)
+                batch.global_size = len(indices)
                 yield batch.to(self.device)
             st.epoch += 1
             st.batch_in_epoch = 0
@@ -179,7 +244,8 @@ class Trainer:
                    frozen: list[torch.nn.Parameter] = ()) -> tuple[Tensor, dict[str, Tensor]]:
         """One Adam update on ``batch`` with annealing weight ``weight``; ``frozen`` parameters keep
         their values and their Adam moments. Returns the (detached) loss and logged values."""
-        with autocast(self.device, self.cfg.train.amp):  # the latent blocks run in float32 inside
+        rows = batch.global_size or batch.size
+        with distributed.global_batch(self.world, rows), autocast(self.device, self.cfg.train.amp):
             loss, values = self.compute_loss(batch, weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -211,7 +277,8 @@ class Trainer:
         since_best = len(st.history) - 1 - st.history.index(st.best) if st.best in st.history else 0
         if value < st.best:
             st.best, st.best_step = value, st.step
-            rf.save_model(self.model, self.run_dir / rf.MODEL)
+            if self.world.main:
+                rf.save_model(self.model, self.run_dir / rf.MODEL)
         elif value > st.best and since_best >= tc.lr_hold - 1:
             # the original's rule: decay from the (lr_hold−1)-th validation in a row without a new
             # best, and at every validation after it; the best model is not reloaded
@@ -226,42 +293,51 @@ class Trainer:
         if self.aggressive and st.aggressive.active:
             self.aggressive.after_validation(st.aggressive, stats.get("mutual_info", 0.0), st.step)
         self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **stats})
+        if tc.progress and self.world.main:
+            shown = "  ".join(f"{name} {stats[key]:.3f}" for key, name in
+                              (("kl_c", "KL(c)"), ("mutual_info", "MI"), ("param_var", "Var")) if key in stats)
+            tqdm.write(f"step {st.step}: valid {metric} {value:.3f} (best {st.best:.3f} at step {st.best_step})  "
+                       f"{shown}  lr {st.lr:.2g}")
 
     # --- the loop ---
     def fit(self, until_step: int | None = None) -> dict[str, Any]:
         """Train to ``max_steps`` or early stopping. With ``until_step`` stop after that step as an
         interruption would (resumable checkpoint, no extra validation): training in slices gives
-        the same result as one uninterrupted run. An interrupted run (Ctrl-C, a kill) resumes from
-        its last checkpoint, written at every validation."""
+        the same result as one uninterrupted run. Ctrl-C finishes the current step, saves a
+        resumable checkpoint and raises :class:`~demvae.errors.Interrupted` (a second Ctrl-C stops
+        at once); a killed run resumes from its last checkpoint, written at every validation."""
         tc, st = self.cfg.train, self.state
         batches = self._batches()
-        meter = _Meter()
-        bar = tqdm(total=self.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True,
-                   desc=self.cfg.model_name)
+        bar = tqdm(total=self.max_steps, initial=st.step, disable=not (tc.progress and self.world.main),
+                   dynamic_ncols=True, desc=self.cfg.model_name)
         self.model.train()
         try:
-            while st.step < self.max_steps and not st.done and st.step != until_step:
-                weight = self.anneal_weight(st.step)
-                frozen = []
-                if self.aggressive and st.aggressive.active:
-                    self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
-                    frozen = self.aggressive.inference  # then one generative-side step
-                batch = next(batches)
-                loss, values = self.train_step(batch, weight, frozen)
-                st.step += 1
-                meter.add(loss, values, batch)
-                bar.update(1)
-                if st.step % tc.log_every == 0 or st.step == self.max_steps:
-                    self._log_train(meter.read(), weight, bar)
-                if st.step % tc.eval_every == 0 or st.step == self.max_steps:
-                    self._after_validation(self.validate())
-                    self.model.train()
-                    self._save()
-                elif st.step == until_step:
-                    self._save()
+            with _stop_on_sigint() as stop:
+                while st.step < self.max_steps and not st.done and st.step != until_step:
+                    weight = self.anneal_weight(st.step)
+                    frozen = []
+                    if self.aggressive and st.aggressive.active:
+                        self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
+                        frozen = self.aggressive.inference  # then one generative-side step
+                    batch = next(batches)
+                    loss, values = self.train_step(batch, weight, frozen)
+                    st.step += 1
+                    self.meter.add(loss, values, batch)
+                    bar.update(1)
+                    if st.step % tc.log_every == 0 or st.step == self.max_steps:
+                        self._log_train(self.meter.read(), weight, bar)
+                    if st.step % tc.eval_every == 0 or st.step == self.max_steps:
+                        self._after_validation(self.validate())
+                        self.model.train()
+                        self._save()
+                    elif st.step == until_step or stop.is_set():
+                        self._save()
+                    if stop.is_set():
+                        raise Interrupted(self.run_dir, st.step)
         finally:
             bar.close()
-        return {"best": st.best, "best_step": st.best_step, "step": st.step}
+            self.close()
+        return {"best": st.best, "best_step": st.best_step, "step": st.step, "done": st.done}
 
     def _log_train(self, record: dict[str, float], weight: float, bar) -> None:
         if not math.isfinite(record["loss"]):
@@ -281,9 +357,11 @@ def _term_means(terms: Terms) -> dict[str, Tensor]:
 
 
 class _Meter:
-    """Running means of the logged values, kept on the device until read (no per-step host sync)."""
+    """Running means of the logged values, kept on the device until read (no per-step host sync); with
+    N ranks, averaged over the ranks when read."""
 
-    def __init__(self):
+    def __init__(self, world: distributed.World | None = None):
+        self.world = world or distributed.World()
         self.reset()
 
     def reset(self) -> None:
@@ -298,9 +376,43 @@ class _Meter:
         self.sentences += batch.size
         self.tokens += batch.n_targets  # from the batch's CPU copy of the lengths: no sync
 
+    def state(self) -> dict[str, Any]:
+        """The running sums as plain numbers (float32 values survive the round trip exactly)."""
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "steps": self.steps,
+                "sentences": self.sentences, "tokens": self.tokens}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.reset()
+        if state:
+            self.sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in state["sums"].items()}
+            self.steps, self.sentences, self.tokens = state["steps"], state["sentences"], state["tokens"]
+
     def read(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0
-        record = {k: float(v) / self.steps for k, v in self.sums.items()}
-        record.update(tokens_per_s=self.tokens / elapsed, sentences_per_s=self.sentences / elapsed)
+        record = {k: float(distributed.mean_over_ranks(v, self.world)) / self.steps for k, v in self.sums.items()}
+        n = self.world.size  # every rank saw about 1/N of the sentences in the same time
+        record.update(tokens_per_s=n * self.tokens / elapsed, sentences_per_s=n * self.sentences / elapsed)
         self.reset()
         return record
+
+
+@contextlib.contextmanager
+def _stop_on_sigint():
+    """While training: the first Ctrl-C sets a flag that the loop reads after its step; the second
+    one interrupts at once. (Only the main thread may install signal handlers.)"""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("Ctrl-C: finishing this step and saving a checkpoint (press again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
