@@ -322,6 +322,7 @@ def reproduce(
         help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
     device: Annotated[str, typer.Option("--device", "--devices", help="A device, or a list to spread the rows "
                                         "over (cuda:0,cuda:1); auto = every visible GPU, else the CPU.")] = "auto",
+    rows: Annotated[str | None, typer.Option(help="Only these rows, e.g. gm-vae,dgm-vae.")] = None,
 ):
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
     from demvae.config import parse_overrides
@@ -334,7 +335,8 @@ def reproduce(
         raise DemvaeError(f"--beta-grid expects numbers separated by commas, got {beta_grid!r}") from None
     if figure and not table.startswith(("ptb", "dd")):
         raise DemvaeError(f"--figure: {table} has no figure (PTB tables: Figure 5; DailyDialog tables: Figure 4)")
-    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid)
+    only = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ()
+    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid, only)
     typer.echo(path.read_text())
     if figure:
         from demvae.reproduce.figures import draw_figure

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from demvae.errors import CheckpointError, ConfigError, DemvaeError
-from demvae.runs import resume, train
+from demvae.runs import RunFinished, resume, train
 from demvae.training import Trainer
 
 N = 40  # tiny_cfg: max_steps 40, eval_every 15, log_every 10
@@ -55,7 +55,8 @@ def test_resuming_a_finished_run_changes_nothing(checkpoints, full_run, tmp_path
     run = shutil.copytree(full_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()
     n_records = len(checkpoints.records(run))
-    resume(run)
+    with pytest.raises(RunFinished, match="is finished"):  # said, not an error: the CLI exits 0
+        resume(run)
     assert (run / "last" / "model.safetensors").read_bytes() == before
     assert len(checkpoints.records(run)) == n_records
 

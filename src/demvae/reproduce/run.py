@@ -13,7 +13,7 @@ import math
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,9 +222,10 @@ def place(jobs: list[Job], devices: list[str]) -> list[Job]:
 
 def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
               data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
-              device: str = "auto", beta_grid: tuple[float, ...] = ()) -> Path:
+              device: str = "auto", beta_grid: tuple[float, ...] = (), only: tuple[str, ...] = ()) -> Path:
     """``device``: one device, ``auto``, or a comma-separated list (``cuda:0,cuda:1``) to spread the
-    rows over; ``auto`` on a machine with GPUs uses all of them."""
+    rows over; ``auto`` on a machine with GPUs uses all of them. ``only``: a subset of the rows, by
+    config name (``gm-vae``) or label (``GM-VAE``)."""
     import time
 
     if table_name not in TABLES:
@@ -232,6 +233,13 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     table = TABLES[table_name]
+    if only:
+        names = {r.config.split("/")[-1] for r in table.rows} | {r.label for r in table.rows}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            raise ConfigError(f"no row {', '.join(unknown)} in {table_name}; rows: "
+                              f"{', '.join(r.config.split('/')[-1] for r in table.rows)}")
+        table = replace(table, rows=tuple(r for r in table.rows if r.label in only or r.config.split("/")[-1] in only))
     out = Path(out or f"runs/reproduce/{table_name}-{scale}")
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
