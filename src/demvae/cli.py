@@ -135,6 +135,18 @@ def train(
     typer.echo(runs.summary(run_dir))
 
 
+def _sentence_run(run_dir: Path, device: str, command: str):
+    """The sentence model in ``run_dir``; a clear error for a dialog run."""
+    from demvae.device import resolve_device
+    from demvae.training import load_run
+
+    run = load_run(run_dir, resolve_device(device))
+    if run.is_dialog:
+        raise DemvaeError(f"{run_dir} is a dialog run: `demvae {command}` reads a sentence model, e.g. its stage 1 "
+                          f"({run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
+    return run
+
+
 @app.command()
 def sample(
     run_dir: Path,
@@ -147,11 +159,9 @@ def sample(
     """Generate sentences from the prior, optionally for a chosen discrete code."""
     import torch
 
-    from demvae.device import resolve_device
     from demvae.evaluation.codes import parse_code
-    from demvae.training import load_run
 
-    run = load_run(run_dir, resolve_device(device))
+    run = _sentence_run(run_dir, device, "sample")
     codes = None
     if code is not None:
         shape = run.model.code_shape()
@@ -174,11 +184,9 @@ def encode(
     from demvae.data.batching import EncodedSplit
     from demvae.data.corpora.text import read_sentences
     from demvae.data.types import Example
-    from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes, format_code
-    from demvae.training import load_run
 
-    run = load_run(run_dir, resolve_device(device))
+    run = _sentence_run(run_dir, device, "encode")
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     sentences = read_sentences(file)
@@ -201,7 +209,9 @@ def clusters(
     force: Force = False,
     device: Device = "cpu",
 ):
-    """Per discovered code: size, majority labels with purity, typical and generated sentences."""
+    """Per discovered code: size, majority labels with purity, typical and generated sentences (for a dialog
+    run: the stage-1 codes of the responses, and the dialog model's responses with each code; the paper found
+    its Table 4 codes on the train split)."""
     from demvae.data.prepare import check_split
     from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
@@ -218,10 +228,44 @@ def clusters(
     typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
 
 
+@app.command()
+def respond(
+    run_dir: Path,
+    context: Annotated[str, typer.Option(help=(
+        "The dialogue so far: turns oldest first, separated by ' | '. A turn may start with <usr> or <sys>; "
+        "untagged turns alternate, the first being the user's (<usr>)."))],
+    code: Annotated[str | None, typer.Option(help="Respond with this code (e.g. 3,0,4) instead of the top ones.")]
+    = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many of the policy's most probable codes.")] = 5,
+    z: Annotated[str, typer.Option(help="z of the code: mean (of its component) or sample.")] = "mean",
+    beam: Annotated[int, typer.Option(min=0, help="Beam size (0: greedy decoding).")] = 0,
+    seed: int = 0,
+    device: Device = "cpu",
+):
+    """Table 5 for any context: the policy's top codes with their probabilities and one response per code."""
+    from demvae.config import Z_CHOICES
+    from demvae.device import resolve_device
+    from demvae.evaluation.codes import parse_code
+    from demvae.report.respond import format_replies
+    from demvae.report.respond import respond as replies_for
+    from demvae.training import load_run
+
+    if z not in Z_CHOICES:
+        raise DemvaeError(f"--z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
+    run = load_run(run_dir, resolve_device(device))
+    values = parse_code(code, run.model.code_shape()) if code is not None and run.is_dialog else None
+    replies, turns, unknown = replies_for(run, context, values, n, z, beam, seed)
+    if unknown:
+        typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", err=True)
+    typer.echo(format_replies(replies, turns))
+
+
 @app.command("eval")
 def eval_(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders.")],
-    metrics: Annotated[str | None, typer.Option(help="Comma-separated metric groups (default: all of them).")] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metric groups (default: every group that "
+                                                "applies: posterior,nll,bleu,prior,clusters, or for a dialog "
+                                                "run responses,clusters).")] = None,
     split: str = "test",
     is_samples: Annotated[int | None, typer.Option(min=1, help="Importance samples per sentence.")] = None,
     n_prior: Annotated[int | None, typer.Option(min=1, help="Prior samples for wKL and rPPL.")] = None,
@@ -239,10 +283,10 @@ def eval_(
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model.
     Budgets fit the device unless given: on a CPU 50 IS samples, ≤ 5,000 prior samples and a
     500-step rPPL model; on a GPU or with --paper, the paper's."""
-    from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row, table_columns
+    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
     from demvae.evaluation.tables import format_table
 
-    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else METRIC_GROUPS
+    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     rows = []
     for run_dir in run_dirs:
         opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, n_prior_samples=n_prior,
@@ -265,7 +309,7 @@ def eval_(
 
 @app.command()
 def reproduce(
-    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2 or dd-table6.")],
+    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2, dd-table6 or smd-table3.")],
     data_dir: DataDir = None,
     scale: Annotated[str, typer.Option(help="smoke (seconds), mini (2 CPU cores), paper (GPU).")] = "mini",
     seeds: Annotated[int, typer.Option(min=1)] = 1,
@@ -289,6 +333,8 @@ def reproduce(
         grid = tuple(float(b) for b in beta_grid.split(",")) if beta_grid else ()
     except ValueError:
         raise DemvaeError(f"--beta-grid expects numbers separated by commas, got {beta_grid!r}") from None
+    if figure and not table.startswith(("ptb", "dd")):
+        raise DemvaeError(f"--figure: {table} has no figure (PTB tables: Figure 5; DailyDialog tables: Figure 4)")
     only = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ()
     path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid, only)
     typer.echo(path.read_text())

@@ -1,4 +1,4 @@
-"""Typed run configuration: data / model / objective / train sections, strict YAML in and out.
+"""Typed run configuration: data / model / objective / train / dialog sections, strict YAML in and out.
 
 A config is composed in layers, later ones winning: the defaults below < a model preset
 (``configs/presets.yaml``, picked by ``--model`` or a file's ``model_name``) < a YAML file
@@ -98,6 +98,45 @@ class TrainConfig:
                            "(needs the tensorboard extra: pip install 'demvae[tensorboard]').")
 
 
+SPEAKER_CHOICES = ("both", "sys")
+"""dialog.speakers: which turns are responses (targets): every turn (the original's) or the system's only."""
+CODE_CHOICES = ("argmax", "sample")
+"""dialog.gen_code: how a generated response's code is taken from the policy."""
+Z_CHOICES = ("sample", "mean")
+"""dialog.gen_z: z ~ p(z|c), or the chosen component's mean."""
+DECODINGS = ("greedy", "beam")
+
+
+@dataclass
+class DialogConfig:
+    """The two-stage dialog model (paper §4.4, the original's ``AeED_GMM`` / ``AeED``). Read only when
+    ``enabled``; every other model ignores the section. Stage 1 is the sentence VAE that the model,
+    objective and train sections describe, trained on the responses for ``train.max_steps`` steps (the
+    original's freeze step); stage 2 freezes it and trains the keys below with ``train.*``'s optimiser
+    settings (lr, clipping, validation interval, decay, patience) and its own model selection."""
+
+    enabled: bool = _f(False, "Train the two-stage dialog model (a corpus with dialogue contexts, e.g. smd).")
+    context_turns: int = _f(30, "Earlier turns in a context, the opening <d> turn included (<= the reader's).")
+    turn_len: int = _f(40, "Tokens per context turn, <s> and </s> included; longer turns keep their </s>.")
+    speakers: str = _f("both", "Responses: both (every turn, the original) or sys (system turns only).")
+    utterance_size: int = _f(256, "Utterance encoder: bi-GRU size per direction (turn vector = 2x this).")
+    context_size: int = _f(512, "Context encoder GRU over the turn vectors (c_last), and the attention decoder's GRU "
+                                "(h0 = Linear(code latent) + c_last).")
+    policy_size: int = _f(512, "Policy p(c|context): hidden width of Linear-tanh-Linear.")
+    attn_size: int = _f(512, "Attention decoder: width of the additive attention over the context turns.")
+    max_steps: int = _f(43_000, "Stage-2 training steps at most (the original: 50,000 in all, stage 1 included).")
+    attribute_weight: float = _f(0.1, "Weight of the attribute loss: CE of frozen q(c|decoder's soft output).")
+    posterior_latent: str = _f("sample", "Stage-2 decoder input from q(z|r): sample (DGM-VAE) or mode (DI-VAE: "
+                                         "the argmax code).")
+    select_metric: str = _f("nll_policy", "Stage-2 selection: nll_policy (token NLL + policy CE, DGM-VAE) or "
+                                          "errors (policy + attribute error rates, DI-VAE).")
+    gen_code: str = _f("argmax", "Generation: the policy's argmax code (DGM-VAE) or a sample (DI-VAE).")
+    gen_z: str = _f("sample", "Generation: z ~ p(z|c) (the original) or the component's mean.")
+    decoding: str = _f("greedy", "Generation: greedy or beam search.")
+    beam_size: int = _f(5, "Beam search: hypotheses kept per response.")
+    length_penalty: float = _f(0.0, "Beam search: rank by score / length^alpha (0 = summed log-probability).")
+
+
 @dataclass
 class RunConfig:
     model_name: str = _f("dgm-vae", "The model preset the run started from (see `demvae models`).")
@@ -105,6 +144,7 @@ class RunConfig:
     model: ModelConfig = _f(ModelConfig, "")
     objective: ObjectiveConfig = _f(ObjectiveConfig, "")
     train: TrainConfig = _f(TrainConfig, "")
+    dialog: DialogConfig = _f(DialogConfig, "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,12 +161,23 @@ CHOICES = {
     "model.code_head": ("linear", "relu", "tanh"),
     "train.select_metric": SELECT_METRICS,
     "objective.anneal": ANNEALING,
+    "dialog.speakers": SPEAKER_CHOICES,
+    "dialog.posterior_latent": ("sample", "mode"),
+    "dialog.select_metric": ("nll_policy", "errors"),
+    "dialog.gen_code": CODE_CHOICES,
+    "dialog.gen_z": Z_CHOICES,
+    "dialog.decoding": DECODINGS,
 }
+DIALOG_LATENTS = ("gm", "discrete")
+"""Stage-1 latents a dialog model can build on: one block whose code c the policy predicts."""
 MINIMA = {
     "data.max_len": 2, "data.max_vocab": 1, "data.min_count": 1, "model.n_variables": 1, "model.n_values": 1,
     "model.n_units": 1, "model.z_values": 2, "model.gaussian_dim": 1, "model.embed_dim": 1, "model.hidden_size": 1,
     "train.batch_size": 1, "train.n_samples": 1, "train.max_steps": 1, "train.eval_every": 1, "train.log_every": 1,
     "train.eval_batch_size": 1, "train.threads": 0, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
+    "dialog.context_turns": 1, "dialog.turn_len": 2, "dialog.utterance_size": 1, "dialog.context_size": 1,
+    "dialog.policy_size": 1, "dialog.attn_size": 1, "dialog.max_steps": 1,
+    "dialog.beam_size": 1,
 }
 RENAMED = {
     "model.n_codes": "model.n_variables (M, the discrete variables)",
@@ -225,6 +276,15 @@ def validate(cfg: RunConfig) -> None:
             f"model.tie_output needs model.embed_dim == model.hidden_size (got {m.embed_dim} and {m.hidden_size}); "
             f"set both, e.g. --set model.embed_dim={m.hidden_size}, or --set model.tie_output=false"
         )
+    if cfg.dialog.attribute_weight < 0:
+        raise ConfigError(f"dialog.attribute_weight: {cfg.dialog.attribute_weight} must be >= 0")
+    if cfg.dialog.enabled and cfg.train.aggressive:
+        raise ConfigError("dialog.enabled: the aggressive schedule (train.aggressive) is for sentence models only")
+    if cfg.dialog.enabled and m.latent not in DIALOG_LATENTS:
+        raise ConfigError(
+            f"dialog.enabled needs a stage-1 model with one discrete code: model.latent {' or '.join(DIALOG_LATENTS)}"
+            f" (got {m.latent!r})"
+        )
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +382,8 @@ def replace(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 
 __all__ = [
-    "CHOICES", "DataConfig", "LATENTS", "ModelConfig", "ObjectiveConfig", "RunConfig", "TrainConfig",
+    "CHOICES", "CODE_CHOICES", "DECODINGS", "DataConfig", "DialogConfig", "LATENTS", "SPEAKER_CHOICES",
+    "ModelConfig", "ObjectiveConfig", "RunConfig", "TrainConfig", "Z_CHOICES",
     "compose", "doc", "find_config", "from_dict", "load_yaml", "merge", "parse_overrides", "preset", "presets",
     "replace",
 ]

@@ -20,6 +20,9 @@ With annealing weight ``w(step)`` the loss minimised is
 Why κ scales the MI bonus too: the original writes the +Lmi objective as
 ``w·κ_c·KL(q̄(c) ‖ U)`` with the batch-aggregate q̄, and ``mean_b KL(q(c|x_b) ‖ U) = KL(q̄ ‖ U) + MI``;
 so its β-GM-VAE weight (``klw_for_ckl``) multiplies the MI bonus as well. −ELBO is ``Terms.neg_elbo``.
+
+Stage 2 of the dialog model (:func:`dialog_objective`) minimises the original's
+``nll/token + mean_{b,i} CE(policy) + α·mean_{b,i} CE(attribute)`` (α = ``dialog.attribute_weight``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from demvae.terms import Terms
+from demvae.terms import DialogTerms, Terms
 
 # --- discrete-code terms -------------------------------------------------------------------------
 
@@ -129,3 +132,10 @@ def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0, example_s
     if terms.supervision is not None:
         loss = loss + cfg.supervision_weight * terms.supervision.sum() * scale
     return loss
+
+
+def dialog_objective(terms: DialogTerms, attribute_weight: float = 0.1) -> Tensor:
+    """Stage 2's loss: the batch's NLL per predicted token, plus the policy's cross-entropy against the
+    stage-1 code and ``attribute_weight`` × the attribute cross-entropy, each averaged over the B·M variables."""
+    nll = terms.nll.sum() / terms.n_tokens.sum()
+    return nll + terms.policy.mean() + attribute_weight * terms.attribute.mean()

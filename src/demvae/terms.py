@@ -11,6 +11,9 @@ Two kinds of term, kept apart because they average differently:
 
 ``kl_z_avg + dispersion`` is the exact KL of z (paper §3.2); ``rec + kl_c + kl_z_avg + dispersion``
 is −ELBO.
+
+:class:`DialogTerms` are the stage-2 terms of the dialog model (paper §4.4): the response's NLL, the
+policy's and the attribute loss's cross-entropies against the stage-1 code, and their error rates.
 """
 
 from __future__ import annotations
@@ -81,3 +84,36 @@ class Terms:
 
     def detach(self) -> Terms:
         return replace(self, **{k: v.detach() for k, v in self.present().items()})
+
+
+@dataclass
+class DialogTerms:
+    """Stage-2 terms of a dialog batch, per example; ĉ = argmax q(c|r) is the frozen stage 1's code of the
+    response r, the policy's target."""
+
+    nll: Tensor
+    """[B] −log p(r | code latent, context), summed over the response's predicted tokens."""
+    n_tokens: Tensor
+    """[B] predicted tokens (``</s>`` included), float."""
+    policy: Tensor
+    """[B, M] −log p(c_i = ĉ_i | context)."""
+    attribute: Tensor
+    """[B, M] −log q(c_i = ĉ_i | the decoder's soft output): the frozen stage-1 posterior read on the expected
+    embeddings of the decoder's output distributions (the original's attribute loss)."""
+    policy_error: Tensor
+    """[B, M] 1 where argmax p(c_i | context) ≠ ĉ_i."""
+    attribute_error: Tensor
+    """[B, M] 1 where argmax q(c_i | soft output) ≠ ĉ_i."""
+
+    def detach(self) -> DialogTerms:
+        return replace(self, **{f.name: getattr(self, f.name).detach() for f in fields(self)})
+
+    def batch_means(self) -> dict[str, Tensor]:
+        """What the trainer logs: the per-token NLL and the means over the batch's B·M code variables."""
+        return {
+            "nll": self.nll.sum() / self.n_tokens.sum(),
+            "policy": self.policy.mean(),
+            "attribute": self.attribute.mean(),
+            "policy_error": self.policy_error.mean(),
+            "attribute_error": self.attribute_error.mean(),
+        }

@@ -23,14 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from demvae.config import SPEAKER_CHOICES
 from demvae.data.batching import EncodedSplit
 from demvae.data.corpora.smd import OPENING, SPEAKER_NAMES
 from demvae.data.types import SPLITS, Batch, Corpus, Example
 from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError, DataError
-
-SPEAKER_CHOICES = ("both", "sys")
-"""Which turns are responses: every turn (the original's and the reproduction's default) or system turns only."""
 
 
 def _host(t: Tensor) -> Tensor:
@@ -67,6 +65,7 @@ class DialogBatch(Batch):
             base.lengths,
             base.labels,
             base.host_lengths,
+            base.global_size,
             context=self.context.to(device, non_blocking=True),
             context_lengths=self.context_lengths.to(device, non_blocking=True),
             n_turns=self.n_turns.to(device, non_blocking=True),
@@ -216,6 +215,7 @@ def encode_dialog_splits(
     max_len: int | None = 40,
     *,
     context_turns: int = 30,
+    turn_len: int | None = None,
     speakers: str = "both",
 ) -> dict[str, DialogSplit]:
     """Every split of a dialog corpus as a :class:`DialogSplit`, opened by ``<d>`` where the corpus has it."""
@@ -224,7 +224,7 @@ def encode_dialog_splits(
     return {
         name: DialogSplit.from_examples(
             corpus.splits[name], vocab, max_len, label_keys,
-            context_turns=context_turns, speakers=speakers, opening=opening,
+            context_turns=context_turns, turn_len=turn_len, speakers=speakers, opening=opening,
         )
         for name in SPLITS
     }

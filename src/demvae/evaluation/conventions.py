@@ -3,6 +3,7 @@ HTML report print next to the numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Convention", "CONVENTIONS", "convention_for", "conventions_markdown"]
@@ -51,6 +52,19 @@ CONVENTIONS: tuple[Convention, ...] = (
                "`majority_<label>` is the accuracy of always answering the commonest class."),
     Convention("Embedding", ("emb_",), "average / extrema / greedy cosine ×100 of reconstructions against "
                "references (pairs with an empty side skipped); look-up as the vector file spells words."),
+    Convention("Response BLEU", ("response_bleu", "response_sacrebleu", "response_bleu_words",
+                                 "response_sacrebleu_words"),
+               "corpus BLEU-4 ×100 of a dialog model's generated responses against the true ones, computed like "
+               "Moses multi-bleu.perl (unsmoothed, whitespace tokens, case-sensitive), hypothesis and reference "
+               "**both starting with the speaker token** (`<usr>`/`<sys>`) as the original counts them, which adds "
+               "an almost always matching unigram to every pair; references rebuilt from token ids (`<unk>`, "
+               "truncation). `response_sacrebleu` is sacreBLEU on the same tokens; the `_words` variants leave the "
+               "speaker token out."),
+    Convention("Response embedding", ("response_embedding_",),
+               "Average / Extrema / Greedy cosine ×100 of generated against true responses (special tokens and "
+               "words without a vector dropped, pairs with an empty side skipped); by default GloVe 6B 50-d "
+               "uncased vectors filtered to SMD, looked up lower-cased: a stand-in for the paper's GloVe 840B "
+               "300-d (`response_embedding_vectors` in the metrics file names the vectors used)."),
 )
 
 
@@ -59,6 +73,7 @@ def convention_for(column: str) -> Convention | None:
     return next((c for c in CONVENTIONS if c.covers(column)), None)
 
 
-def conventions_markdown() -> str:
-    """The ``## Conventions`` section of ``results.md``."""
-    return "\n".join(["## Conventions", *(f"- {c.title}: {c.text}" for c in CONVENTIONS)]) + "\n"
+def conventions_markdown(columns: Sequence[str] | None = None) -> str:
+    """The ``## Conventions`` section of ``results.md``: of the given result keys (None: every convention)."""
+    shown = [c for c in CONVENTIONS if columns is None or any(c.covers(col) for col in columns)]
+    return "\n".join(["## Conventions", *(f"- {c.title}: {c.text}" for c in shown)]) + "\n"

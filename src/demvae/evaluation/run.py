@@ -1,8 +1,11 @@
 """``demvae eval``: every metric of the paper for a run folder, written to ``metrics-<split>.json``.
 
-Metric groups (``--metrics``): ``posterior`` (rec, KL(z), KL(c), dispersion, Var, MI, ...),
-``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
-``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies).
+Metric groups (``--metrics``) of a sentence model: ``posterior`` (rec, KL(z), KL(c), dispersion, Var,
+MI, ...), ``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
+``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies). Of a dialog
+model: ``responses`` (the paper's Table 3: BLEU of the generated responses with the speaker-token
+convention, sacreBLEU, the embedding metrics; every response written to ``responses-<split>.tsv``
+beside the metrics file) and ``clusters`` (the stage-1 codes of the responses).
 
 The sampling budget fits the device unless given: the paper's 500 importance samples, 40,000 prior
 samples and a 4,000-step rPPL language model on a GPU (or with ``paper=True``), a budget of seconds
@@ -22,24 +25,40 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from demvae.config import replace
+from demvae.config import RunConfig, replace
+from demvae.data.corpora import resolve_data_dir
 from demvae.data.fingerprint import locate
 from demvae.data.prepare import check_split, prepare
 from demvae.device import resolve_device
 from demvae.errors import CheckpointError, ConfigError
-from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
+from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
 from demvae.evaluation.conventions import CONVENTIONS
-from demvae.evaluation.embedding import embedding_scores, load_word_vectors
-from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
+from demvae.evaluation.generation import (
+    bleu_scores,
+    contexts,
+    dialog_responses,
+    prior_samples,
+    reconstructions,
+    references,
+)
 from demvae.evaluation.likelihood import importance_sampled_nll
+from demvae.evaluation.responses import (
+    SMD_VECTORS,
+    VECTORS_LABEL,
+    load_response_vectors,
+    response_bleu,
+    response_embedding_scores,
+)
 from demvae.evaluation.rppl import RPPL_RECIPE, reverse_perplexity
 from demvae.evaluation.wkl import word_kl
-from demvae.io import write_json
+from demvae.io import write_json, write_text
 from demvae.training import load_run
 from demvae.training.run_folder import read_corpus_record
 from demvae.training.validation import posterior_stats
 
-METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters")
+SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters")
+DIALOG_GROUPS = ("responses", "clusters")
+METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "responses")
 
 PAPER_BUDGET = {"is_samples": 500, "n_prior_samples": 40_000, "rppl_steps": RPPL_RECIPE["train"]["max_steps"]}
 CPU_BUDGET = {"is_samples": 50, "n_prior_samples": 5_000, "rppl_steps": 500}
@@ -49,7 +68,8 @@ CPU_BUDGET = {"is_samples": 50, "n_prior_samples": 5_000, "rppl_steps": 500}
 @dataclass
 class EvalOptions:
     split: str = "test"
-    metrics: tuple[str, ...] = METRIC_GROUPS
+    metrics: tuple[str, ...] | None = None
+    """Metric groups; None: every group that applies to the run (sentence or dialog model)."""
     is_samples: int | None = None
     """Importance samples per sentence (None: the budget's)."""
     n_prior_samples: int | None = None
@@ -68,9 +88,11 @@ class EvalOptions:
     max_examples: dict[str, int] | None = None
     """Replace the run's ``data.max_examples`` for evaluation (e.g. ``{}``: every test example)."""
     vectors: str | None = None
-    """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions."""
+    """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions, or of
+    a dialog model's responses (which otherwise use the data folder's ``glove/glove.6B.50d.smd.txt``)."""
     lowercase_vectors: bool = False
-    """Look words up lower-cased (for an uncased vector file); the original looks them up as they are."""
+    """Look words up lower-cased in ``vectors`` (an uncased file); the original looks them up as they are. The
+    responses group's own stand-in vectors (uncased GloVe 6B) are always looked up lower-cased."""
     out: str | None = None
     """Where to write the metrics file (default: the run folder; needed when it is read-only)."""
     progress: bool = False
@@ -103,22 +125,38 @@ def metrics_path(run_dir: Path, opts: EvalOptions) -> Path:
     return run_dir / f"metrics-{opts.split}.json"
 
 
+def _groups(opts: EvalOptions, dialog: bool, run_dir: Path) -> tuple[str, ...]:
+    """The requested groups (None: every group that applies), checked against the kind of run."""
+    applicable = DIALOG_GROUPS if dialog else SENTENCE_GROUPS
+    groups = applicable if opts.metrics is None else tuple(opts.metrics)
+    unknown = sorted(set(groups) - set(METRIC_GROUPS))
+    if unknown:
+        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
+    wrong = [g for g in groups if g not in applicable]
+    if wrong:
+        kind = "a dialog run" if dialog else "a sentence model (the responses group needs a dialog run)"
+        hint = f"; its stage-1 sentence VAE is {run_dir / 'stage1'}" if dialog else ""
+        raise ConfigError(f"metric group(s) {', '.join(wrong)} do not apply to {kind}: use "
+                          f"{', '.join(applicable)}{hint}")
+    return groups
+
+
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
     opts = opts or EvalOptions()
     run_dir = Path(run_dir)
-    unknown = sorted(set(opts.metrics) - set(METRIC_GROUPS))
-    if unknown:
-        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
+    if opts.metrics is not None:  # a typo fails before the model loads
+        _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
     check_split(opts.split)
     device = resolve_device(opts.device)
     run = load_run(run_dir, device)
+    wanted = _groups(opts, run.is_dialog, run_dir)
     path = metrics_path(run_dir, opts)
     data_cfg, notes = locate(run.config.data, read_corpus_record(run_dir), opts.corpus, opts.data_dir, opts.force)
     opts.notes.extend(notes)
     cfg = replace(run.config, data=data_cfg.__dict__)
     if opts.max_examples is not None:
         cfg = replace(cfg, data={"max_examples": opts.max_examples})
-    data = prepare(cfg.data, run.vocab)
+    data = prepare(cfg.data, run.vocab, cfg.dialog)
     split, model = data.splits[opts.split], run.model
     sizes = budget(opts, device, len(data.splits["train"]))
     results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split, "budget": sizes}
@@ -130,10 +168,11 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
                         for k, v in importance_sampled_nll(model, split, sizes["is_samples"]).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed),
-        "clusters": lambda: _clusters(model, split),
+        "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
+        "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent),
     }
-    skipped = {"nll": cfg.model.deterministic, "bleu": not model.has_latent}
-    chosen = [g for g in METRIC_GROUPS if g in opts.metrics and not skipped.get(g, False)]
+    skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent}
+    chosen = [g for g in METRIC_GROUPS if g in wanted and not skipped.get(g, False)]
     for group in tqdm(chosen, desc="eval", disable=not opts.progress, leave=False):
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
         t = time.perf_counter()
@@ -150,11 +189,8 @@ def _bleu(model, split, vocab, opts: EvalOptions) -> dict[str, Any]:
     hyps, refs = reconstructions(model, split, vocab), references(split, vocab)
     out = bleu_scores(hyps, refs)
     if opts.vectors:
-        fold = str.lower if opts.lowercase_vectors else str
-        hyps_, refs_ = ([[fold(w) for w in sent] for sent in side] for side in (hyps, refs))
-        vectors = load_word_vectors(opts.vectors, vocabulary={fold(t) for t in vocab.tokens},
-                                    lowercase=opts.lowercase_vectors)
-        out["embedding"] = embedding_scores(hyps_, refs_, vectors)
+        vectors = load_response_vectors(opts.vectors, vocab.tokens, opts.lowercase_vectors)
+        out["embedding"] = response_embedding_scores(hyps, refs, vectors, opts.lowercase_vectors)
     return out
 
 
@@ -167,13 +203,44 @@ def _prior(model, data, split, vocab, sizes, device, seed) -> dict[str, Any]:
     return out
 
 
-def _clusters(model, split) -> dict[str, Any]:
+def _response_vectors(opts: EvalOptions, cfg: RunConfig) -> tuple[Path, bool, str] | None:
+    """(file, look up lower-cased, label) of the word vectors for the responses' embedding metrics, if any."""
+    if opts.vectors:
+        how = "lower-cased" if opts.lowercase_vectors else "case-sensitive"
+        return Path(opts.vectors), opts.lowercase_vectors, f"{opts.vectors} ({how} look-up)"
+    root = resolve_data_dir(cfg.data.data_dir)
+    if root is not None and (root / SMD_VECTORS).is_file():
+        return root / SMD_VECTORS, True, f"{VECTORS_LABEL}, lower-cased look-up"
+    return None
+
+
+def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: Path) -> dict[str, Any]:
+    """The dialog model's response to every context (its ``dialog.gen_*`` settings), scored against the true
+    ones; every (context, reference, response, code) written to ``folder/responses-<split>.tsv``."""
+    hyps, codes = dialog_responses(model, split, vocab, cfg.dialog)
+    refs = references(split, vocab)
+    out = {f"response_{k}": v for k, v in response_bleu(hyps, refs).items()}
+    vectors = _response_vectors(opts, cfg)
+    if vectors is not None:
+        file, lowercase, label = vectors
+        scores = response_embedding_scores(hyps, refs, load_response_vectors(file, vocab.tokens, lowercase),
+                                           lowercase)
+        out.update({f"response_embedding_{k}": v for k, v in scores.items()})
+        out["response_embedding_vectors"] = label
+    rows = ["\t".join((" | ".join(" ".join(t) for t in ctx), " ".join(r), " ".join(h), format_code(c)))
+            for ctx, r, h, c in zip(contexts(split, vocab), refs, hyps, codes.tolist())]
+    write_text(folder / f"responses-{opts.split}.tsv", "\n".join(["context\treference\tresponse\tcode", *rows]) + "\n")
+    out["response_examples"] = rows[:5]
+    return out
+
+
+def _clusters(model, split, supervised: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     codes = encode_codes(model, split)
     if codes is not None:
         out["homogeneity"] = label_scores(codes, split)
         out["codes_used"] = len(set(codes.joint.tolist()))
-    accuracy = supervised_accuracy(model, split)
+    accuracy = supervised_accuracy(model, split) if supervised else {}
     if accuracy:
         out["accuracy"] = accuracy
     return out
@@ -194,7 +261,9 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info")
+TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
+               "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
+               "response_embedding_greedy")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 

@@ -1,17 +1,21 @@
 """Build a :class:`TextVAE` from a :class:`ModelConfig`: which latent blocks each ``model.latent``
-means. The paper's models are presets of config values (``configs/presets.yaml``), not classes."""
+means. The paper's models are presets of config values (``configs/presets.yaml``), not classes. A run
+whose ``dialog`` section is enabled gets a :class:`DialogModel` around that TextVAE (its stage 1)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from demvae.config import ModelConfig
+from demvae.config import DialogConfig, ModelConfig
 from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError
 from demvae.expfam import Categorical, Gaussian
+from demvae.models.dialog import DialogModel
 from demvae.models.latents import DiscreteLatent, Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
+from demvae.nn.attention_decoder import AttentionDecoder
+from demvae.nn.context import ContextEncoder, PolicyNetwork, UtteranceEncoder
 from demvae.nn.decoders import LatentDecoder
 from demvae.nn.encoders import SentenceEncoder
 
@@ -64,6 +68,27 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
     return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)
 
 
-def build_for(cfg, vocab: Vocab) -> TextVAE:
-    """The model of a :class:`~demvae.config.RunConfig` for a vocabulary."""
-    return build_model(cfg.model, len(vocab), vocab.bos_id, vocab.eos_id, vocab.pad_id, cfg.data.max_len)
+def build_dialog(stage1: TextVAE, model: ModelConfig, dialog: DialogConfig, vocab_size: int,
+                 pad_id: int = 0) -> DialogModel:
+    """Stage 2 around a (frozen) stage-1 TextVAE: its own Emb(V, embed_dim) shared by the utterance encoder and
+    the attention decoder, both initialised U(±0.1) as the original's decoder."""
+    embedding = nn.Embedding(vocab_size, model.embed_dim, padding_idx=pad_id)
+    utterance = UtteranceEncoder(embedding, dialog.utterance_size)
+    context = ContextEncoder(utterance, dialog.context_size)
+    block = stage1.latents[0]
+    policy = PolicyNetwork(dialog.context_size, block.n_variables, block.n_values, dialog.policy_size)
+    decoder = AttentionDecoder(embedding, dialog.context_size, dialog.context_size, dialog.attn_size, model.dropout)
+    for p in decoder.parameters():  # the embedding included
+        nn.init.uniform_(p, -0.1, 0.1)
+    with torch.no_grad():
+        embedding.weight[pad_id].zero_()
+    return DialogModel(stage1, context, policy, decoder, posterior_sample=dialog.posterior_latent == "sample")
+
+
+def build_for(cfg, vocab: Vocab) -> TextVAE | DialogModel:
+    """The model of a :class:`~demvae.config.RunConfig` for a vocabulary: a TextVAE, or with ``dialog.enabled``
+    the dialog model around one."""
+    stage1 = build_model(cfg.model, len(vocab), vocab.bos_id, vocab.eos_id, vocab.pad_id, cfg.data.max_len)
+    if not cfg.dialog.enabled:
+        return stage1
+    return build_dialog(stage1, cfg.model, cfg.dialog, len(vocab), vocab.pad_id)

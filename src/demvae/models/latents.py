@@ -79,12 +79,21 @@ class Latent(nn.Module):
         """Features of the posterior's mode (mean for Gaussians, argmax for categoricals): [B, F]."""
         raise NotImplementedError
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
-        """Features of ``n`` draws from the prior, optionally for given codes [n, M]: [n, F]."""
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        """Features of one draw from the posterior (not reparameterised), or of its mode: [B, F]."""
+        raise NotImplementedError
+
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
+        """Features of ``n`` draws from the prior, optionally for given codes [n, M]: [n, F]. With ``mode``
+        the chosen components' modes (a Gaussian's mean) instead of draws."""
         raise NotImplementedError
 
     def code_probs(self, h: Tensor) -> Tensor | None:
         """``q(c|x)`` [B, M, K] of the block's discrete code, if it has one."""
+        return None
+
+    def code_log_probs(self, h: Tensor) -> Tensor | None:
+        """``log q(c|x)`` [B, M, K] of the block's discrete code, if it has one."""
         return None
 
     def label_log_prob(self, h: Tensor, variable: int, labels: Tensor) -> Tensor:
@@ -144,6 +153,10 @@ class MixtureLatent(Latent):
     def code_probs(self, h: Tensor) -> Tensor | None:
         return None if self.code_net is None else torch.softmax(self._code_logits(h), -1)
 
+    @float32
+    def code_log_probs(self, h: Tensor) -> Tensor | None:
+        return None if self.code_net is None else torch.log_softmax(self._code_logits(h), -1)
+
     def _flat(self, z: Tensor) -> Tensor:
         """[..., M, U, *event] -> [..., F]."""
         return z.reshape(*z.shape[: z.dim() - 2 - self.family.event_dims], self.feature_dim)
@@ -178,10 +191,16 @@ class MixtureLatent(Latent):
     def mode_features(self, h: Tensor) -> Tensor:
         return self._flat(self.family.mode(self.posterior_natural(h)))
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
+    @float32
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        if not sample or self.deterministic:
+            return self.mode_features(h)
+        return self._flat(self.family.sample(self.posterior_natural(h)))
+
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
             codes = self.prior.sample_codes(n)
-        return self._flat(self.prior.sample(codes))
+        return self._flat(self.prior.mode(codes) if mode else self.prior.sample(codes))
 
     # --- supervision of categorical units ---
     def _unit_natural(self, h: Tensor, variable: int) -> Tensor:
@@ -232,8 +251,20 @@ class DiscreteLatent(Latent):
         return torch.softmax(self._logits(h), -1)
 
     @float32
+    def code_log_probs(self, h: Tensor) -> Tensor:
+        return torch.log_softmax(self._logits(h), -1)
+
+    @float32
     def mode_features(self, h: Tensor) -> Tensor:
         return F.one_hot(self._logits(h).argmax(-1), self.n_values).flatten(1).float()
+
+    @float32
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        if not sample:
+            return self.mode_features(h)
+        probs = torch.softmax(self._logits(h), -1).flatten(0, 1)  # [B·M, K]
+        codes = torch.multinomial(probs, 1).view(h.shape[0], self.n_variables)
+        return F.one_hot(codes, self.n_values).flatten(1).float()
 
     @float32
     def importance_sample(self, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -245,7 +276,7 @@ class DiscreteLatent(Latent):
         features = F.one_hot(idx, self.n_values).flatten(2).to(h.dtype)
         return features, log_prior - picked.sum(-1)
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
             codes = torch.randint(self.n_values, (n, self.n_variables), device=self.logits.weight.device)
         return F.one_hot(codes, self.n_values).flatten(1).float()

@@ -131,6 +131,9 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     step("reading the run")
     device = str(resolve_device(device))
     run = load_run(path, device)
+    if run.is_dialog:
+        raise ReportError(f"{path} is a dialog run: the report shows sentence models (its stage 1: {path / 'stage1'}"
+                          f"); for the dialog model see `demvae eval`, `demvae clusters` and `demvae respond`")
     versions = _read_json(path / "versions.json") if (path / "versions.json").is_file() else {}
     metrics_path = path / f"metrics-{split}.json"
     notes = []

@@ -1,8 +1,9 @@
 """``demvae reproduce TABLE``: train every row of a paper table, evaluate it, write ``results.md``.
 
 Scales: ``smoke`` (seconds; tests), ``mini`` (a reduced model and budget for 2 CPU cores, meant to
-show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU). Rows run
-concurrently with ``--jobs`` (several small models share one GPU well).
+show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU); a table may bring
+its own scales (:attr:`Table.scales`: SMD's two-stage runs need other budgets). Rows run concurrently
+with ``--jobs`` (several small models share one GPU well).
 """
 
 from __future__ import annotations
@@ -62,11 +63,19 @@ class Job:
     """Set for the rows whose β is chosen on validation (``--beta-grid``)."""
 
 
+def scale_spec(scale: str, table: Table | None = None) -> dict[str, Any]:
+    """A scale's ``{"config": ..., "eval": ...}``: the table's own if it has one, else the shared one."""
+    if table is not None and scale in table.scales:
+        return table.scales[scale]
+    return SCALES[scale]
+
+
 def scale_overrides(scale: str, config_values: dict[str, Any], device: str = "auto", seed: int = 0,
-                    data_dir: str | None = None, corpus: str | None = None) -> dict[str, Any]:
+                    data_dir: str | None = None, corpus: str | None = None,
+                    table: Table | None = None) -> dict[str, Any]:
     """The overrides of one reproduction run: the scale's values (posterior samples capped, never
     raised: S=1 rows stay S=1), the device and seed, and optionally another data folder or corpus."""
-    values = json.loads(json.dumps(SCALES[scale]["config"]))
+    values = json.loads(json.dumps(scale_spec(scale, table)["config"]))
     cap = values.get("train", {}).get("n_samples")
     if cap is not None:
         values["train"]["n_samples"] = min(cap, config_values.get("train", {}).get("n_samples", cap))
@@ -81,6 +90,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
     from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
     from demvae.runs import train_or_reuse
+    from demvae.training.run_folder import STAGES
 
     torch.set_num_threads(job.threads)
     run_dir = Path(job.out)
@@ -88,6 +98,9 @@ def run_job(job: Job) -> dict[str, Any]:
     opts = EvalOptions(metrics=job.eval_groups, seed=job.seed, **job.eval_options)
     row = flat_row(evaluate_run(run_dir, opts))
     row.update(label=job.label, seed=job.seed)
+    if (run_dir / STAGES).is_file():  # a dialog run: the time of each stage
+        for stage, info in json.loads((run_dir / STAGES).read_text()).items():
+            row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
     if job.beta is not None:  # the paper chose β by validation BLEU
         valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
         row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])
@@ -105,12 +118,12 @@ def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, 
         betas = beta_grid if (beta_grid and dispersed) else (None,)
         for seed in range(seeds):
             for beta in betas:
-                overrides = merge(scale_overrides(scale, base, device, seed, data_dir, corpus), extra)
+                overrides = merge(scale_overrides(scale, base, device, seed, data_dir, corpus, table), extra)
                 slug = row.config.split("/")[-1]
                 if beta is not None:
                     overrides = merge(overrides, {"objective": {"beta": beta}})
                     slug += f"-beta{beta:g}"
-                eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
+                eval_options = dict(scale_spec(scale, table)["eval"], device=device, data_dir=data_dir)
                 if table.full_test:
                     limits = overrides.get("data", {}).get("max_examples", {})
                     eval_options["max_examples"] = {k: v for k, v in limits.items() if k != "test"}
@@ -168,7 +181,16 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
             tried = ", ".join(f"β={b:g}: {v:.2f}" for b, v in sorted(grid.items()))
             md.append(f"- {label}: chose β={max(grid, key=grid.get):g} (validation BLEU {tried})")
         md.append("")
-    md.append(conventions_markdown())
+    timed = [r for r in rows if "stage1_seconds" in r]
+    if timed:
+        md += ["## Training time per stage (wall clock)", "",
+               "| row | seed | stage 1 steps | stage 1 | stage 2 steps | stage 2 |", "|---|---|---|---|---|---|"]
+        md += [f"| {r['label']} | {r['seed']} | {r['stage1_steps']} | {r['stage1_seconds']:.0f} s | "
+               f"{r.get('stage2_steps', 0)} | {r.get('stage2_seconds', 0.0):.0f} s |" for r in timed]
+        md.append("")
+    if table.notes:
+        md += ["## This table", "", table.notes]
+    md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else [])))
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,

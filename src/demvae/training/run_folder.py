@@ -16,6 +16,22 @@ run/
 
 Every file is written to a temporary name and renamed (atomic on POSIX); ``last/`` is written as a
 new folder and swapped in, so an interrupted write never leaves a half-written checkpoint.
+
+A dialog run (``dialog.enabled``; :mod:`demvae.training.dialog`) nests its stage 1:
+
+```
+run/
+  config.yaml  vocab.json  versions.json   the dialog run's (one vocabulary for both stages)
+  stage1/              stage 1: a complete sentence-VAE run folder as above, trained on the responses
+                       (its config.yaml has dialog.enabled: false; `demvae eval run/stage1` reads it as
+                       any sentence model)
+  model.safetensors    the best stage-2 model on validation, the frozen stage-1 weights included (they
+                       equal stage1/model.safetensors bit for bit): what respond / eval / clusters load
+  metrics.jsonl        stage 2's records (stage 1's are in stage1/metrics.jsonl)
+  last/                stage 2's latest training state; absent while stage 1 is still training
+  corpus.json  .lock   as above (stage 2's; stage1/ has its own)
+  stages.json          wall time, final step and best step of each stage
+```
 """
 
 from __future__ import annotations
@@ -43,11 +59,14 @@ from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
-from demvae.models import TextVAE, build_for
+from demvae.models import DialogModel, TextVAE, build_for
 
 CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS = (
     "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json")
 RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS)
+STAGE1, STAGES = "stage1", "stages.json"
+"""A dialog run's stage-1 folder and its per-stage timings (not in RUN_FILES: stage 2 starts by clearing the
+dialog run's own files, never stage 1's)."""
 
 
 class RunLock:
@@ -193,6 +212,17 @@ def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.
         raise
 
 
+def last_state(run_dir: Path) -> dict[str, Any] | None:
+    """The trainer state of ``run_dir/last/`` (None before the first checkpoint)."""
+    path = run_dir / LAST / "trainer_state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
+    """Whether a trainer state has ended its training: the step budget reached, or stopped early."""
+    return state is not None and (state["done"] or state["step"] >= max_steps)
+
+
 def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     last = run_dir / LAST
     if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():  # interrupted between the two renames
@@ -220,11 +250,16 @@ class LoadedRun:
     run_dir: Path
     config: RunConfig
     vocab: Vocab
-    model: TextVAE
+    model: TextVAE | DialogModel
+
+    @property
+    def is_dialog(self) -> bool:
+        return isinstance(self.model, DialogModel)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
-    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last"."""
+    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last". A dialog run gives its
+    :class:`~demvae.models.DialogModel` (its ``stage1/`` folder is a sentence run of its own)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder not found: {run_dir}")
@@ -245,10 +280,11 @@ def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = N
              max_examples: dict[str, int] | None = None) -> PreparedData:
     """The run's corpus encoded with its vocabulary: found where ``corpus.json`` recorded it (or at
     ``corpus``/``data_dir``), refused if its files changed since training unless ``force`` (then a
-    warning). ``max_examples`` replaces the run's limits (``{}``: every example of every split)."""
+    warning). ``max_examples`` replaces the run's limits (``{}``: every example of every split). A
+    dialog run's splits are dialog splits (responses and contexts)."""
     cfg, notes = locate(run.config.data, read_corpus_record(run.run_dir), corpus, data_dir, force)
     for note in notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     if max_examples is not None:
         cfg.max_examples = dict(max_examples)
-    return prepare(cfg, run.vocab)
+    return prepare(cfg, run.vocab, run.config.dialog)

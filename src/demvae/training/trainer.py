@@ -8,6 +8,15 @@ autocast, a resumable run folder. Loss terms are accumulated on the device and r
 
 One step, in order (``fit`` → ``train_step``): anneal weight w(step) → model(batch) → Terms →
 ``objective`` → backward → clip → Adam.
+
+Extension points (the dialog model's stage 2, :mod:`demvae.training.dialog`, overrides them; the loop,
+:class:`TrainState`, checkpoints, learning-rate decay and patience stay this class's):
+
+* :meth:`build_model` the model to train (frozen parameters, ``requires_grad=False``, stay out of Adam);
+* :meth:`anneal_weight` the annealing weight w(step) handed to the loss;
+* :meth:`compute_loss` a batch's scalar loss and the values the log records;
+* :meth:`validation_stats` the statistics of one validation, of which ``select_metric`` is minimised;
+* ``max_steps`` the step at which training ends, ``progress_keys`` the values the progress bar shows.
 """
 
 from __future__ import annotations
@@ -79,6 +88,9 @@ class TrainState:
 
 
 class Trainer:
+    progress_keys: tuple[str, ...] = ("loss", "rec", "kl_c", "kl_z_avg", "dispersion")
+    """Logged values shown on the progress bar."""
+
     def __init__(self, cfg: RunConfig, run_dir: str | Path, data: PreparedData | None = None,
                  resume: bool = False, force: bool = False):
         """``resume`` continues the run in ``run_dir``; a fresh run refuses a folder that holds one
@@ -87,6 +99,9 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         tc = cfg.train
+        self.max_steps = tc.max_steps
+        self.select_metric = SELECTION[tc.select_metric]
+        """The validation statistic that model selection, decay and patience minimise."""
         self.device = resolve_device(tc.device)
         self.world = distributed.init(self.device.type)
         if self.world.size > 1:
@@ -101,7 +116,7 @@ class Trainer:
         seed_everything(tc.seed)
         if data is None:
             vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
-            data = prepare(cfg.data, vocab)
+            data = prepare(cfg.data, vocab, cfg.dialog)
         self.data = data
         self.vocab = data.vocab
         missing = sorted(set(cfg.model.supervise) - set(data.corpus.label_names))
@@ -110,8 +125,9 @@ class Trainer:
                 f"model.supervise names label(s) {', '.join(missing)} that corpus {cfg.data.corpus!r} lacks "
                 f"(its labels: {', '.join(sorted(data.corpus.label_names)) or 'none'})"
             )
-        self.model = build_for(cfg, self.vocab).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.model = self.build_model().to(self.device)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=tc.lr)
         self.sampler = BucketBatchSampler(data.splits["train"].lengths, tc.batch_size, shuffle=True, seed=tc.seed)
         if len(self.sampler) == 0:
             raise TrainingError("the training split is empty")
@@ -184,6 +200,29 @@ class Trainer:
         if self.world.main:
             rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
 
+    # --- what a subclass may change ---
+    def build_model(self) -> torch.nn.Module:
+        """The model of ``cfg`` for the vocabulary (called once, after seeding)."""
+        return build_for(self.cfg, self.vocab)
+
+    def anneal_weight(self, step: int) -> float:
+        """The KL annealing weight w(step) of the objective (paper §4.1)."""
+        obj = self.cfg.objective
+        return kl_anneal_weight(step, obj.anneal, obj.anneal_k, obj.anneal_x0)
+
+    def compute_loss(self, batch: Batch, weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise on ``batch`` (this rank's shard of the global batch) at annealing weight
+        ``weight``, and the batch's values to log (scalar tensors; averaged over the steps between two
+        log records). Runs inside :func:`demvae.distributed.global_batch` and autocast."""
+        terms = self.ddp(batch, self.cfg.train.n_samples)  # the latent blocks run in float32 inside
+        loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
+        return loss, _term_means(terms)
+
+    def validation_stats(self) -> dict[str, float]:
+        """The statistics of one validation (posterior statistics of the validation split)."""
+        return posterior_stats(self.model, self.data.splits["valid"], self.cfg.objective,
+                               self.cfg.train.eval_batch_size)
+
     # --- batches ---
     def _batches(self):
         """Endless training batches, resumable at (epoch, batch_in_epoch); with N ranks, this rank's
@@ -201,20 +240,20 @@ class Trainer:
             st.batch_in_epoch = 0
 
     # --- one update ---
-    def train_step(self, batch: Batch, weight: float, frozen: list[torch.nn.Parameter] = ()) -> tuple[Tensor, Terms]:
+    def train_step(self, batch: Batch, weight: float,
+                   frozen: list[torch.nn.Parameter] = ()) -> tuple[Tensor, dict[str, Tensor]]:
         """One Adam update on ``batch`` with annealing weight ``weight``; ``frozen`` parameters keep
-        their values and their Adam moments. Returns the (detached) loss and terms."""
+        their values and their Adam moments. Returns the (detached) loss and logged values."""
         rows = batch.global_size or batch.size
         with distributed.global_batch(self.world, rows), autocast(self.device, self.cfg.train.amp):
-            terms = self.ddp(batch, self.cfg.train.n_samples)  # the latent blocks run in float32 inside
-            loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
+            loss, values = self.compute_loss(batch, weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for p in frozen:  # None, not zero: Adam skips a parameter without a gradient (its moments do not drift)
             p.grad = None
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
-        return loss.detach(), terms.detach()
+        return loss.detach(), {k: v.detach() for k, v in values.items()}
 
     # --- validation and stopping (the original's schedule) ---
     def validate(self) -> dict[str, float]:
@@ -223,12 +262,11 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.cfg.train.seed + 1)
-            return posterior_stats(self.model, self.data.splits["valid"], self.cfg.objective,
-                                   self.cfg.train.eval_batch_size)
+            return self.validation_stats()
 
     def _after_validation(self, stats: dict[str, float]) -> None:
         tc, st = self.cfg.train, self.state
-        metric = SELECTION[tc.select_metric]
+        metric = self.select_metric
         value = stats[metric]
         if not math.isfinite(value):
             raise TrainingError(
@@ -268,27 +306,27 @@ class Trainer:
         the same result as one uninterrupted run. Ctrl-C finishes the current step, saves a
         resumable checkpoint and raises :class:`~demvae.errors.Interrupted` (a second Ctrl-C stops
         at once); a killed run resumes from its last checkpoint, written at every validation."""
-        tc, st, obj = self.cfg.train, self.state, self.cfg.objective
+        tc, st = self.cfg.train, self.state
         batches = self._batches()
-        bar = tqdm(total=tc.max_steps, initial=st.step, disable=not (tc.progress and self.world.main),
+        bar = tqdm(total=self.max_steps, initial=st.step, disable=not (tc.progress and self.world.main),
                    dynamic_ncols=True, desc=self.cfg.model_name)
         self.model.train()
         try:
             with _stop_on_sigint() as stop:
-                while st.step < tc.max_steps and not st.done and st.step != until_step:
-                    weight = kl_anneal_weight(st.step, obj.anneal, obj.anneal_k, obj.anneal_x0)
+                while st.step < self.max_steps and not st.done and st.step != until_step:
+                    weight = self.anneal_weight(st.step)
                     frozen = []
                     if self.aggressive and st.aggressive.active:
                         self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
                         frozen = self.aggressive.inference  # then one generative-side step
                     batch = next(batches)
-                    loss, terms = self.train_step(batch, weight, frozen)
+                    loss, values = self.train_step(batch, weight, frozen)
                     st.step += 1
-                    self.meter.add(loss, terms, batch)
+                    self.meter.add(loss, values, batch)
                     bar.update(1)
-                    if st.step % tc.log_every == 0 or st.step == tc.max_steps:
+                    if st.step % tc.log_every == 0 or st.step == self.max_steps:
                         self._log_train(self.meter.read(), weight, bar)
-                    if st.step % tc.eval_every == 0 or st.step == tc.max_steps:
+                    if st.step % tc.eval_every == 0 or st.step == self.max_steps:
                         self._after_validation(self.validate())
                         self.model.train()
                         self._save()
@@ -309,12 +347,17 @@ class Trainer:
             )
         record.update(step=self.state.step, kl_weight=weight)
         self._log({"kind": "train", **record})
-        shown = {k: f"{record[k]:.2f}" for k in ("loss", "rec", "kl_c", "kl_z_avg", "dispersion") if k in record}
+        shown = {k: f"{record[k]:.2f}" for k in self.progress_keys if k in record}
         bar.set_postfix(shown | {"tok/s": f"{record['tokens_per_s']:.0f}"})
 
 
+def _term_means(terms: Terms) -> dict[str, Tensor]:
+    """A batch's logged values: every per-example term's mean, every per-batch statistic."""
+    return {**{k: v.mean() for k, v in terms.example_totals().items()}, **terms.batch_totals()}
+
+
 class _Meter:
-    """Running means of the loss terms, kept on the device until read (no per-step host sync); with
+    """Running means of the logged values, kept on the device until read (no per-step host sync); with
     N ranks, averaged over the ranks when read."""
 
     def __init__(self, world: distributed.World | None = None):
@@ -326,9 +369,8 @@ class _Meter:
         self.steps = self.sentences = self.tokens = 0
         self.t0 = time.perf_counter()
 
-    def add(self, loss: Tensor, terms: Terms, batch: Batch) -> None:
-        values = {"loss": loss, **{k: v.mean() for k, v in terms.example_totals().items()}, **terms.batch_totals()}
-        for k, v in values.items():
+    def add(self, loss: Tensor, values: dict[str, Tensor], batch: Batch) -> None:
+        for k, v in {"loss": loss, **values}.items():
             self.sums[k] = self.sums.get(k, 0.0) + v.float()
         self.steps += 1
         self.sentences += batch.size
