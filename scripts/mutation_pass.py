@@ -33,9 +33,10 @@ TARGETS = {
     "expfam/categorical.py": ["tests/expfam"],
     "expfam/poisson.py": ["tests/expfam/test_expfam_contract.py"],
     "expfam/mixture.py": ["tests/expfam", "tests/evaluation/test_eval_posterior.py"],
-    "objectives.py": ["tests/expfam/test_expfam_objectives.py", "tests/models/test_models_objective.py"],
-    "terms.py": ["tests/expfam/test_expfam_objectives.py", "tests/evaluation/test_eval_posterior.py",
-                 "tests/models/test_models_objective.py"],
+    "objectives.py": ["tests/expfam/test_expfam_objectives.py", "tests/models/test_models_objective.py",
+                      "tests/test_terms.py"],
+    "terms.py": ["tests/test_terms.py", "tests/expfam/test_expfam_objectives.py",
+                 "tests/evaluation/test_eval_posterior.py", "tests/models/test_models_objective.py"],
     "models/latents.py": ["tests/expfam/test_expfam_sampling.py", "tests/models/test_models_precision.py",
                           "tests/models/test_models_supervision.py", "tests/evaluation/test_eval_posterior.py",
                           "tests/models/test_models_presets.py::test_log_weights_against_an_independent_computation"],
@@ -91,7 +92,8 @@ def mutants(text: str):
             elif tok.string not in ("*", "**") or (prev.type != tokenize.OP or prev.string not in "(,"):
                 yield line, tok.start[1], tok.string, SWAPS[tok.string], f"{tok.string} -> {SWAPS[tok.string]}"
         elif tok.type == tokenize.NUMBER and tok.string in NUMBER_SWAPS:
-            yield line, tok.start[1], tok.string, NUMBER_SWAPS[tok.string], f"{tok.string} -> {NUMBER_SWAPS[tok.string]}"
+            new = NUMBER_SWAPS[tok.string]
+            yield line, tok.start[1], tok.string, new, f"{tok.string} -> {new}"
         elif (tok.type == tokenize.NAME and tok.string in CALL_SWAPS and nxt is not None and nxt.string == "("
               and toks[i - 1].string == "."):
             new = CALL_SWAPS[tok.string]

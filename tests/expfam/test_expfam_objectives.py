@@ -240,6 +240,11 @@ def test_free_bits_on_z_use_the_exact_kl():
     torch.testing.assert_close(
         objective(t_big, ObjectiveConfig(free_bits_z=4.0), 0.5), objective(t_big, ObjectiveConfig(), 0.5)
     )
+    # a budget below one nat still hinges: share 0.9/2 = 0.45; exact [[0.3, 1.0], [0.5, 0.2]] -> 0, 1, 0.5, 0
+    t_small = Terms(rec=torch.zeros(2, dtype=DT), kl_z_avg=torch.tensor([[0.2, 0.5], [0.5, 0.1]], dtype=DT),
+                    dispersion=torch.tensor([[0.1, 0.5], [0.0, 0.1]], dtype=DT))
+    got = objective(t_small, ObjectiveConfig(free_bits_z=0.9), 1.0)
+    assert float(got) == pytest.approx((1.0 + 0.5) / 2, abs=1e-12)
 
 
 def test_neg_elbo_sums_all_terms():
