@@ -2,6 +2,9 @@ r"""GRU decoder fed by a latent vector: ``h_0 = W z`` and, optionally, ``[emb(w_
 
 ``log p(x | z) = Σ_{t ≥ 1} log softmax(W_o h_t)[x_t]`` over the real tokens after ``<s>``, ``</s>``
 included. Only real positions are projected onto the vocabulary (padding costs nothing there).
+
+Two ways to run the recurrence (``recurrence``) and the output layer (``output``) give the same
+numbers; the defaults pick the faster one for the device (see ``benchmarks/speed_table.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from demvae.nn.fused import linear_cross_entropy, shared_input_gru
+
+RECURRENCES = ("auto", "gru", "shared")
+"""``gru``: ``nn.GRU`` on every replica's own copy of the inputs (cuDNN on a GPU); ``shared``: the input
+projection shared by the replicas (:func:`~demvae.nn.fused.shared_input_gru`); ``auto``: shared on the CPU."""
+OUTPUTS = ("auto", "plain", "fused")
+"""``plain``: full logits + ``F.cross_entropy`` in training; ``fused``: chunked
+(:func:`~demvae.nn.fused.linear_cross_entropy`); ``auto``: fused on the CPU. Evaluation is always chunked."""
 
 
 class LatentDecoder(nn.Module):
@@ -20,8 +32,14 @@ class LatentDecoder(nn.Module):
         input_dim: int = 0,
         dropout: float = 0.3,
         tie_output: bool = True,
+        recurrence: str = "auto",
+        output: str = "auto",
+        chunk_rows: int = 1024,
     ):
         super().__init__()
+        if recurrence not in RECURRENCES or output not in OUTPUTS or chunk_rows < 1:
+            raise ValueError(f"recurrence must be one of {RECURRENCES}, output one of {OUTPUTS}, chunk_rows >= 1")
+        self.recurrence, self.output, self.chunk_rows = recurrence, output, chunk_rows
         vocab_size, embed_dim = embedding.weight.shape
         self.embedding = embedding
         self.hidden_size = hidden_size
@@ -62,9 +80,29 @@ class LatentDecoder(nn.Module):
     ) -> Tensor:
         """``log p(x | z)`` per row, teacher forced.
 
-        tokens [B, T] and lengths [B] are shared by ``replicas`` consecutive rows of ``init`` /
-        ``latent_input`` ([B·replicas, F]); returns [B·replicas].
+        tokens [B, T] and lengths [B] (best on the CPU) are shared by ``replicas`` consecutive rows of
+        ``init`` / ``latent_input`` ([B·replicas, F]); returns [B·replicas].
         """
+        host = lengths.cpu()
+        if self._shared_recurrence(tokens.device):
+            hidden, targets, row = self._shared_hidden(tokens, host, init, latent_input, replicas)
+        else:
+            hidden, targets, row = self._gru_hidden(tokens, host, init, latent_input, replicas)
+        nll = self._token_nll(self.dropout(hidden), targets)
+        rows = tokens.shape[0] * replicas
+        return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
+
+    def _shared_recurrence(self, device: torch.device) -> bool:
+        if self.recurrence == "auto":
+            return device.type == "cpu"
+        return self.recurrence == "shared"
+
+    def _gru_hidden(
+        self, tokens: Tensor, host: Tensor, init: Tensor | None, latent_input: Tensor | None, replicas: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``nn.GRU`` over the padded batch, every replica fed its own copy of the inputs. Returns the
+        states at the real positions [N, H], their targets [N] and rows [N] (row-major order)."""
+        tokens = tokens[:, : int(host.max())] if host.numel() else tokens  # no step on a padding-only column
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         emb = self.embedding(inputs)
         if replicas > 1:
@@ -72,23 +110,67 @@ class LatentDecoder(nn.Module):
             targets = targets.repeat_interleave(replicas, dim=0)
         rows, steps = targets.shape
         # positions of real targets, computed from CPU lengths (no device sync for boolean indexing)
-        host = lengths.cpu().repeat_interleave(replicas)
-        flat = (torch.arange(steps) < (host - 1).unsqueeze(1)).flatten().nonzero().squeeze(1)
+        real = torch.arange(steps) < (host.repeat_interleave(replicas) - 1).unsqueeze(1)  # [rows, T]
+        flat = real.flatten().nonzero().squeeze(1)
         flat, row = flat.to(tokens.device, non_blocking=True), (flat // steps).to(tokens.device, non_blocking=True)
         hidden, _ = self.rnn(self._inputs(emb, latent_input), self._initial_state(init, rows, emb))
-        hidden = self.dropout(hidden.flatten(0, 1).index_select(0, flat))  # [N_real, H]
-        nll = self._token_nll(hidden, targets.flatten().index_select(0, flat))
-        return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
+        return hidden.flatten(0, 1).index_select(0, flat), targets.flatten().index_select(0, flat), row
 
-    def _token_nll(self, hidden: Tensor, targets: Tensor, chunk: int = 4096) -> Tensor:
-        """−log softmax(W_o h)[target] per position; without gradients the vocabulary-sized logits
-        are made ``chunk`` positions at a time, so evaluation memory does not grow with the batch."""
-        if torch.is_grad_enabled():
+    def _shared_hidden(
+        self, tokens: Tensor, host: Tensor, init: Tensor | None, latent_input: Tensor | None, replicas: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The same as :meth:`_gru_hidden` with the input projection shared by the replicas
+        (:func:`~demvae.nn.fused.shared_input_gru`); packed (step-major) order."""
+        steps = host - 1  # predicted tokens per sentence
+        order = torch.argsort(steps, descending=True, stable=True)  # longest first
+        span = int(steps.max()) if steps.numel() else 0
+        active = torch.arange(span).unsqueeze(1) < steps[order].unsqueeze(0)  # [T, B], step-major
+        sizes = active.sum(1).tolist()
+        step, sentence = active.nonzero(as_tuple=True)
+        sentence = order[sentence]
+        replica = torch.arange(replicas)
+        row = (sentence.unsqueeze(1) * replicas + replica).flatten()  # the row of every packed position
+        target_pos = (sentence * tokens.shape[1] + step + 1).repeat_interleave(replicas)
+        row_order = (order.unsqueeze(1) * replicas + replica).flatten()
+        device = tokens.device
+        row, target_pos, row_order = (t.to(device, non_blocking=True) for t in (row, target_pos, row_order))
+
+        emb = self.dropout(self.embedding(tokens.index_select(0, order.to(device))[:, :span]))  # [B, T, E]
+        w_ih, w_hh = self.rnn.weight_ih_l0, self.rnn.weight_hh_l0
+        x_tok = F.linear(emb, w_ih[:, : emb.shape[-1]], self.rnn.bias_ih_l0)  # [B, T, 3H], once per token
+        x_row = None
+        if self.input_dim > 0:  # once per row
+            x_row = F.linear(latent_input.index_select(0, row_order), w_ih[:, emb.shape[-1]:])
+        h0 = self._initial_state(init, row_order.shape[0], w_hh)[0].index_select(0, row_order).to(w_hh.dtype)
+        hidden = shared_input_gru(x_tok, x_row, h0, w_hh, self.rnn.bias_hh_l0, sizes, replicas)
+        return hidden, tokens.flatten().index_select(0, target_pos), row
+
+    def _token_nll(self, hidden: Tensor, targets: Tensor) -> Tensor:
+        """−log softmax(W_o h)[target] per position. Without gradients, or with the fused output layer,
+        the vocabulary-sized logits are made ``chunk_rows`` positions at a time."""
+        if torch.is_grad_enabled() and not self._fused_output(hidden.device):
             return F.cross_entropy(self.logits(hidden), targets, reduction="none")
-        return torch.cat([
-            F.cross_entropy(self.logits(h), t, reduction="none")
-            for h, t in zip(hidden.split(chunk), targets.split(chunk))
-        ])
+        weight, bias = (self.embedding.weight, None) if self.out is None else (self.out.weight, self.out.bias)
+        return linear_cross_entropy(hidden, weight, bias, targets, self.chunk_rows)
+
+    def _fused_output(self, device: torch.device) -> bool:
+        if self.output == "auto":
+            return device.type == "cpu"
+        return self.output == "fused"
+
+    def eval_bytes(self, rows: int, steps: int) -> int:
+        """Working memory (bytes, an upper estimate) of :meth:`log_likelihood` without gradients on
+        ``rows`` rows of ≤ ``steps`` predicted tokens, on this model's device: the decoder's activations,
+        not its parameters. Per row: the states of every step and the step's gate temporaries (shared
+        recurrence), or the repeated inputs, their projection and the outputs over the padded steps
+        (``nn.GRU``); besides: one chunk of vocabulary-sized logits and log-probabilities."""
+        item = self.embedding.weight.element_size()
+        emb, hid, vocab = self.embedding.embedding_dim, self.hidden_size, self.embedding.num_embeddings
+        if self._shared_recurrence(self.embedding.weight.device):
+            per_row = item * (steps * hid + 10 * hid + 2 * self.input_dim) + 28 * steps  # + int64 indices
+        else:
+            per_row = item * steps * (2 * emb + self.input_dim + 5 * hid) + 28 * steps
+        return 2 * item * self.chunk_rows * vocab + rows * per_row
 
     @torch.no_grad()
     def generate(
