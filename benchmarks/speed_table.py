@@ -216,6 +216,7 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"error: {_label(spec)} failed:\n{proc.stderr[-2000:]}")
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"{_label(spec)}: {runs[-1]['seconds']:.3f} {runs[-1]['unit']}", file=sys.stderr, flush=True)
 
     first = results[0][0]
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu, {first['threads']} threads"

@@ -169,6 +169,8 @@ def eval_(
     "posterior,nll,bleu,prior,clusters",
     split: str = "test",
     is_samples: Annotated[int, typer.Option(help="Importance samples per sentence.")] = 500,
+    max_memory: Annotated[float | None, typer.Option(
+        help="MiB of decoder working memory per importance-sampling call (default: 8192 rows).")] = None,
     n_prior: Annotated[int, typer.Option(help="Prior samples for wKL and rPPL.")] = 40000,
     rppl_steps: Annotated[int | None, typer.Option(help="Cap on the rPPL language model's steps.")] = None,
     data_dir: DataDir = None,
@@ -180,7 +182,8 @@ def eval_(
     from demvae.evaluation.tables import format_table
 
     opts = EvalOptions(split=split, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
-                       is_samples=is_samples, n_prior_samples=n_prior, rppl_steps=rppl_steps, device=device,
+                       is_samples=is_samples, is_max_memory=max_memory, n_prior_samples=n_prior,
+                       rppl_steps=rppl_steps, device=device,
                        data_dir=str(data_dir) if data_dir else None, vectors=str(vectors) if vectors else None)
     rows = [flat_row(evaluate_run(d, opts)) for d in run_dirs]
     preferred = ["model", "rppl", "bleu", "wkl", "nll", "ppl", "kl_z", "kl_c", "param_var", "mutual_info",

@@ -37,6 +37,8 @@ class EvalOptions:
     split: str = "test"
     metrics: tuple[str, ...] = METRIC_GROUPS
     is_samples: int = 500
+    is_max_memory: float | None = None
+    """MiB of decoder working memory per importance-sampling call (None: 8192 rows per call)."""
     n_prior_samples: int = 40000
     rppl_steps: int | None = None
     device: str = "auto"
@@ -78,7 +80,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     if "posterior" in opts.metrics:
         results.update(timed("posterior", lambda: posterior_stats(model, split, cfg.objective)))
     if "nll" in opts.metrics and not cfg.model.deterministic:
-        nll = timed("nll", lambda: importance_sampled_nll(model, split, opts.is_samples))
+        max_memory = None if opts.is_max_memory is None else int(opts.is_max_memory * 2**20)
+        nll = timed("nll", lambda: importance_sampled_nll(model, split, opts.is_samples, max_memory=max_memory))
         results.update({f"is_{k}" if k != "nll" else "nll": v for k, v in nll.items()})
     if "bleu" in opts.metrics and model.has_latent:
         hyps = timed("bleu", lambda: reconstructions(model, split, run.vocab))

@@ -120,7 +120,9 @@ class LatentDecoder(nn.Module):
         self, tokens: Tensor, host: Tensor, init: Tensor | None, latent_input: Tensor | None, replicas: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The same as :meth:`_gru_hidden` with the input projection shared by the replicas
-        (:func:`~demvae.nn.fused.shared_input_gru`); packed (step-major) order."""
+        (:func:`~demvae.nn.fused.shared_input_gru`); packed (step-major) order. The replicas of a
+        sentence therefore share its embedding-dropout mask (``nn.GRU`` draws one per replica): the
+        same expected gradient, with the noise correlated across the S posterior samples."""
         steps = host - 1  # predicted tokens per sentence
         order = torch.argsort(steps, descending=True, stable=True)  # longest first
         span = int(steps.max()) if steps.numel() else 0
