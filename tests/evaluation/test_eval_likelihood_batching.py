@@ -26,7 +26,8 @@ def _split(lengths=LENGTHS, seed=0) -> EncodedSplit:
 
 def _model(recurrence="auto", latent="gm"):
     torch.manual_seed(0)
-    cfg = ModelConfig(latent=latent, embed_dim=12, hidden_size=12, n_codes=2, code_size=3, z_dim=2, dropout=0.0)
+    cfg = ModelConfig(latent=latent, embed_dim=12, hidden_size=12, n_variables=2, n_values=3, n_units=2,
+                      dropout=0.0)
     model = build_model(cfg, VOCAB, BOS, EOS).double().eval()
     model.decoder.recurrence = recurrence
     return model

@@ -1,5 +1,6 @@
-"""The hand-written decoder paths against the plain autograd ones (``nn.GRU`` on repeated inputs, full
-logits + ``F.cross_entropy``), in float64: the same log-likelihoods and the same gradients to 1e-10."""
+"""The hand-written decoder paths against plain autograd (``nn.GRU`` on every replica's repeated inputs, full
+logits + ``F.cross_entropy``, written out here as the reference), in float64: the same log-likelihoods and the
+same gradients to 1e-10, for the sentence decoder (both recurrences) and the dialog's attention decoder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demvae.nn.attention_decoder import AttentionDecoder
 from demvae.nn.decoders import LatentDecoder
 from demvae.nn.fused import linear_cross_entropy, shared_input_gru
 
@@ -32,12 +34,27 @@ def _decoder(tie, init_dim, input_dim, **paths):
     return LatentDecoder(emb, H, init_dim, input_dim, dropout=0.0, tie_output=tie, **paths).double()
 
 
-def _loss_and_grads(decoder, tokens, lengths, init, latent_input, replicas, weights):
+def plain_log_likelihood(dec: LatentDecoder, tokens, lengths, init, latent_input, replicas):
+    """The unfused formula: ``nn.GRU`` over each replica's own copy of the padded inputs, the full [rows, T, V]
+    logits, ``F.cross_entropy``, padding masked out."""
+    emb = dec.embedding(tokens[:, :-1]).repeat_interleave(replicas, 0)
+    if latent_input is not None:
+        emb = torch.cat((emb, latent_input.unsqueeze(1).expand(-1, emb.shape[1], -1)), -1)
+    h0 = dec.init(init).unsqueeze(0) if init is not None else emb.new_zeros(1, emb.shape[0], H)
+    hidden, _ = dec.rnn(emb, h0)
+    logits = hidden @ dec.embedding.weight.t() if dec.out is None else dec.out(hidden)
+    targets = tokens[:, 1:].repeat_interleave(replicas, 0)
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [rows, T − 1]
+    real = torch.arange(targets.shape[1]) < (lengths.repeat_interleave(replicas) - 1).unsqueeze(1)
+    return -(nll * real).sum(1)
+
+
+def _loss_and_grads(decoder, tokens, lengths, init, latent_input, replicas, weights, fn=None):
     """Per-row log-likelihoods and the gradients of Σ weights · log-likelihood (params, init, input)."""
     leaves = [p for p in decoder.parameters()] + [t for t in (init, latent_input) if t is not None]
     for t in leaves:
         t.grad = None
-    ll = decoder.log_likelihood(tokens, lengths, init, latent_input, replicas)
+    ll = (fn or type(decoder).log_likelihood)(decoder, tokens, lengths, init, latent_input, replicas)
     (ll * weights).sum().backward()
     grads = [torch.zeros_like(t) if t.grad is None else t.grad.clone() for t in leaves]
     return ll.detach(), grads
@@ -47,9 +64,9 @@ CASES = list(itertools.product([True, False], [(0, 0), (F_DIM, 0), (F_DIM, F_DIM
 
 
 @pytest.mark.parametrize("tie,dims,replicas", CASES)
-@pytest.mark.parametrize("recurrence,output", [("shared", "plain"), ("gru", "fused"), ("shared", "fused")])
+@pytest.mark.parametrize("recurrence", ["gru", "shared"])
 @pytest.mark.parametrize("uniform", [True, False])
-def test_paths_match_plain_autograd(tie, dims, replicas, recurrence, output, uniform):
+def test_paths_match_plain_autograd(tie, dims, replicas, recurrence, uniform):
     init_dim, input_dim = dims
     tokens, lengths = _tokens(LENGTHS)
     rows = len(LENGTHS) * replicas
@@ -59,11 +76,9 @@ def test_paths_match_plain_autograd(tie, dims, replicas, recurrence, output, uni
     # a uniform upstream gradient takes the fused output's eager branch, a ragged one its recomputation
     weights = torch.full((rows,), 0.3, dtype=torch.float64) if uniform else torch.rand(rows, generator=g).double()
 
-    ref = _decoder(tie, init_dim, input_dim, recurrence="gru", output="plain")
-    new = _decoder(tie, init_dim, input_dim, recurrence=recurrence, output=output, chunk_rows=7)
-    new.load_state_dict(ref.state_dict())  # same parameter names and shapes on every path
-    ll_ref, grads_ref = _loss_and_grads(ref, tokens, lengths, init, latent, replicas, weights)
-    ll_new, grads_new = _loss_and_grads(new, tokens, lengths, init, latent, replicas, weights)
+    dec = _decoder(tie, init_dim, input_dim, recurrence=recurrence, chunk_rows=7)
+    ll_ref, grads_ref = _loss_and_grads(dec, tokens, lengths, init, latent, replicas, weights, plain_log_likelihood)
+    ll_new, grads_new = _loss_and_grads(dec, tokens, lengths, init, latent, replicas, weights)
 
     assert ll_new.shape == (rows,)
     torch.testing.assert_close(ll_new, ll_ref, rtol=0, atol=1e-10)
@@ -72,15 +87,62 @@ def test_paths_match_plain_autograd(tie, dims, replicas, recurrence, output, uni
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
-def test_no_grad_paths_match():
+@pytest.mark.parametrize("recurrence", ["gru", "shared"])
+def test_no_grad_paths_match(recurrence):
     tokens, lengths = _tokens(LENGTHS)
     feats = torch.randn(len(LENGTHS) * 4, F_DIM, dtype=torch.float64)
-    ref = _decoder(True, F_DIM, F_DIM, recurrence="gru", output="plain")
-    new = _decoder(True, F_DIM, F_DIM, recurrence="shared", output="fused", chunk_rows=3)
-    new.load_state_dict(ref.state_dict())
+    dec = _decoder(True, F_DIM, F_DIM, recurrence=recurrence, chunk_rows=3)
     with torch.no_grad():
-        torch.testing.assert_close(new.log_likelihood(tokens, lengths, feats, feats, 4),
-                                   ref.log_likelihood(tokens, lengths, feats, feats, 4), rtol=0, atol=1e-10)
+        torch.testing.assert_close(dec.log_likelihood(tokens, lengths, feats, feats, 4),
+                                   plain_log_likelihood(dec, tokens, lengths, feats, feats, 4), rtol=0, atol=1e-10)
+
+
+def test_shared_input_projection_equals_per_sample_projection_in_a_training_step():
+    """A step of the DGM-VAE objective's decoder part: S = 20 posterior samples per sentence, the input
+    projection once per token (shared) against once per sample (``nn.GRU`` on repeated inputs)."""
+    tokens, lengths = _tokens(LENGTHS, seed=4)
+    rows = len(LENGTHS) * 20
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(rows, F_DIM, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.full((rows,), -1.0 / rows, dtype=torch.float64)  # rec = −mean log p(x | z_s)
+    shared = _decoder(True, F_DIM, F_DIM, recurrence="shared")
+    per_sample = _decoder(True, F_DIM, F_DIM, recurrence="gru")
+    ll_s, grads_s = _loss_and_grads(shared, tokens, lengths, z, z, 20, weights)
+    ll_p, grads_p = _loss_and_grads(per_sample, tokens, lengths, z, z, 20, weights)
+    torch.testing.assert_close(ll_s, ll_p, rtol=0, atol=1e-10)
+    for a, b in zip(grads_s, grads_p):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_attention_decoder_fused_output_matches_plain_autograd(uniform):
+    """The dialog decoder's output layer is fused too: same NLL and gradients as full logits."""
+    torch.manual_seed(3)
+    dec = AttentionDecoder(nn.Embedding(V, H), hidden_size=H, memory_size=4, attn_size=3, dropout=0.0).double()
+    tokens, lengths = _tokens(LENGTHS)
+    g = torch.Generator().manual_seed(8)
+    init = torch.randn(len(LENGTHS), H, generator=g, dtype=torch.float64, requires_grad=True)
+    memory = torch.randn(len(LENGTHS), 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    weights = torch.full((len(LENGTHS),), 0.7, dtype=torch.float64) if uniform else torch.rand(5, generator=g).double()
+
+    def plain(d, tokens, lengths, init, memory, mask):
+        nll = F.cross_entropy(d.out(d.outputs(tokens, init, memory, mask)).transpose(1, 2), tokens[:, 1:],
+                              reduction="none")
+        return -(nll * (torch.arange(tokens.shape[1] - 1) < (lengths - 1).unsqueeze(1))).sum(1)
+
+    leaves = [*dec.parameters(), init, memory]
+    results = []
+    for fn in (plain, type(dec).log_likelihood):
+        ll = fn(dec, tokens, lengths, init, memory, mask)
+        results.append((ll.detach(), torch.autograd.grad((ll * weights).sum(), leaves, allow_unused=True)))
+    (ll_ref, grads_ref), (ll_new, grads_new) = results
+    torch.testing.assert_close(ll_new, ll_ref, rtol=0, atol=1e-10)
+    for a, b in zip(grads_new, grads_ref):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
 def test_shared_input_gru_equals_nn_gru_on_a_packed_sequence():
@@ -129,7 +191,7 @@ def test_bf16_autocast_runs_both_paths_close_to_fp32():
     """Under CPU bf16 autocast the fused paths give float32 values near the fp32 ones, and gradients."""
     tokens, lengths = _tokens(LENGTHS)
     torch.manual_seed(1)
-    dec = LatentDecoder(nn.Embedding(V, H), H, F_DIM, F_DIM, dropout=0.0, recurrence="shared", output="fused")
+    dec = LatentDecoder(nn.Embedding(V, H), H, F_DIM, F_DIM, dropout=0.0, recurrence="shared")
     feats = torch.randn(len(LENGTHS) * 2, F_DIM)
     ref = dec.log_likelihood(tokens, lengths, feats, feats, 2).detach()
     with torch.autocast("cpu", dtype=torch.bfloat16):

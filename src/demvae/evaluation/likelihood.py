@@ -20,6 +20,7 @@ import torch
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
 from demvae.errors import ConfigError
 from demvae.models import TextVAE
+from demvae.objectives import perplexity
 
 
 @torch.no_grad()
@@ -63,11 +64,6 @@ def rows_within(model: TextVAE, max_memory: int, steps: int) -> int:
     return (max_memory - fixed) // per_row
 
 
-def safe_exp(x: float) -> float:
-    """``exp(x)``, or inf where it would overflow (a diverged model's perplexity)."""
-    return math.exp(x) if x < 709.0 else math.inf
-
-
 def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
     n = log_px.numel()
     nll = -log_px
@@ -76,8 +72,8 @@ def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
     return {
         "nll": total / n,
         "nll_se": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0,
-        "ppl": safe_exp(total / targets),
-        "ppl_words": safe_exp(total / (targets - n)),
+        "ppl": perplexity(total, targets),
+        "ppl_words": perplexity(total, targets - n),
         "n_sentences": n,
     }
 

@@ -1,10 +1,15 @@
 r"""GRU decoder fed by a latent vector: ``h_0 = W z`` and, optionally, ``[emb(w_{t−1}); z]`` at every step.
 
 ``log p(x | z) = Σ_{t ≥ 1} log softmax(W_o h_t)[x_t]`` over the real tokens after ``<s>``, ``</s>``
-included. Only real positions are projected onto the vocabulary (padding costs nothing there).
+included. Only real positions are projected onto the vocabulary (padding costs nothing there), and the
+output layer + cross-entropy run fused and chunked (:func:`~demvae.nn.decoding.token_nll`): the
+[positions × V] logits never exist in full, in training or in evaluation.
 
-Two ways to run the recurrence (``recurrence``) and the output layer (``output``) give the same
-numbers; the defaults pick the faster one for the device (see ``benchmarks/speed_table.py``).
+The recurrence runs one of two ways (``recurrence``), which give the same numbers: ``shared`` (the
+input projection computed once per token and shared by the S posterior replicas of a sentence, a
+hand-written scan over packed, length-sorted rows: :func:`~demvae.nn.fused.shared_input_gru`) or
+``gru`` (``nn.GRU``, cuDNN on a GPU, on every replica's own copy of the inputs). ``auto``: shared on
+the CPU, ``nn.GRU`` elsewhere. Generation always steps ``nn.GRU`` (the same parameters).
 """
 
 from __future__ import annotations
@@ -13,14 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from demvae.nn.fused import linear_cross_entropy, shared_input_gru
+from demvae.nn.decoding import real_targets, sample_decode, token_nll
+from demvae.nn.fused import shared_input_gru
 
 RECURRENCES = ("auto", "gru", "shared")
-"""``gru``: ``nn.GRU`` on every replica's own copy of the inputs (cuDNN on a GPU); ``shared``: the input
-projection shared by the replicas (:func:`~demvae.nn.fused.shared_input_gru`); ``auto``: shared on the CPU."""
-OUTPUTS = ("auto", "plain", "fused")
-"""``plain``: full logits + ``F.cross_entropy`` in training; ``fused``: chunked
-(:func:`~demvae.nn.fused.linear_cross_entropy`); ``auto``: fused on the CPU. Evaluation is always chunked."""
 
 
 class LatentDecoder(nn.Module):
@@ -33,13 +34,17 @@ class LatentDecoder(nn.Module):
         dropout: float = 0.3,
         tie_output: bool = True,
         recurrence: str = "auto",
-        output: str = "auto",
         chunk_rows: int = 1024,
     ):
         super().__init__()
-        if recurrence not in RECURRENCES or output not in OUTPUTS or chunk_rows < 1:
-            raise ValueError(f"recurrence must be one of {RECURRENCES}, output one of {OUTPUTS}, chunk_rows >= 1")
-        self.recurrence, self.output, self.chunk_rows = recurrence, output, chunk_rows
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be >= 1")
+        self.recurrence = recurrence
+        """``auto``, ``gru`` or ``shared`` (module docstring); a plain attribute, so it can change after loading."""
+        self.chunk_rows = chunk_rows
+        """Positions per chunk of vocabulary-sized logits in :meth:`log_likelihood`."""
         vocab_size, embed_dim = embedding.weight.shape
         self.embedding = embedding
         self.hidden_size = hidden_size
@@ -84,11 +89,10 @@ class LatentDecoder(nn.Module):
         ``init`` / ``latent_input`` ([B·replicas, F]); returns [B·replicas].
         """
         host = lengths.cpu()
-        if self._shared_recurrence(tokens.device):
-            hidden, targets, row = self._shared_hidden(tokens, host, init, latent_input, replicas)
-        else:
-            hidden, targets, row = self._gru_hidden(tokens, host, init, latent_input, replicas)
-        nll = self._token_nll(self.dropout(hidden), targets)
+        hidden_of = self._shared_hidden if self._shared_recurrence(tokens.device) else self._gru_hidden
+        hidden, targets, row = hidden_of(tokens, host, init, latent_input, replicas)
+        weight, bias = (self.embedding.weight, None) if self.out is None else (self.out.weight, self.out.bias)
+        nll = token_nll(self.dropout(hidden), weight, bias, targets, self.chunk_rows)
         rows = tokens.shape[0] * replicas
         return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
 
@@ -109,10 +113,8 @@ class LatentDecoder(nn.Module):
             emb = emb.repeat_interleave(replicas, dim=0)
             targets = targets.repeat_interleave(replicas, dim=0)
         rows, steps = targets.shape
-        # positions of real targets, computed from CPU lengths (no device sync for boolean indexing)
-        real = torch.arange(steps) < (host.repeat_interleave(replicas) - 1).unsqueeze(1)  # [rows, T]
-        flat = real.flatten().nonzero().squeeze(1)
-        flat, row = flat.to(tokens.device, non_blocking=True), (flat // steps).to(tokens.device, non_blocking=True)
+        flat, row = real_targets(host, steps, replicas)
+        flat, row = flat.to(tokens.device, non_blocking=True), row.to(tokens.device, non_blocking=True)
         hidden, _ = self.rnn(self._inputs(emb, latent_input), self._initial_state(init, rows, emb))
         return hidden.flatten(0, 1).index_select(0, flat), targets.flatten().index_select(0, flat), row
 
@@ -147,19 +149,6 @@ class LatentDecoder(nn.Module):
         hidden = shared_input_gru(x_tok, x_row, h0, w_hh, self.rnn.bias_hh_l0, sizes, replicas)
         return hidden, tokens.flatten().index_select(0, target_pos), row
 
-    def _token_nll(self, hidden: Tensor, targets: Tensor) -> Tensor:
-        """−log softmax(W_o h)[target] per position. Without gradients, or with the fused output layer,
-        the vocabulary-sized logits are made ``chunk_rows`` positions at a time."""
-        if torch.is_grad_enabled() and not self._fused_output(hidden.device):
-            return F.cross_entropy(self.logits(hidden), targets, reduction="none")
-        weight, bias = (self.embedding.weight, None) if self.out is None else (self.out.weight, self.out.bias)
-        return linear_cross_entropy(hidden, weight, bias, targets, self.chunk_rows)
-
-    def _fused_output(self, device: torch.device) -> bool:
-        if self.output == "auto":
-            return device.type == "cpu"
-        return self.output == "fused"
-
     def eval_bytes(self, rows: int, steps: int) -> int:
         """Working memory (bytes, an upper estimate) of :meth:`log_likelihood` without gradients on
         ``rows`` rows of ≤ ``steps`` predicted tokens, on this model's device: the decoder's activations,
@@ -187,21 +176,10 @@ class LatentDecoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Decode ``rows`` sequences; returns ids [rows, ≤ max_len−1] (``</s>`` then ``<pad>=0``)."""
-        device = self.embedding.weight.device
-        state = self._initial_state(init, rows, self.embedding.weight)
-        word = torch.full((rows, 1), bos_id, dtype=torch.long, device=device)
-        finished = torch.zeros(rows, dtype=torch.bool, device=device)
-        out = []
-        for step in range(max_len - 1):
+
+        def step(word: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
             hidden, state = self.rnn(self._inputs(self.embedding(word), latent_input), state)
-            logits = self.logits(hidden[:, -1])
-            if greedy:
-                word = logits.argmax(-1, keepdim=True)
-            else:
-                word = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)
-            word = word.masked_fill(finished.unsqueeze(1), 0)
-            out.append(word)
-            finished |= word.squeeze(1) == eos_id
-            if step % 8 == 7 and bool(finished.all()):
-                break
-        return torch.cat(out, dim=1)
+            return self.logits(hidden[:, -1]), state
+
+        state = self._initial_state(init, rows, self.embedding.weight)
+        return sample_decode(step, state, rows, bos_id, eos_id, max_len, greedy, generator)
