@@ -1,20 +1,24 @@
 """Training and IS-NLL speed and peak memory of DGM-VAE at the paper's PTB configuration, one markdown table.
 
-    PYTHONPATH=src python benchmarks/speed_table.py [--data-dir DIR] [--steps 10] [--repeat 1] [--quick]
-        [--precisions fp32,bf16] [--batching bucketed,random] [--paths auto] [--device auto]
+    PYTHONPATH=src python3 benchmarks/speed_table.py [--data-dir DIR] [--steps 10] [--repeat 1] [--quick]
+        [--precisions fp32,bf16] [--batching bucketed,random] [--recurrences auto] [--device auto]
 
-Rows: training (batch 30, 20 posterior samples, GRU 512, V = 10,002; Adam, clipping, the DGM-VAE β = 0.8
-objective) in each precision × batching × decoder path, then importance-sampled NLL (500 samples) per
-path. Every configuration runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; on a GPU
+Rows: training at the paper's PTB DGM-VAE configuration (``configs/ptb/dgm-vae.yaml``: batch 30, 20 posterior
+samples, GRU 512, M × K = 20 × 5 codes, V = 10,002; Adam, clipping, the β = 0.8 objective at KL weight 1) in
+each precision × batching × decoder recurrence, then importance-sampled NLL (500 samples) per recurrence.
+Every configuration runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; on a GPU
 ``torch.cuda.max_memory_allocated`` is reported too. ``--repeat k`` runs the whole list k times,
 interleaved (A B C A B C ...), and reports medians: on a shared machine only interleaved ratios mean much.
 
 ``--data-dir`` with the paper data: real PTB train sentences (training) and the first test sentences
 (IS-NLL); otherwise random sentences with PTB's length distribution (same shapes, same cost).
 ``bucketed`` batches group sentences of similar lengths (the trainer's sampler); ``random`` batches
-are plain shuffled ones (the original code's). ``--paths`` lists decoder paths as ``recurrence:output``
-(``auto`` = the defaults; e.g. ``gru:plain`` = nn.GRU on repeated inputs + full logits, see
-``demvae.nn.decoders``). ``--quick``: a 64-wide model, 2 steps, 3 IS-NLL sentences: a functional check.
+are plain shuffled ones (the original code's). ``--recurrences`` lists the decoder's recurrences (``auto``: the
+default for the device; ``shared``: the input projection once per token, ``gru``: ``nn.GRU`` on every posterior
+sample's copy of the inputs; see ``demvae.nn.decoders``); the output layer + cross-entropy is always the fused,
+chunked one. bf16 rows run under ``demvae.device.autocast`` (the trainer's ``train.amp``: the latent terms stay
+float32); their "loss vs fp32" column is the relative difference of the mean loss from the fp32 row of the same
+batches and recurrence. ``--quick``: a 64-wide model, 2 steps, 3 IS-NLL sentences: a functional check, no figure.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import time
 
 import torch
 
+from demvae.config import compose
 from demvae.data.batching import BucketBatchSampler, EncodedSplit, random_batches
+from demvae.device import autocast
 from demvae.evaluation.likelihood import log_likelihoods
 from demvae.models import build_model
-from demvae.objectives import ObjectiveConfig, objective
-from demvae.runs import compose
+from demvae.objectives import objective
 
 PTB_VOCAB = 10_002
 
@@ -61,12 +66,14 @@ def load_split(data_dir: str | None, name: str, n: int) -> tuple[EncodedSplit, i
     return ptb_like_split(n, seed=0 if name == "train" else 1), PTB_VOCAB, "PTB-shaped random sentences"
 
 
+def _config(spec: dict):
+    return compose("dgm-vae", "ptb/dgm-vae", overrides={"model": spec["model"]})
+
+
 def _model(spec: dict, vocab: int):
-    cfg = compose("dgm-vae", overrides={"model": spec["model"]}).model
     torch.manual_seed(0)
-    model = build_model(cfg, vocab, 2, 3).to(spec["device"])
-    if spec["path"] != "auto":
-        model.decoder.recurrence, model.decoder.output = spec["path"].split(":")
+    model = build_model(_config(spec).model, vocab, 2, 3).to(spec["device"])
+    model.decoder.recurrence = spec["recurrence"]
     return model
 
 
@@ -80,18 +87,17 @@ def train_row(spec: dict) -> dict:
     split, vocab, source = load_split(spec["data_dir"], "train", 6000)
     model = _model(spec, vocab).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    obj = ObjectiveConfig(beta=0.8)
+    obj = _config(spec).objective
     n = spec["warmup"] + spec["steps"]
     if spec["batching"] == "random":
         indices = random_batches(len(split), spec["batch_size"], seed=0)[:n]
     else:
         indices = BucketBatchSampler(split.lengths, spec["batch_size"], shuffle=True, seed=0).batches()[:n]
     batches = [split.batch(i).to(device) for i in indices]
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec["precision"] == "bf16")
     losses = []
 
     def step(batch):
-        with amp:
+        with autocast(device, spec["precision"] == "bf16"):
             loss = objective(model(batch, spec["samples"]), obj, 1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -148,7 +154,7 @@ def run_child(spec: dict) -> dict:
 
 
 def _label(spec: dict) -> str:
-    path = "" if spec["path"] == "auto" else f", decoder {spec['path']}"
+    path = "" if spec["recurrence"] == "auto" else f", {spec['recurrence']} recurrence"
     if spec["kind"] == "train":
         return (f"training, batch {spec['batch_size']}, S={spec['samples']}, {spec['precision']}, "
                 f"{spec['batching']} batches{path}")
@@ -175,7 +181,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20, help="posterior samples per sentence in training")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--batching", default="bucketed,random")
-    ap.add_argument("--paths", default="auto", help="comma-separated recurrence:output pairs, or auto")
+    ap.add_argument("--recurrences", default="auto", help="comma-separated decoder recurrences: auto, shared, gru")
     ap.add_argument("--is-sentences", type=int, default=10)
     ap.add_argument("--is-samples", type=int, default=500)
     ap.add_argument("--is-rows", type=int, default=8192, help="decoder rows per IS-NLL call")
@@ -201,12 +207,12 @@ def main() -> None:
     if args.quick:
         base.update(model={"embed_dim": 64, "hidden_size": 64}, steps=2, warmup=1, batch_size=8, samples=4,
                     is_sentences=3, is_samples=20, is_rows=256)
-    paths = args.paths.split(",")
+    recurrences = args.recurrences.split(",")
     specs = [] if args.no_training else [
-        {**base, "kind": "train", "precision": p, "batching": b, "path": path}
-        for p in args.precisions.split(",") for b in args.batching.split(",") for path in paths]
+        {**base, "kind": "train", "precision": p, "batching": b, "recurrence": r}
+        for p in args.precisions.split(",") for b in args.batching.split(",") for r in recurrences]
     if not args.no_is_nll:
-        specs += [{**base, "kind": "is_nll", "path": path} for path in paths]
+        specs += [{**base, "kind": "is_nll", "recurrence": r} for r in recurrences]
 
     results: list[list[dict]] = [[] for _ in specs]
     for _ in range(args.repeat):
@@ -223,14 +229,19 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; medians of {args.repeat} interleaved run(s); "
           f"data: {first['source']}\n")
     print("| configuration | time | sentences/s | sentence tokens/s | real-token share | peak RSS (GiB) | "
-          "peak CUDA (GiB) | loss |\n|---|---|---|---|---|---|---|---|")
-    for spec, runs in zip(specs, results):
-        med = {key: _median([r[key] for r in runs]) for key in runs[0]}
+          "peak CUDA (GiB) | loss | loss vs fp32 |\n|---|---|---|---|---|---|---|---|---|")
+    medians = [{key: _median([r[key] for r in runs]) for key in runs[0]} for runs in results]
+    fp32_loss = {(s["batching"], s["recurrence"]): m["loss"] for s, m in zip(specs, medians)
+                 if s["kind"] == "train" and s["precision"] == "fp32"}
+    for spec, runs, med in zip(specs, results, medians):
         seconds = [r["seconds"] for r in runs]
         spread = f" ({min(seconds):.3f}–{max(seconds):.3f})" if len(runs) > 1 else ""
+        ref = fp32_loss.get((spec.get("batching"), spec["recurrence"])) if spec.get("precision") == "bf16" else None
+        rel = None if ref is None or med["loss"] is None else 100 * (med["loss"] - ref) / abs(ref)
+        rel_text = "–" if rel is None else f"{rel:+.3f} %"
         print(f"| {_label(spec)} | {med['seconds']:.3f} {runs[0]['unit']}{spread} | {med['sentences_per_s']:.2f} | "
               f"{med['tokens_per_s']:.0f} | {_fmt(med['padding'], '.2f')} | {med['peak_rss_gib']:.2f} | "
-              f"{_fmt(med['peak_cuda_gib'], '.2f')} | {_fmt(med['loss'], '.4f')} |")
+              f"{_fmt(med['peak_cuda_gib'], '.2f')} | {_fmt(med['loss'], '.4f')} | {rel_text} |")
 
 
 if __name__ == "__main__":
