@@ -132,7 +132,8 @@ def train(
     except KeyboardInterrupt:  # the second: stopped at once, the last checkpoint is the previous one
         typer.echo("interrupted; the last checkpoint is kept (resume with `demvae train --resume DIR`)", err=True)
         raise typer.Exit(130) from None
-    typer.echo(runs.summary(run_dir))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
+        typer.echo(runs.summary(run_dir))
 
 
 def _sentence_run(run_dir: Path, device: str, command: str):

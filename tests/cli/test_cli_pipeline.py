@@ -136,3 +136,13 @@ def test_models_lists_presets():
     out = invoke("models")
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert {"rnnlm", "dgm-vae", "gm-vae", "vae"} <= set(names)
+
+
+def test_python_dash_m_runs_the_cli():
+    """``python -m demvae`` is the command line (``torchrun -m demvae train ...`` starts it on every rank)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "demvae", "models"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "dgm-vae" in out.stdout

@@ -1,0 +1,5 @@
+"""``python -m demvae``: the command line (what ``torchrun -m demvae train ...`` starts on every rank)."""
+
+from demvae.cli import main
+
+main()
