@@ -40,7 +40,7 @@ for stage in $STAGES; do
       # Table 1 at paper sizes (GRU 512, V = 10k, S = 20, batch 30), bf16, a shortened step budget: the
       # original reaches its best validation ELBO at step ~4,000 (shared/docs/performance-anchors.md).
       start=$(date +%s)
-      timeout 330 $PY -m demvae.cli reproduce ptb-table1 --scale $SCALE --jobs $JOBS --device $DEVICE \
+      timeout 330 $PY -m demvae reproduce ptb-table1 --scale $SCALE --jobs $JOBS --device $DEVICE \
         "${DATA_ARGS[@]}" "${CORPUS[@]}" --out "$OUT/table1" $(printf -- '--set train.%s ' $BUDGET) | tee "$OUT/table1.md" || true
       echo "table 1 wall time: $(( $(date +%s) - start )) s" | tee -a "$OUT/table1.md" ;;
     *) echo "error: unknown stage '$stage' (speed, target, table1)" >&2; exit 2 ;;
