@@ -146,6 +146,7 @@ def test_other_anneal_kinds():
     assert kl_anneal_weight(123_456, kind="none") == 1.0
     assert kl_anneal_weight(1250, kind="linear") == pytest.approx(0.5)
     assert kl_anneal_weight(10_000, kind="linear") == 1.0
+    assert kl_anneal_weight(0, kind="linear", x0=0) == 1.0  # no warm-up: full weight from the first step
     with pytest.raises(ValueError):
         kl_anneal_weight(0, kind="cosine")
 
@@ -307,3 +308,14 @@ def test_beta_outside_the_papers_range_is_rejected():
     for beta in (-0.5, 1.5):
         with pytest.raises(ConfigError, match="beta"):
             from_dict({"objective": {"beta": beta}})
+
+
+def test_perplexity_against_the_definition():
+    import math
+
+    from demvae.objectives import perplexity
+
+    assert perplexity(230.0, 100) == pytest.approx(math.exp(2.3), rel=1e-12)
+    assert perplexity(1.5, 0) == pytest.approx(math.exp(1.5), rel=1e-12)  # no token: the NLL itself
+    assert perplexity(800.0, 1) == math.inf  # exp(800) overflows a float: a diverged model, not an error
+    assert perplexity(709.0, 1) == pytest.approx(math.exp(709.0), rel=1e-12)
