@@ -118,6 +118,13 @@ def test_eval_unknown_group(run_dir, run_main):
     assert rc == 2 and "unknown metric group" in err and "nope" in err and "Traceback" not in err
 
 
+def test_eval_nll_within_max_memory(run_dir, run_main):
+    out = invoke("eval", run_dir, "--metrics", "nll", "--is-samples", "8", "--max-memory", "64", "--device", "cpu")
+    assert "| nll |" in out and "dgm-vae" in out
+    rc, out, err = run_main("eval", run_dir, "--metrics", "nll", "--max-memory", "0.001", "--device", "cpu")
+    assert rc != 0 and "error: max_memory" in err and "Traceback" not in err
+
+
 def test_data_stats_builtin():
     out = invoke("data", "stats")
     assert "examples" in out and "tokens" in out
