@@ -9,6 +9,8 @@ the child drops the demvae modules, so the mutated file is what its tests import
 
     python scripts/mutation_pass.py                   # every target, summary + survivors
     python scripts/mutation_pass.py --only objectives --json out.json
+    python scripts/mutation_pass.py --rerun out.json  # only the survivors of an earlier pass (matched
+                                                      # by line text and mutation, so edits elsewhere are fine)
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="regex on target paths")
     ap.add_argument("--json", help="write every mutant's result here")
+    ap.add_argument("--rerun", help="a --json file of an earlier pass: try only its survivors again")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
     os.chdir(ROOT)
@@ -152,9 +155,15 @@ def main() -> None:
 
     torch.set_num_threads(1)
     torch.testing.assert_close(torch.zeros(1), torch.zeros(1))  # its first call costs seconds: pay it once
+    wanted = None
+    if args.rerun:
+        wanted = {(r["file"], r["code"], r["mutation"]) for r in json.loads(Path(args.rerun).read_text())
+                  if r["outcome"] == "survived"}
     results = []
     for target, tests in TARGETS.items():
         if args.only and not re.search(args.only, target):
+            continue
+        if wanted is not None and not any(w[0] == target for w in wanted):
             continue
         path = SRC / target
         original = path.read_text()
@@ -162,6 +171,8 @@ def main() -> None:
             raise SystemExit(f"the tests of {target} fail without any mutation")
         try:
             for line, col, old, new, what in mutants(original):
+                if wanted is not None and (target, original.splitlines()[line - 1].strip(), what) not in wanted:
+                    continue
                 path.write_text(apply(original, line, col, old, new))
                 outcome = run_tests(tests, args.timeout)
                 results.append({"file": target, "line": line, "mutation": what, "outcome": outcome,
