@@ -43,7 +43,7 @@ TARGETS = {
                           "tests/models/test_models_precision.py", "tests/models/test_models_supervision.py",
                           "tests/evaluation/test_eval_posterior.py", "tests/models/test_models_heads.py",
                           "tests/models/test_models_presets.py", "tests/evaluation/test_eval_likelihood.py"],
-    "training/validation.py": ["tests/evaluation/test_eval_posterior.py"],
+    "training/validation.py": ["tests/evaluation/test_eval_posterior.py", "tests/training/test_training_dialog.py"],
     "evaluation/bleu.py": ["tests/evaluation/test_eval_bleu.py"],
     "evaluation/clustering.py": ["tests/evaluation/test_eval_clustering.py"],
     "evaluation/embedding.py": ["tests/evaluation/test_eval_embedding.py"],
