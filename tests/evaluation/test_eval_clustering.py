@@ -119,3 +119,16 @@ def test_joint_code_edge_cases():
     assert joint_code(floats).tolist() == [1, 0, 1]
     with pytest.raises(ValueError, match="integers"):
         joint_code(np.array([[1.5, 2.0]]))
+
+
+def test_split_codes_views():
+    from demvae.evaluation.codes import SplitCodes
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=(4, 3))  # [N = 4, M = 3, K = 5]: M ≠ K, so a wrong axis shows
+    codes = SplitCodes(probs)
+    assert codes.codes.shape == (4, 3)
+    assert codes.codes.tolist() == [[int(np.argmax(probs[n, m])) for m in range(3)] for n in range(4)]
+    expected = [np.prod([probs[n, m].max() for m in range(3)]) for n in range(4)]
+    np.testing.assert_allclose(codes.confidence, expected, rtol=1e-12)
+    assert codes.joint.tolist() == joint_code(codes.codes).tolist()
