@@ -2,7 +2,8 @@
 
 Metric groups (``--metrics``): ``posterior`` (rec, KL(z), KL(c), dispersion, Var, MI, ...),
 ``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
-``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies).
+``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies),
+``control`` (sentences generated from each code: code recovery, label agreement; :mod:`.control`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from demvae.config import replace
 from demvae.data.prepare import check_split, prepare
 from demvae.errors import ConfigError
 from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
+from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.embedding import embedding_scores, load_word_vectors
 from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
 from demvae.evaluation.likelihood import importance_sampled_nll
@@ -29,7 +31,7 @@ from demvae.training import load_run
 from demvae.training.checkpoint import write_text
 from demvae.training.trainer import resolve_device
 
-METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters")
+METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
 
 
 @dataclass
@@ -106,6 +108,10 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         acc = supervised_accuracy(model, split)
         if acc:
             results["accuracy"] = acc
+    if "control" in opts.metrics and model.code_shape() is not None:
+        control = timed("control", lambda: control_scores(model, run.vocab, split, data.splits["train"],
+                                                          ControlOptions(seed=opts.seed)))
+        results["control"] = control.to_dict()
     results["seconds"] = timings
     results["options"] = asdict(opts)
     write_text(Path(run_dir) / f"metrics-{opts.split}.json", json.dumps(results, indent=1, default=str))
@@ -124,6 +130,11 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
         row[f"v_measure_{label}"] = scores["v_measure"]
     for name, value in results.get("embedding", {}).items():
         row[f"emb_{name}"] = value
+    if "control" in results:
+        row["control_recovery"] = results["control"]["recovery"]
+        for label, scores in results["control"]["labels"].items():
+            row[f"control_agree_{label}"] = scores["agreement"]
+            row[f"control_ceiling_{label}"] = scores["ceiling"]
     for label, acc in results.get("accuracy", {}).items():
         row[f"acc_{label}"] = acc["accuracy"]
         row[f"majority_{label}"] = acc["majority"]
