@@ -59,12 +59,12 @@ TRAIN = encoded(examples({(y, y): 40 for y in range(N_LABELS)}, TRAIN_FILLERS))
 
 
 class ToyModel(torch.nn.Module):
-    """The code of a sentence is its content word; generation writes ``please w<y> v<random filler>``
-    with y the code (``follow_code``) or y cycling 0..3 over the rows whatever the code."""
+    """The code of a sentence is its content word; generation writes ``please w<y> v<f>`` with y the code
+    (``follow_code``) or y cycling 0..3 over the rows whatever the code, and f drawn from 0..n_fillers-1."""
 
-    def __init__(self, follow_code: bool = True):
+    def __init__(self, follow_code: bool = True, n_fillers: int = 10):
         super().__init__()
-        self.follow_code = follow_code
+        self.follow_code, self.n_fillers = follow_code, n_fillers
         self.words = torch.tensor([VOCAB.id(f"w{y}") for y in range(N_LABELS)])
         self.fillers = torch.tensor([VOCAB.id(f"v{f}") for f in range(10)])
         self.device = torch.device("cpu")
@@ -79,7 +79,7 @@ class ToyModel(torch.nn.Module):
     def generate(self, codes: torch.Tensor) -> torch.Tensor:
         n = codes.shape[0]
         y = codes[:, 0] * 2 + codes[:, 1] if self.follow_code else torch.arange(n) % N_LABELS
-        filler = self.fillers[torch.randint(len(self.fillers), (n,))]
+        filler = self.fillers[torch.randint(self.n_fillers, (n,))]
         return torch.stack([torch.full((n,), VOCAB.id("please")), self.words[y], filler,
                             torch.full((n,), EOS_ID)], -1)
 
@@ -171,6 +171,13 @@ def test_unlabelled_corpus_gets_recovery_only():
     assert "code recovery" in control_table({"toy": r}) and "agreement" not in control_table({"toy": r})
 
 
+def test_distinct_sentences():
+    assert score(ToyModel(n_fillers=1), BALANCED).distinct == 1 / 20  # always the same sentence per code
+    ignoring = score(ToyModel(follow_code=False, n_fillers=1), BALANCED)
+    assert ignoring.distinct == 4 / 20 and all(c.distinct == 4 / 20 for c in ignoring.codes)
+    assert 0.2 < score(ToyModel(), BALANCED).distinct <= 10 / 20  # 10 fillers drawn 20 times
+
+
 def test_deterministic_for_a_seed():
     a, b, c = (score(ToyModel(), BALANCED, seed=s) for s in (3, 3, 4))
     assert a == b
@@ -186,7 +193,7 @@ def test_tables():
     assert "| intent agreement | 1.00 | 0.25 |" in lines
     assert "| intent ceiling (code purity) | 1.00 | 1.00 |" in lines
     per_code = control_code_table(good, {"intent": ["a", "b", "c", "d"]})
-    assert "| 0-0 | 25 | 1.00 | a | 1.00 | 1.00 |" in per_code.splitlines()
+    assert f"| 0-0 | 25 | 1.00 | {good.codes[0].distinct:.2f} | a | 1.00 | 1.00 |" in per_code.splitlines()
 
 
 def test_bad_options():

@@ -11,7 +11,9 @@ procedure (a :data:`CodeSampler`) and scored:
 * the **ceiling** of that agreement: the code's purity, the share of its members with the majority label
   (a generator that writes sentences exactly like the code's members agrees this often);
 * **chance**: the largest label's share of the split (what a generator that ignores the code reaches at
-  best).
+  best);
+* **distinct**: the share of distinct sentences among a code's N (1/N: the procedure always writes the same
+  sentence, as decoding the component's mean greedily does).
 
 Averages are weighted by code size (labelled members, for a label's scores). Every sentence is decoded
 in a few batched decoder calls; the result is deterministic for a seed.
@@ -106,6 +108,7 @@ class CodeControl:
     size: int
     """Members in the split."""
     recovery: float
+    distinct: float
     majority: dict[str, int] = field(default_factory=dict)
     """Label -> the members' majority class (labels the code has members for)."""
     agreement: dict[str, float] = field(default_factory=dict)
@@ -122,6 +125,8 @@ class ControlResult:
     """Share of the split inside the scored codes."""
     recovery: float
     """Code recovery, weighted by code size."""
+    distinct: float
+    """Share of distinct sentences among each code's N, weighted by code size."""
     labels: dict[str, LabelControl]
     """Per gold label (empty for an unlabelled corpus)."""
     codes: list[CodeControl]
@@ -183,7 +188,7 @@ def control_scores(
     chosen = chosen[np.argsort(-sizes[chosen], kind="stable")]  # largest first, ties by code id
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
-        return ControlResult(name, n, 0.0, float("nan"), {}, [])
+        return ControlResult(name, n, 0.0, float("nan"), float("nan"), {}, [])
     source = np.repeat(values[chosen], n)  # [C·n] the joint code each sentence is generated from
     generated = _generate(model, vocab, sampler, np.repeat(per_variable[first[chosen]], n, axis=0),
                           opts.batch_size, opts.seed)
@@ -195,7 +200,7 @@ def control_scores(
     train_texts = np.array([" ".join(w) for w in references(train, vocab)], dtype=object)
     members = [np.nonzero(joint == values[c])[0] for c in chosen]
     rows = [CodeControl(tuple(int(v) for v in per_variable[first[c]]), int(sizes[c]), float(r),
-                        samples=[" ".join(w) for w in generated[i * n: i * n + 3]])
+                        distinct=len(set(texts[i * n: (i + 1) * n])) / n, samples=texts[i * n: i * n + 3])
             for i, (c, r) in enumerate(zip(chosen, recovered))]
     labels: dict[str, LabelControl] = {}
     for label, y_tensor in split.labels.items():
@@ -228,6 +233,7 @@ def control_scores(
         n_per_code=n,
         coverage=float(sizes[chosen].sum() / len(split)),
         recovery=float(np.average(recovered, weights=sizes[chosen])),
+        distinct=float(np.average([row.distinct for row in rows], weights=sizes[chosen])),
         labels=labels,
         codes=rows,
     )
@@ -239,6 +245,7 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
     measures: list[tuple[str, Callable[[ControlResult], Any]]] = [
         ("codes scored (share of the split)", lambda r: f"{len(r.codes)} ({r.coverage:.0%})"),
         ("code recovery", lambda r: r.recovery),
+        ("distinct sentences per code (share)", lambda r: r.distinct),
     ]
     labels = list(dict.fromkeys(k for r in results.values() for k in r.labels))
     for label in labels:
@@ -257,12 +264,14 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
 
 def control_code_table(result: ControlResult, label_names: Mapping[str, list[str]] | None = None,
                        floatfmt: str = ".2f") -> str:
-    """One row per scored code: size, recovery and, per label, the majority class, agreement and ceiling."""
+    """One row per scored code: size, recovery, distinct and, per label, the majority class, agreement and
+    ceiling."""
     label_names = label_names or {}
     labels = list(dict.fromkeys(k for row in result.codes for k in row.majority))
     rows = []
     for code in result.codes:
-        row: dict[str, Any] = {"code": "-".join(map(str, code.code)), "size": code.size, "recovery": code.recovery}
+        row: dict[str, Any] = {"code": "-".join(map(str, code.code)), "size": code.size, "recovery": code.recovery,
+                               "distinct": code.distinct}
         for label in labels:
             if label in code.majority:
                 names = label_names.get(label, [])
@@ -271,7 +280,7 @@ def control_code_table(result: ControlResult, label_names: Mapping[str, list[str
                 row[f"{label} agreement"] = code.agreement[label]
                 row[f"{label} ceiling"] = code.ceiling[label]
         rows.append(row)
-    columns = ["code", "size", "recovery"]
+    columns = ["code", "size", "recovery", "distinct"]
     for label in labels:
         columns += [label, f"{label} agreement", f"{label} ceiling"]
     return format_table(rows, columns, floatfmt=floatfmt)
