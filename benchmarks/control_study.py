@@ -269,6 +269,13 @@ def joint_holes(model: TextVAE, post: Posteriors, min_members: int = 30) -> dict
     g, k, u = mean.shape
     codes = post.codes
     joint = torch.as_tensor(joint_code(codes.numpy(), k))
+    # each variable's own aggregate centre: E[z_g | c_g = k] over the members of value k  [G, K, U]
+    centre = torch.zeros(g, k, u)
+    for gi in range(g):
+        for ki in range(k):
+            sel = codes[:, gi] == ki
+            if sel.any():
+                centre[gi, ki] = post.mean[sel, gi].mean(0)
     rows = []
     for c in joint.unique().tolist():
         idx = (joint == c).nonzero().squeeze(1)
@@ -278,8 +285,10 @@ def joint_holes(model: TextVAE, post: Posteriors, min_members: int = 30) -> dict
         pm, pv = mean[torch.arange(g), cg].reshape(-1), var[torch.arange(g), cg].reshape(-1)  # [G·U]
         m = post.mean[idx].reshape(len(idx), -1)
         am, av = m.mean(0), m.var(0) + post.var[idx].reshape(len(idx), -1).mean(0)
+        interaction = (am - centre[torch.arange(g), cg].reshape(-1)) / pv.sqrt()
         rows.append((len(idx), float((((am - pm) / pv.sqrt()).square().sum()).sqrt()),
-                     float((av / pv).mean().sqrt()), bhattacharyya(pm, pv, am, av)))
+                     float((av / pv).mean().sqrt()), bhattacharyya(pm, pv, am, av),
+                     float(interaction.square().sum().sqrt())))
     w = np.array([r[0] for r in rows], dtype=float)
     per_var = []
     for gi in range(g):
@@ -295,6 +304,7 @@ def joint_holes(model: TextVAE, post: Posteriors, min_members: int = 30) -> dict
         "joint: offset (Mahalanobis, prior std)": float(np.average([r[1] for r in rows], weights=w)),
         "joint: aggregate std/prior std": float(np.average([r[2] for r in rows], weights=w)),
         "joint: Bhattacharyya(prior, aggregate)": float(np.average([r[3] for r in rows], weights=w)),
+        "joint centre - its variables' centres (Mahalanobis)": float(np.average([r[4] for r in rows], weights=w)),
         "per variable: Bhattacharyya(prior, aggregate)": float(np.average([r[1] for r in per_var], weights=wv)),
         "max_k q(c_g=k|x), mean": float(post.q_c.max(-1).values.mean()),
         "q(joint code|x), mean": float(post.q_c.max(-1).values.prod(-1).mean()),

@@ -30,6 +30,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from demvae.data.batching import EncodedSplit
@@ -207,9 +208,11 @@ def control_scores(
         y, y_train = y_tensor.numpy(), train.labels[label].numpy()
         if not (y >= 0).any() or not (y_train >= 0).any():
             continue
-        model_y = classifier().fit(list(train_texts[y_train >= 0]), y_train[y_train >= 0])
-        accuracy = float(np.mean(model_y.predict(list(split_texts[y >= 0])) == y[y >= 0]))
-        predicted = np.asarray(model_y.predict(texts)).reshape(-1, n)  # [C, n]
+        # one thread: the fit takes a second, and OpenMP threads competing for busy cores make it 5-10x slower
+        with threadpool_limits(limits=1):
+            model_y = classifier().fit(list(train_texts[y_train >= 0]), y_train[y_train >= 0])
+            accuracy = float(np.mean(model_y.predict(list(split_texts[y >= 0])) == y[y >= 0]))
+            predicted = np.asarray(model_y.predict(texts)).reshape(-1, n)  # [C, n]
         weights, agree, ceil = [], [], []
         for row, idx, pred in zip(rows, members, predicted):
             gold = y[idx][y[idx] >= 0]
