@@ -72,7 +72,7 @@ def mixture_block(model: TextVAE) -> MixtureLatent:
 def posteriors(model: TextVAE, split: EncodedSplit, batch_size: int = 500) -> Posteriors:
     model.eval()
     block = mixture_block(model)
-    n, g, k, u = len(split), block.n_groups, block.n_components, block.n_units
+    n, g, k, u = len(split), block.n_variables, block.n_values, block.n_units
     mean, var, q_c = torch.zeros(n, g, u), torch.zeros(n, g, u), torch.zeros(n, g, k)
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
         h = model.encode(split.batch(indices).to(model.device))

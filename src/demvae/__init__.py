@@ -4,8 +4,9 @@ __version__ = "0.1.0"
 
 
 def load(run_dir, device: str = "cpu"):
-    """Load a trained run folder and return a ready :class:`~demvae.models.TextVAE` (eval mode)."""
-    from demvae.training.checkpoint import load_run
+    """Load a trained run folder and return its model, ready (eval mode): a :class:`~demvae.models.TextVAE`,
+    or for a dialog run its :class:`~demvae.models.DialogModel`."""
+    from demvae.training.run_folder import load_run
 
     return load_run(run_dir, device=device).model
 

@@ -1,22 +1,38 @@
-"""The ``demvae`` command line (one console script, one sub-command per job)."""
+"""The ``demvae`` command line (one console script, one sub-command per job).
+
+Every expected failure (config, data, checkpoint, device, file system) ends as one ``error:`` line
+naming the cause and what to do, exit 2; Ctrl-C exits 130 after saving; anything unexpected prints
+a one-line summary and where the full traceback was written (``DEMVAE_DEBUG=1`` shows it).
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import tempfile
+import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from demvae.errors import DemvaeError
+from demvae.errors import DemvaeError, DemvaeWarning, Interrupted
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Dispersed exponential-family mixture VAEs for interpretable text generation.")
 data_app = typer.Typer(no_args_is_help=True, help="Corpora: statistics.")
+config_app = typer.Typer(no_args_is_help=True, help="Configurations: every key with its documentation.")
 app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of the paper corpora (or $DEMVAE_DATA).")]
-Sets = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable); "
+                                                "`demvae config show NAME` lists every key.")]
+Corpus = Annotated[str | None, typer.Option(help="Read the run's corpus from here (a moved file or folder).")]
+Force = Annotated[bool, typer.Option(help="Use the corpus even if it changed since training.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 
 
 def _overrides(corpus: str | None, data_dir: Path | None, sets: list[str] | None, device: str | None = None) -> dict:
@@ -36,9 +52,9 @@ def _overrides(corpus: str | None, data_dir: Path | None, sets: list[str] | None
 def data_stats(
     corpus: Annotated[str, typer.Argument(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path")] = "builtin",
     data_dir: DataDir = None,
-    max_vocab: int = 10000,
-    max_len: int = 40,
-    batch_size: int = 30,
+    max_vocab: Annotated[int, typer.Option(min=1)] = 10000,
+    max_len: Annotated[int, typer.Option(min=2, help="Tokens per sentence, <s> and </s> included.")] = 40,
+    batch_size: Annotated[int, typer.Option(min=1)] = 30,
 ):
     """Examples, tokens, vocabulary, OOV rate, lengths, truncation, labels and padding per split."""
     from demvae.data.stats import describe
@@ -48,64 +64,127 @@ def data_stats(
 
 @app.command()
 def models():
-    """List the model names accepted by --model."""
-    from demvae.models import PRESETS
+    """List the model names accepted by --model (configs/presets.yaml)."""
+    from demvae.config import presets
 
-    for name, values in PRESETS.items():
+    for name, values in presets().items():
         typer.echo(f"{name:20s} {values}")
+
+
+@config_app.command("show")
+def config_show(
+    name: Annotated[str, typer.Argument(help="A model (see `demvae models`) or a packaged config (ptb/dgm-vae).")],
+    set_: Sets = None,
+):
+    """Print the full config a model or config file gives, every key with its documentation."""
+    from demvae.config import compose, doc, packaged_configs, presets
+
+    by_model = name in presets() and name not in packaged_configs()
+    cfg = compose(model=name if by_model else None, config=None if by_model else name,
+                  overrides=_overrides(None, None, set_))
+    lines = [f"# {name}: defaults < preset {cfg.model_name!r}" + ("" if by_model else f" < {name}.yaml"), ""]
+    for section, values in cfg.to_dict().items():
+        if not isinstance(values, dict):
+            lines.append(f"{section}: {values}")
+            continue
+        lines.append(f"{section}:")
+        for key, value in values.items():
+            lines.append(f"  {key}: {value!r:<24} # {doc(section, key)}")
+    typer.echo("\n".join(lines))
 
 
 @app.command()
 def train(
-    config: Annotated[str | None, typer.Option(help="YAML file or packaged config (e.g. ptb/dgm-vae).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (see `demvae models`).")] = None,
+    config: Annotated[str | None, typer.Option(help="YAML file or packaged config (e.g. builtin/dgm-vae).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `demvae models`); paper sizes: a GPU job.")] = None,
     corpus: Annotated[str | None, typer.Option(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path.")] = None,
     data_dir: DataDir = None,
     set_: Sets = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<model>-<corpus>-<time>).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
 ):
-    """Train a model; the run folder is all that eval/sample/encode need."""
+    """Train a model; the run folder is all that eval/sample/encode need. Every config key and its
+    meaning: `demvae config show NAME`."""
     from demvae import runs
+    from demvae.config import compose
+    from demvae.device import resolve_device
 
-    if resume is not None:
-        run_dir = runs.resume(resume, _overrides(None, None, set_, device))
-    else:
-        cfg = runs.compose(model, config, _overrides(corpus, data_dir, set_, device))
-        run_dir = runs.train(cfg, out)
-    typer.echo(f"run folder: {run_dir}")
+    try:
+        if resume is not None:
+            clash = [flag for flag, v in (("--config", config), ("--model", model), ("--corpus", corpus),
+                                          ("--data-dir", data_dir), ("--out", out), ("--force", force or None)) if v]
+            if clash:
+                raise DemvaeError(f"--resume continues a run as it was configured; drop {', '.join(clash)} "
+                                  "(only --set train.* and --device may change)")
+            run_dir = runs.resume(resume, _overrides(None, None, set_, device))
+        else:
+            cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
+            warning = runs.size_warning(cfg, resolve_device(cfg.train.device).type)
+            if warning:
+                warnings.warn(warning, DemvaeWarning, stacklevel=1)
+            run_dir = runs.train(cfg, out, force=force)
+    except Interrupted as exc:  # the first Ctrl-C: the step finished and a checkpoint was written
+        typer.echo(f"interrupted at step {exc.step}; the training state is saved in {exc.run_dir}/last\n"
+                   f"resume with: demvae train --resume {exc.run_dir}", err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:  # the second: stopped at once, the last checkpoint is the previous one
+        typer.echo("interrupted; the last checkpoint is kept (resume with `demvae train --resume DIR`)", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(runs.summary(run_dir))
+
+
+def _sentence_run(run_dir: Path, device: str, command: str):
+    """The sentence model in ``run_dir``; a clear error for a dialog run."""
+    from demvae.device import resolve_device
+    from demvae.training import load_run
+
+    run = load_run(run_dir, resolve_device(device))
+    if run.is_dialog:
+        raise DemvaeError(f"{run_dir} is a dialog run: `demvae {command}` reads a sentence model, e.g. its stage 1 "
+                          f"({run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
+    return run
 
 
 @app.command()
 def sample(
     run_dir: Path,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of sentences.")] = 10,
-    code: Annotated[str | None, typer.Option(help="Discrete code c1,c2,... (one value per variable).")] = None,
+    code: Annotated[str | None, typer.Option(help="Discrete code: one value per variable, e.g. 3,0,4.")] = None,
+    procedure: Annotated[str, typer.Option(help="How z is chosen for --code: aggregate (the code's aggregate "
+                                           "posterior on train), prior (p(z|code), the paper's) or mode.")]
+    = "aggregate",
+    temperature: Annotated[float | None, typer.Option(min=0, help="Spread of z for --code (0: the mean); default "
+                                                      "0.5 for aggregate, 1 for prior.")] = None,
     sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words, not greedy decoding.")] = False,
     seed: int = 0,
-    device: str = "cpu",
+    device: Device = "cpu",
 ):
-    """Generate sentences from the prior, optionally for a chosen discrete code."""
+    """Generate sentences from the prior, or for a chosen discrete code by a generation procedure (printed on
+    stderr)."""
     import torch
 
-    from demvae.training import load_run
+    from demvae.evaluation.codes import parse_code
+    from demvae.evaluation.run import procedure_of
+    from demvae.models.generation import generate_from_codes
+    from demvae.training.run_folder import load_code_stats
 
-    run = load_run(run_dir, device)
-    codes = None
+    chosen = procedure_of(procedure, temperature)  # a bad name fails before the model loads
+    run = _sentence_run(run_dir, device, "sample")
+    greedy = None if not sample_words else False
     if code is not None:
         shape = run.model.code_shape()
         if shape is None:
             raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-        try:
-            values = [int(v) for v in code.split(",")]
-        except ValueError:
-            raise DemvaeError(f"--code expects integers separated by commas, got {code!r}") from None
-        if len(values) != shape[0] or not all(0 <= v < shape[1] for v in values):
-            raise DemvaeError(f"--code needs {shape[0]} values in 0..{shape[1] - 1}, got {code!r}")
-        codes = torch.tensor([values] * n)
-    torch.manual_seed(seed)
-    ids = run.model.sample_prior(n, codes=codes, greedy=None if not sample_words else False)
+        codes = torch.tensor([parse_code(code, shape)] * n)
+        stats = load_code_stats(run) if chosen.needs_stats else None
+        typer.echo(chosen.describe(), err=True)
+        torch.manual_seed(seed)
+        ids = generate_from_codes(run.model, codes, chosen, stats, greedy=sample_words is False)
+    else:
+        torch.manual_seed(seed)
+        ids = run.model.sample_prior(n, greedy=greedy)
     for row in ids.tolist():
         typer.echo(" ".join(run.vocab.decode(row)))
 
@@ -113,97 +192,157 @@ def sample(
 @app.command()
 def encode(
     run_dir: Path,
-    file: Annotated[Path, typer.Argument(help="Text file, one sentence per line (whitespace tokens).")],
-    device: str = "cpu",
+    file: Annotated[Path, typer.Argument(help="Text: one sentence per line; or .jsonl with a \"text\" field.")],
+    device: Device = "cpu",
 ):
     """Print each sentence's discrete code and its probability q(code|x)."""
     from demvae.data.batching import EncodedSplit
-    from demvae.data.corpora._io import read_lines
+    from demvae.data.corpora.text import read_sentences
     from demvae.data.types import Example
-    from demvae.evaluation.codes import encode_codes
-    from demvae.training import load_run
+    from demvae.evaluation.codes import encode_codes, format_code
 
-    run = load_run(run_dir, device)
+    run = _sentence_run(run_dir, device, "encode")
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-    lines = [line.strip() for line in read_lines(file) if line.strip()]
-    examples = [Example(tuple(line.split())) for line in lines]
+    sentences = read_sentences(file)
+    examples = [Example(tokens) for tokens in sentences]
     split = EncodedSplit.from_examples(examples, run.vocab, run.config.data.max_len)
     codes = encode_codes(run.model, split)
-    for line, code, p in zip(lines, codes.codes, codes.confidence):
-        typer.echo(f"{','.join(map(str, code))}\t{p:.3f}\t{line}")
+    for tokens, c, p in zip(sentences, codes.codes, codes.confidence):
+        typer.echo(f"{format_code(c)}\t{p:.3f}\t{' '.join(tokens)}")
 
 
 @app.command()
 def clusters(
     run_dir: Path,
     split: str = "test",
-    top: int = 5,
-    generated: int = 3,
-    max_clusters: int = 30,
+    top: Annotated[int, typer.Option(min=0)] = 5,
+    generated: Annotated[int, typer.Option(min=0)] = 3,
+    max_clusters: Annotated[int, typer.Option(min=1)] = 30,
+    corpus: Corpus = None,
     data_dir: DataDir = None,
-    device: str = "cpu",
+    force: Force = False,
+    device: Device = "cpu",
 ):
-    """Per discovered code: size, majority labels with purity, typical and generated sentences."""
-    from demvae.config import replace
-    from demvae.data.prepare import check_split, prepare
+    """Per discovered code: size, majority labels with purity, typical and generated sentences (for a dialog
+    run: the stage-1 codes of the responses, and the dialog model's responses with each code; the paper found
+    its Table 4 codes on the train split)."""
+    from demvae.data.prepare import check_split
+    from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
     from demvae.report.clusters import cluster_report
     from demvae.training import load_run
+    from demvae.training.run_folder import run_data
 
-    run = load_run(run_dir, device)
-    data_values = {"max_examples": {}}  # the whole split, whatever subset the run trained on
-    if data_dir:
-        data_values["data_dir"] = str(data_dir)
-    data = prepare(replace(run.config, data=data_values).data, run.vocab)
-    codes = encode_codes(run.model, data.splits[check_split(split)])
-    if codes is None:
+    run = load_run(run_dir, resolve_device(device))
+    if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-    typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
+    check_split(split)
+    data = run_data(run, corpus, str(data_dir) if data_dir else None, force, max_examples={})  # whole splits
+    codes = encode_codes(run.model, data.splits[split])
+    typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
+                              data=None if run.config.data.max_examples else data))
+
+
+@app.command()
+def respond(
+    run_dir: Path,
+    context: Annotated[str, typer.Option(help=(
+        "The dialogue so far: turns oldest first, separated by ' | '. A turn may start with <usr> or <sys>; "
+        "untagged turns alternate, the first being the user's (<usr>)."))],
+    code: Annotated[str | None, typer.Option(help="Respond with this code (e.g. 3,0,4) instead of the top ones.")]
+    = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many of the policy's most probable codes.")] = 5,
+    z: Annotated[str, typer.Option(help="z of the code: mean (of its component) or sample.")] = "mean",
+    beam: Annotated[int, typer.Option(min=0, help="Beam size (0: greedy decoding).")] = 0,
+    seed: int = 0,
+    device: Device = "cpu",
+):
+    """Table 5 for any context: the policy's top codes with their probabilities and one response per code."""
+    from demvae.config import Z_CHOICES
+    from demvae.device import resolve_device
+    from demvae.evaluation.codes import parse_code
+    from demvae.report.respond import format_replies
+    from demvae.report.respond import respond as replies_for
+    from demvae.training import load_run
+
+    if z not in Z_CHOICES:
+        raise DemvaeError(f"--z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
+    run = load_run(run_dir, resolve_device(device))
+    values = parse_code(code, run.model.code_shape()) if code is not None and run.is_dialog else None
+    replies, turns, unknown = replies_for(run, context, values, n, z, beam, seed)
+    if unknown:
+        typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", err=True)
+    typer.echo(format_replies(replies, turns))
 
 
 @app.command("eval")
 def eval_(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders.")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated groups: posterior,nll,bleu,prior,clusters.")] =
-    "posterior,nll,bleu,prior,clusters",
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metric groups (default: every group that "
+                                                "applies: posterior,nll,bleu,prior,clusters,control, or for a dialog "
+                                                "run responses,clusters).")] = None,
     split: str = "test",
-    is_samples: Annotated[int, typer.Option(help="Importance samples per sentence.")] = 500,
-    n_prior: Annotated[int, typer.Option(help="Prior samples for wKL and rPPL.")] = 40000,
-    rppl_steps: Annotated[int | None, typer.Option(help="Cap on the rPPL language model's steps.")] = None,
+    is_samples: Annotated[int | None, typer.Option(min=1, help="Importance samples per sentence.")] = None,
+    n_prior: Annotated[int | None, typer.Option(min=1, help="Prior samples for wKL and rPPL.")] = None,
+    rppl_steps: Annotated[int | None, typer.Option(min=1, help="Cap on the rPPL language model's steps.")] = None,
+    paper: Annotated[bool, typer.Option(help="The paper's budget: 500 IS samples, 40,000 prior samples.")] = False,
+    corpus: Corpus = None,
     data_dir: DataDir = None,
+    force: Force = False,
     vectors: Annotated[Path | None, typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
-    device: str = "auto",
+    lowercase_vectors: Annotated[bool, typer.Option(
+        help="Look words up lower-cased (an uncased vector file); default: as they are, like the original.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write metrics here (a folder), e.g. for a read-only run.")] = None,
+    procedure: Annotated[str, typer.Option(help="The control group's generation procedure: aggregate, prior "
+                                           "(the paper's) or mode.")] = "aggregate",
+    temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0.5 for aggregate, "
+                                                      "1 for prior).")] = None,
+    device: Device = "auto",
 ):
-    """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model."""
-    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
+    """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model.
+    Budgets fit the device unless given: on a CPU 50 IS samples, ≤ 5,000 prior samples and a
+    500-step rPPL model; on a GPU or with --paper, the paper's."""
+    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
     from demvae.evaluation.tables import format_table
 
-    opts = EvalOptions(split=split, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
-                       is_samples=is_samples, n_prior_samples=n_prior, rppl_steps=rppl_steps, device=device,
-                       data_dir=str(data_dir) if data_dir else None, vectors=str(vectors) if vectors else None)
-    rows = [flat_row(evaluate_run(d, opts)) for d in run_dirs]
-    preferred = ["model", "rppl", "bleu", "wkl", "nll", "ppl", "kl_z", "kl_c", "param_var", "mutual_info",
-                 "homog_act", "homog_emotion", "homog_intent", "acc_act", "majority_act", "acc_emotion",
-                 "majority_emotion", "emb_average", "emb_extrema", "emb_greedy"]
-    columns = [c for c in preferred if any(c in r for r in rows)]
+    groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
+    rows = []
+    for run_dir in run_dirs:
+        opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, n_prior_samples=n_prior,
+                           rppl_steps=rppl_steps, paper=paper, device=device, corpus=corpus,
+                           data_dir=str(data_dir) if data_dir else None, force=force,
+                           vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
+                           out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),
+                           procedure=procedure, temperature=temperature, progress=True)
+        results = evaluate_run(run_dir, opts)
+        for note in opts.notes:
+            warnings.warn(note, DemvaeWarning, stacklevel=1)
+        b = results["budget"]
+        typer.echo(f"{run_dir}: {b['is_samples']} IS samples, {b['n_prior_samples']:,} prior samples, "
+                   f"rPPL LM ≤ {b['rppl_steps']} steps", err=True)
+        rows.append(flat_row(results))
+    columns, legend = table_columns(rows)
     typer.echo(format_table(rows, columns, title=f"{split} split"))
+    typer.echo("\n".join(f"- {line}" for line in legend))
 
 
 @app.command()
 def reproduce(
-    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2 or dd-table6.")],
+    table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2, dd-table6 or smd-table3.")],
     data_dir: DataDir = None,
     scale: Annotated[str, typer.Option(help="smoke (seconds), mini (2 CPU cores), paper (GPU).")] = "mini",
-    seeds: int = 1,
-    jobs: Annotated[int, typer.Option(help="Rows trained concurrently.")] = 1,
+    seeds: Annotated[int, typer.Option(min=1)] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Rows trained concurrently.")] = 1,
     out: Path | None = None,
     corpus: Annotated[str | None, typer.Option(help="Run the rows on another corpus (e.g. builtin).")] = None,
     set_: Sets = None,
     figure: Annotated[bool, typer.Option(help="Also draw the table's figure (PTB: Figure 5; DD: Figure 4).")] = False,
     beta_grid: Annotated[str | None, typer.Option(
         help="Choose β of the dispersed rows on validation BLEU among these values, e.g. 0.7,0.9.")] = None,
-    device: str = "auto",
+    device: Annotated[str, typer.Option("--device", "--devices", help="A device, or a list to spread the rows "
+                                        "over (cuda:0,cuda:1); auto = every visible GPU, else the CPU.")] = "auto",
+    rows: Annotated[str | None, typer.Option(help="Only these rows, e.g. gm-vae,dgm-vae.")] = None,
 ):
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
     from demvae.config import parse_overrides
@@ -214,7 +353,10 @@ def reproduce(
         grid = tuple(float(b) for b in beta_grid.split(",")) if beta_grid else ()
     except ValueError:
         raise DemvaeError(f"--beta-grid expects numbers separated by commas, got {beta_grid!r}") from None
-    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid)
+    if figure and not table.startswith(("ptb", "dd")):
+        raise DemvaeError(f"--figure: {table} has no figure (PTB tables: Figure 5; DailyDialog tables: Figure 4)")
+    only = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ()
+    path = run_reproduce(table, scale, seeds, jobs, out, data, corpus, parse_overrides(set_ or []), device, grid, only)
     typer.echo(path.read_text())
     if figure:
         from demvae.reproduce.figures import draw_figure
@@ -224,10 +366,26 @@ def reproduce(
 
 
 @app.command()
+def report(
+    folders: Annotated[list[Path], typer.Argument(help="Run folders and/or reproduction folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("report.html"),
+    split: str = "test",
+    max_codes: Annotated[int, typer.Option(min=1, help="Codes listed per run (the largest).")] = 100,
+    data_dir: DataDir = None,
+    device: str = "auto",
+):
+    """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
+    from demvae.report.html import write_report
+
+    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the runs.")] = Path("runs/demo"),
     compare: Annotated[bool, typer.Option(help="Also train GM-VAE (no dispersion) and compare.")] = True,
-    steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps per model.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
 ):
     """The main job: train a small DGM-VAE on the built-in corpus and show what its codes found."""
@@ -236,15 +394,66 @@ def demo(
     typer.echo(run_demo(out, compare=compare, steps=steps, device=device))
 
 
+# --- the error boundary ----------------------------------------------------------------------------
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, then resume with `demvae train --resume DIR`",
+    errno.EDQUOT: "the disk quota is exceeded: free some space, then resume with `demvae train --resume DIR`",
+    errno.EACCES: "permission denied: choose a writable folder (--out)",
+    errno.EPERM: "permission denied: choose a writable folder (--out)",
+    errno.EROFS: "the file system is read-only: choose a writable folder (--out)",
+}
+
+
+def _os_message(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno)
+    return f"{exc.strerror or exc}{where}" + (f" ({hint})" if hint else "")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, DemvaeWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main() -> None:
+    from demvae.runs import RunFinished
+
+    warnings.showwarning = _show_warning
+    debug = os.environ.get("DEMVAE_DEBUG") == "1"
     try:
-        app()
-    except DemvaeError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: the command's own message
+        exc.show()
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; the last checkpoint is kept (resume with `demvae train --resume DIR`)", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
         sys.exit(130)
+    except RunFinished as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(0)
+    except (DemvaeError, OSError) as exc:
+        if debug:
+            raise
+        message = _os_message(exc) if isinstance(exc, OSError) else str(exc)
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in a file
+        if debug:
+            raise
+        path = Path(tempfile.gettempdir()) / f"demvae-error-{os.getpid()}.txt"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}\n"
+                   f"the full traceback is in {path} (set DEMVAE_DEBUG=1 to print it); please report it", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

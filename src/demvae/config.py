@@ -1,7 +1,10 @@
-"""Typed run configuration: data / model / objective / train sections, strict YAML in and out.
+"""Typed run configuration: data / model / objective / train / dialog sections, strict YAML in and out.
 
-Unknown keys are rejected with the list of valid ones; ``--set section.key=value`` overrides are
-parsed as YAML scalars and type-checked against the dataclass field.
+A config is composed in layers, later ones winning: the defaults below < a model preset
+(``configs/presets.yaml``, picked by ``--model`` or a file's ``model_name``) < a YAML file
+(``--config``) < explicit overrides (``--corpus``, ``--set section.key=value``). Unknown keys are
+rejected with the list of valid ones (renamed keys name their new name); values are type- and
+range-checked before any work starts. Every key carries its documentation (``demvae config show``).
 """
 
 from __future__ import annotations
@@ -15,95 +18,179 @@ from typing import Any
 import yaml
 
 from demvae.errors import ConfigError
-from demvae.objectives import ObjectiveConfig
+from demvae.objectives import ANNEALING, ObjectiveConfig
+
+CONFIG_ROOT = Path(__file__).parent / "configs"
+
+
+def _f(default: Any, doc: str) -> Any:
+    if callable(default):
+        return field(default_factory=default, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass
 class DataConfig:
-    corpus: str = "builtin"
-    """A corpus name (builtin, ptb, dailydialog, smd) or a path to a .txt/.jsonl file or folder."""
-    data_dir: str | None = None
-    max_len: int = 40
-    max_vocab: int = 10000
-    min_count: int = 1
-    max_examples: dict[str, int] = field(default_factory=dict)
-    """Keep only the first N examples of a split, e.g. ``{train: 10000}`` (reduced-scale runs)."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Reader options, e.g. ``{train_size: 4000}`` for the built-in corpus."""
+    corpus: str = _f("builtin", "A corpus name (builtin, ptb, dailydialog, smd) or a .txt/.jsonl file or folder.")
+    data_dir: str | None = _f(None, "Folder of the paper corpora (else $DEMVAE_DATA).")
+    max_len: int = _f(40, "Tokens per sentence, <s> and </s> included; longer ones keep their </s>.")
+    max_vocab: int = _f(10000, "Words in the vocabulary (besides the special tokens), most frequent first.")
+    min_count: int = _f(1, "Words seen fewer times in train become <unk>.")
+    max_examples: dict[str, int] = _f(dict, "Keep only the first N examples of a split, e.g. {train: 10000}.")
+    options: dict[str, Any] = _f(dict, "Reader options, e.g. {n_train: 4000} for the built-in corpus.")
+
+
+LATENTS = ("none", "gaussian", "discrete", "semi", "gm", "cm")
 
 
 @dataclass
 class ModelConfig:
-    latent: str = "gm"
-    """none (RNN-LM) | gaussian (VAE/AE) | discrete (DAE/DVAE/DI-VAE) | semi | gm | cm."""
-    n_codes: int = 20
-    """M: discrete variables (gm, discrete, semi); mixture groups; cm uses 1."""
-    code_size: int = 5
-    """K: values per discrete variable = mixture components per group."""
-    z_dim: int = 2
-    """gm: Gaussian dims per discrete variable; gaussian/semi: total dims; cm: categorical z variables."""
-    z_values: int = 8
-    """cm only: values of each categorical z variable."""
-    deterministic: bool = False
-    """The auto-encoder: z = E_q[z], no KL."""
-    embed_dim: int = 512
-    hidden_size: int = 512
-    bidirectional: bool = True
-    share_embedding: bool = False
-    tie_output: bool = True
-    concat_latent: bool = True
-    dropout: float = 0.3
-    temperature: float = 1.0
-    supervise: dict[str, int] = field(default_factory=dict)
-    """Label name -> index of the categorical latent variable it supervises (cross-entropy)."""
+    latent: str = _f("gm", "none (RNN-LM) | gaussian (VAE/AE) | discrete (DAE/DVAE/DI-VAE) | semi | gm | cm.")
+    n_variables: int = _f(20, "M: discrete latent variables c_1..c_M (gm, discrete, semi; cm uses 1).")
+    n_values: int = _f(5, "K: values per discrete variable = mixture components per variable.")
+    n_units: int = _f(2, "Units of z per discrete variable: Gaussian dimensions (gm) or categorical z variables (cm).")
+    z_values: int = _f(8, "cm: values of each categorical z variable.")
+    gaussian_dim: int = _f(40, "gaussian/semi: dimensions of the N(0, I) Gaussian z.")
+    deterministic: bool = _f(False, "The auto-encoder: z = the posterior mean, no KL.")
+    embed_dim: int = _f(512, "Word embedding size.")
+    hidden_size: int = _f(512, "GRU size of the encoder (per direction) and the decoder.")
+    bidirectional: bool = _f(True, "Bidirectional encoder.")
+    share_embedding: bool = _f(False, "One embedding for the encoder and the decoder.")
+    tie_output: bool = _f(True, "Decoder output layer tied to its embedding (needs embed_dim == hidden_size).")
+    concat_latent: bool = _f(True, "The decoder reads z at every step (as well as in its initial state).")
+    dropout: float = _f(0.3, "Dropout on the decoder's input embeddings and outputs, in [0, 1).")
+    temperature: float = _f(1.0, "Gumbel-softmax temperature of discrete samples in training.")
+    z_head: str = _f("linear", "Head of q(z|x): linear, or Linear-act-Linear with act relu | tanh.")
+    code_head: str = _f("relu", "Head of q(c|x): linear, or Linear-act-Linear with act relu | tanh.")
+    supervise: dict[str, int] = _f(dict, "Label name -> index of the categorical variable it supervises.")
+
+
+SELECT_METRICS = ("elbo", "loss", "rec")
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 30
-    n_samples: int = 20
-    """Posterior samples per sentence in training (the paper's post_sample_num)."""
-    lr: float = 1e-3
-    grad_clip: float = 0.5
-    max_steps: int = 100_000
-    eval_every: int = 2000
-    select_metric: str = "elbo"
-    """Model selection on validation: elbo (−ELBO), loss (the objective at w=1) or rec."""
-    lr_decay: float = 0.8
-    lr_hold: int = 3
-    patience: int = 10
-    patience_increase: float = 2.0
-    improve_threshold: float = 0.996
-    min_lr: float = 1e-6
-    eval_batch_size: int = 100
-    amp: bool = False
-    """bf16 autocast (CUDA, or a CPU with bf16 support)."""
-    log_every: int = 50
-    aggressive: bool = False
-    """He et al. (2019) aggressive encoder updates until the objective stops improving."""
-    aggressive_max_inner: int = 50
-    aggressive_max_steps: int = 2000
-    progress: bool = True
+    seed: int = _f(0, "Seed of every random draw (data order, initialisation, sampling).")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto.")
+    batch_size: int = _f(30, "Sentences per step.")
+    n_samples: int = _f(20, "Posterior samples per sentence in training (the original's post_sample_num).")
+    lr: float = _f(1e-3, "Adam learning rate.")
+    grad_clip: float = _f(0.5, "Gradient-norm clipping.")
+    max_steps: int = _f(100_000, "Training steps at most.")
+    eval_every: int = _f(2000, "Steps between validations (each writes a resumable checkpoint).")
+    select_metric: str = _f("elbo", "Model selection on validation: elbo (−ELBO), loss (the objective at w=1) or rec.")
+    lr_decay: float = _f(0.8, "Learning-rate factor when validation stops improving (1 = off).")
+    lr_hold: int = _f(3, "Decay from the lr_hold−1-th validation in a row without improvement (the original's rule).")
+    patience: int = _f(10, "Validations without enough improvement before stopping.")
+    patience_increase: float = _f(2.0, "On improvement, patience = max(patience, validations × this).")
+    improve_threshold: float = _f(0.996, "An improvement must beat the best by this factor to extend patience.")
+    min_lr: float = _f(1e-6, "Stop when the learning rate falls to this.")
+    eval_batch_size: int = _f(100, "Sentences per validation batch.")
+    amp: bool = _f(False, "bf16 autocast (CUDA, or a CPU with bf16 units); the latent terms stay float32.")
+    log_every: int = _f(50, "Steps between training log records.")
+    aggressive: bool = _f(False, "He et al. (2019) aggressive encoder updates until the validation MI stops rising.")
+    aggressive_max_inner: int = _f(50, "Encoder-only updates per outer step at most.")
+    aggressive_max_steps: int = _f(2000, "The aggressive phase ends after this step at the latest.")
+    progress: bool = _f(True, "Show a progress bar and a line per validation.")
+    threads: int = _f(0, "CPU threads for torch (0 = torch's default: every core). Several trainings on one "
+                         "machine: give each cores / trainings, e.g. 1.")
+    tensorboard: bool = _f(False, "Also write metrics.jsonl's records as TensorBoard event files in <run>/tensorboard "
+                           "(needs the tensorboard extra: pip install 'demvae[tensorboard]').")
+
+
+SPEAKER_CHOICES = ("both", "sys")
+"""dialog.speakers: which turns are responses (targets): every turn (the original's) or the system's only."""
+CODE_CHOICES = ("argmax", "sample")
+"""dialog.gen_code: how a generated response's code is taken from the policy."""
+Z_CHOICES = ("sample", "mean")
+"""dialog.gen_z: z ~ p(z|c), or the chosen component's mean."""
+DECODINGS = ("greedy", "beam")
+
+
+@dataclass
+class DialogConfig:
+    """The two-stage dialog model (paper §4.4, the original's ``AeED_GMM`` / ``AeED``). Read only when
+    ``enabled``; every other model ignores the section. Stage 1 is the sentence VAE that the model,
+    objective and train sections describe, trained on the responses for ``train.max_steps`` steps (the
+    original's freeze step); stage 2 freezes it and trains the keys below with ``train.*``'s optimiser
+    settings (lr, clipping, validation interval, decay, patience) and its own model selection."""
+
+    enabled: bool = _f(False, "Train the two-stage dialog model (a corpus with dialogue contexts, e.g. smd).")
+    context_turns: int = _f(30, "Earlier turns in a context, the opening <d> turn included (<= the reader's).")
+    turn_len: int = _f(40, "Tokens per context turn, <s> and </s> included; longer turns keep their </s>.")
+    speakers: str = _f("both", "Responses: both (every turn, the original) or sys (system turns only).")
+    utterance_size: int = _f(256, "Utterance encoder: bi-GRU size per direction (turn vector = 2x this).")
+    context_size: int = _f(512, "Context encoder GRU over the turn vectors (c_last), and the attention decoder's GRU "
+                                "(h0 = Linear(code latent) + c_last).")
+    policy_size: int = _f(512, "Policy p(c|context): hidden width of Linear-tanh-Linear.")
+    attn_size: int = _f(512, "Attention decoder: width of the additive attention over the context turns.")
+    max_steps: int = _f(43_000, "Stage-2 training steps at most (the original: 50,000 in all, stage 1 included).")
+    attribute_weight: float = _f(0.1, "Weight of the attribute loss: CE of frozen q(c|decoder's soft output).")
+    posterior_latent: str = _f("sample", "Stage-2 decoder input from q(z|r): sample (DGM-VAE) or mode (DI-VAE: "
+                                         "the argmax code).")
+    select_metric: str = _f("nll_policy", "Stage-2 selection: nll_policy (token NLL + policy CE, DGM-VAE) or "
+                                          "errors (policy + attribute error rates, DI-VAE).")
+    gen_code: str = _f("argmax", "Generation: the policy's argmax code (DGM-VAE) or a sample (DI-VAE).")
+    gen_z: str = _f("sample", "Generation: z ~ p(z|c) (the original) or the component's mean.")
+    decoding: str = _f("greedy", "Generation: greedy or beam search.")
+    beam_size: int = _f(5, "Beam search: hypotheses kept per response.")
+    length_penalty: float = _f(0.0, "Beam search: rank by score / length^alpha (0 = summed log-probability).")
 
 
 @dataclass
 class RunConfig:
-    model_name: str = "dgm-vae"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    model_name: str = _f("dgm-vae", "The model preset the run started from (see `demvae models`).")
+    data: DataConfig = _f(DataConfig, "")
+    model: ModelConfig = _f(ModelConfig, "")
+    objective: ObjectiveConfig = _f(ObjectiveConfig, "")
+    train: TrainConfig = _f(TrainConfig, "")
+    dialog: DialogConfig = _f(DialogConfig, "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
 SECTIONS = {f.name: f for f in fields(RunConfig)}
+
+CHOICES = {
+    "model.latent": LATENTS,
+    "model.z_head": ("linear", "relu", "tanh"),
+    "model.code_head": ("linear", "relu", "tanh"),
+    "train.select_metric": SELECT_METRICS,
+    "objective.anneal": ANNEALING,
+    "dialog.speakers": SPEAKER_CHOICES,
+    "dialog.posterior_latent": ("sample", "mode"),
+    "dialog.select_metric": ("nll_policy", "errors"),
+    "dialog.gen_code": CODE_CHOICES,
+    "dialog.gen_z": Z_CHOICES,
+    "dialog.decoding": DECODINGS,
+}
+DIALOG_LATENTS = ("gm", "discrete")
+"""Stage-1 latents a dialog model can build on: one block whose code c the policy predicts."""
+MINIMA = {
+    "data.max_len": 2, "data.max_vocab": 1, "data.min_count": 1, "model.n_variables": 1, "model.n_values": 1,
+    "model.n_units": 1, "model.z_values": 2, "model.gaussian_dim": 1, "model.embed_dim": 1, "model.hidden_size": 1,
+    "train.batch_size": 1, "train.n_samples": 1, "train.max_steps": 1, "train.eval_every": 1, "train.log_every": 1,
+    "train.eval_batch_size": 1, "train.threads": 0, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
+    "dialog.context_turns": 1, "dialog.turn_len": 2, "dialog.utterance_size": 1, "dialog.context_size": 1,
+    "dialog.policy_size": 1, "dialog.attn_size": 1, "dialog.max_steps": 1,
+    "dialog.beam_size": 1,
+}
+RENAMED = {
+    "model.n_codes": "model.n_variables (M, the discrete variables)",
+    "model.code_size": "model.n_values (K, values per variable)",
+    "model.z_dim": "model.n_units (gm: Gaussian dims per variable; cm: categorical z variables) or "
+                   "model.gaussian_dim (gaussian/semi)",
+}
+
+
+def doc(section: str, key: str) -> str:
+    """The documentation of one config key."""
+    cls = type(getattr(RunConfig(), section))
+    return {f.name: f.metadata.get("doc", "") for f in fields(cls)}[key]
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -132,6 +219,9 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
 def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in fields(cls)]
+    for key in values:
+        if where + key in RENAMED:
+            raise ConfigError(f"{where}{key} was renamed: use {RENAMED[where + key]}")
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; valid keys: {', '.join(valid)}")
@@ -151,47 +241,50 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
         if name == "model_name":
             cfg.model_name = _check_type(name, value, str)
             continue
-        section_cls = type(getattr(cfg, name))
         if value is None:
             value = {}
         if not isinstance(value, dict):
             raise ConfigError(f"section {name!r} must be a mapping")
-        setattr(cfg, name, _build_section(section_cls, value, f"{name}."))
+        setattr(cfg, name, _build_section(type(getattr(cfg, name)), value, f"{name}."))
     validate(cfg)
     return cfg
 
 
-_CHOICES = {
-    "model.latent": ("none", "gaussian", "discrete", "semi", "gm", "cm"),
-    "train.select_metric": ("elbo", "loss", "rec"),
-    "objective.anneal": ("logistic", "linear", "none"),
-}
-_MINIMA = {
-    "data.max_len": 2, "data.max_vocab": 1, "data.min_count": 1, "model.n_codes": 1, "model.code_size": 1,
-    "model.z_dim": 1, "model.z_values": 2, "model.embed_dim": 1, "model.hidden_size": 1, "train.batch_size": 1,
-    "train.n_samples": 1, "train.max_steps": 1, "train.eval_every": 1, "train.log_every": 1,
-    "train.eval_batch_size": 1, "train.lr": 0.0, "train.grad_clip": 0.0, "model.temperature": 0.0,
-}
-
-
 def validate(cfg: RunConfig) -> None:
-    """Range and choice checks, so a bad value fails before any work starts."""
-    for key, choices in _CHOICES.items():
+    """Range, choice and combination checks, so a bad value fails before any work starts."""
+    for key, choices in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
-    for key, minimum in _MINIMA.items():
+    for key, minimum in MINIMA.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < minimum or (isinstance(minimum, float) and value <= minimum):
             bound = ">" if isinstance(minimum, float) else ">="
             raise ConfigError(f"{key}: {value!r} is out of range (must be {bound} {minimum})")
     device = cfg.train.device
-    if device not in ("auto", "cpu") and not device.startswith(("cuda", "mps")):
-        raise ConfigError(f"train.device: {device!r} is not one of auto, cpu, cuda[:N], mps")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"train.device: {device!r} is not one of auto, cpu, cuda, cuda:N")
     if not 0.0 <= cfg.objective.beta <= 1.0:
         raise ConfigError(f"objective.beta: {cfg.objective.beta} must lie in [0, 1] (the paper's convention)")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"model.dropout: {cfg.model.dropout} must lie in [0, 1)")
+    m = cfg.model
+    if m.tie_output and m.embed_dim != m.hidden_size and m.latent != "none":
+        raise ConfigError(
+            f"model.tie_output needs model.embed_dim == model.hidden_size (got {m.embed_dim} and {m.hidden_size}); "
+            f"set both, e.g. --set model.embed_dim={m.hidden_size}, or --set model.tie_output=false"
+        )
+    if cfg.dialog.attribute_weight < 0:
+        raise ConfigError(f"dialog.attribute_weight: {cfg.dialog.attribute_weight} must be >= 0")
+    if cfg.dialog.enabled and cfg.train.aggressive:
+        raise ConfigError("dialog.enabled: the aggressive schedule (train.aggressive) is for sentence models only")
+    if cfg.dialog.enabled and m.latent not in DIALOG_LATENTS:
+        raise ConfigError(
+            f"dialog.enabled needs a stage-1 model with one discrete code: model.latent {' or '.join(DIALOG_LATENTS)}"
+            f" (got {m.latent!r})"
+        )
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +300,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["train.lr=1e-3", "model.n_codes=3"]`` -> nested dict (values parsed as YAML scalars)."""
+    """``["train.lr=1e-3", "model.n_variables=3"]`` -> nested dict (values parsed as YAML scalars)."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -219,9 +312,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
         out = merge(out, {parts[0]: {parts[1]: parsed}})
     return out
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or exc}{where}".replace("\n", " ")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -231,10 +331,49 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{p}: invalid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a config must be a mapping of sections")
     return data
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    """Model name -> config values (``configs/presets.yaml``)."""
+    return load_yaml(CONFIG_ROOT / "presets.yaml")
+
+
+def preset(name: str) -> dict[str, Any]:
+    table = presets()
+    if name not in table:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(table)}")
+    return table[name]
+
+
+def find_config(name: str | Path) -> Path:
+    """A YAML path, or a packaged config name such as ``ptb/dgm-vae`` or ``builtin/dgm-vae``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    packaged = CONFIG_ROOT / path if path.suffix in (".yaml", ".yml") else CONFIG_ROOT / f"{name}.yaml"
+    if packaged.is_file() and packaged.name != "presets.yaml":
+        return packaged
+    raise ConfigError(f"config {str(name)!r} not found (a file path, or one of: {', '.join(packaged_configs())})")
+
+
+def packaged_configs() -> list[str]:
+    return sorted(str(p.relative_to(CONFIG_ROOT).with_suffix("")) for p in CONFIG_ROOT.rglob("*.yaml")
+                  if p.name != "presets.yaml")
+
+
+def compose(model: str | None = None, config: str | Path | None = None,
+            overrides: dict[str, Any] | None = None) -> RunConfig:
+    """defaults < preset < config file < overrides, validated."""
+    file_values = load_yaml(find_config(config)) if config is not None else {}
+    name = model or file_values.get("model_name") or RunConfig().model_name
+    values = merge(merge(preset(name), file_values), {"model_name": name})
+    return from_dict(merge(values, overrides or {}))
 
 
 def replace(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
@@ -243,14 +382,8 @@ def replace(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 
 __all__ = [
-    "DataConfig",
-    "ModelConfig",
-    "ObjectiveConfig",
-    "RunConfig",
-    "TrainConfig",
-    "from_dict",
-    "load_yaml",
-    "merge",
-    "parse_overrides",
+    "CHOICES", "CODE_CHOICES", "DECODINGS", "DataConfig", "DialogConfig", "LATENTS", "SPEAKER_CHOICES",
+    "ModelConfig", "ObjectiveConfig", "RunConfig", "TrainConfig", "Z_CHOICES",
+    "compose", "doc", "find_config", "from_dict", "load_yaml", "merge", "parse_overrides", "preset", "presets",
     "replace",
 ]

@@ -1,6 +1,10 @@
 """Errors that the command line reports as one clear line instead of a traceback."""
 
 
+class DemvaeWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints ``warning: ...``)."""
+
+
 class DemvaeError(Exception):
     """Base class: a user-facing problem (bad input, bad config, missing file)."""
 
@@ -33,3 +37,18 @@ class CheckpointError(DemvaeError):
 
 class TrainingError(DemvaeError):
     """Training cannot go on (e.g. the loss became NaN)."""
+
+
+class RunInUse(DemvaeError):
+    """Another process is writing the same run folder."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C after finishing its step and saving a resumable checkpoint.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops here too; ``run_dir`` and ``step``
+    say where to resume."""
+
+    def __init__(self, run_dir, step: int):
+        super().__init__(f"interrupted at step {step}; the state is saved in {run_dir}/last")
+        self.run_dir, self.step = run_dir, step

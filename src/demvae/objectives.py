@@ -1,33 +1,39 @@
-r"""The training objective, assembled in one place from named loss terms.
+r"""The training objective, assembled in one place from the typed loss terms (:class:`Terms`).
 
-Every model returns per-example terms (``[B, G]``: one column per latent variable) and batch-level
-terms. With annealing weight ``w(step)`` the loss minimised is
+With annealing weight ``w(step)`` the loss minimised is
 
-``loss = rec + w·κ·[ fb(kl_c) + kl_z_avg + (1 − β)·dispersion ] − w·λ·mutual_info + γ·supervision``
+``loss = rec + w·κ·[ fb(kl_c) + kl_z_avg + (1 − β)·dispersion − λ·mutual_info ] + γ·supervision``
 
 * ``rec``         −log p(x|z), summed over tokens;
 * ``kl_c``        KL(q(c|x) ‖ U(K)) per discrete variable;
 * ``kl_z_avg``    KL(q(z|x) ‖ p̂) to the average prior (for a N(0, I) prior: the usual KL);
 * ``dispersion``  L_d = E_q(c|x) A(η_c) − A(η̄) ≥ 0, so ``kl_z_avg + dispersion`` is the exact KL;
-* ``β``           the paper's dispersion weight (objective = ELBO + β·L_d; β = 0: plain ELBO);
+* ``β``           the paper's dispersion weight (objective = ELBO + β·L_d; β = 0: plain ELBO; §3.3);
 * ``κ``           a β-VAE weight on the whole KL (``kl_weight``; 1 = ELBO);
-* ``λ``           weight of the batch estimate of I(x; c) (``mi_weight``; 1 = the paper's "+Lmi");
-* ``fb``          optional free bits: a per-example, per-variable hinge ``1[KL > λ/G]·KL``
+* ``λ``           weight of the batch estimate of I(x; c) (``mi_weight``; 1 = the paper's "+Lmi", §3.3);
+* ``fb``          optional free bits: a per-example, per-variable hinge ``1[KL > λ/M]·KL``
                   (the original code's variant), applied to ``kl_c`` and, when ``free_bits_z > 0``,
                   to the exact z-KL ``kl_z_avg + dispersion``, which then replaces the two z terms
                   (β unused: the paper's free-bits baseline has no dispersion term);
-* ``supervision`` cross-entropy of supervised latent variables against labels (weight γ).
+* ``supervision`` cross-entropy of supervised latent variables against labels (weight γ, not annealed).
 
-−ELBO itself is ``rec + kl_c + kl_z_avg + dispersion``.
+Why κ scales the MI bonus too: the original writes the +Lmi objective as
+``w·κ_c·KL(q̄(c) ‖ U)`` with the batch-aggregate q̄, and ``mean_b KL(q(c|x_b) ‖ U) = KL(q̄ ‖ U) + MI``;
+so its β-GM-VAE weight (``klw_for_ckl``) multiplies the MI bonus as well. −ELBO is ``Terms.neg_elbo``.
+
+Stage 2 of the dialog model (:func:`dialog_objective`) minimises the original's
+``nll/token + mean_{b,i} CE(policy) + α·mean_{b,i} CE(attribute)`` (α = ``dialog.attribute_weight``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from demvae.terms import DialogTerms, Terms
 
 # --- discrete-code terms -------------------------------------------------------------------------
 
@@ -43,15 +49,24 @@ def entropy(q: Tensor, eps: float = 1e-20) -> Tensor:
 
 
 def mutual_info(q: Tensor) -> Tensor:
-    """Batch estimate of ``I(x; c_g) = H(q̄(c_g)) − E_x H(q(c_g|x))``, with
-    ``q̄ = mean_b q(c_g|x_b)``: q [B, G, K] -> [G].
+    """Batch estimate of ``I(x; c_i) = H(q̄(c_i)) − E_x H(q(c_i|x))``, with
+    ``q̄ = mean_b q(c_i|x_b)``: q [B, M, K] -> [M].
 
     Note ``mean_b kl_to_uniform(q) = kl_to_uniform(q̄) + mutual_info(q)``.
     """
     return entropy(q.mean(0)) - entropy(q).mean(0)
 
 
+def perplexity(total_nll: float, n_tokens: int) -> float:
+    """``exp(total NLL / predicted tokens)``, or inf where it would overflow (a diverged model)."""
+    x = total_nll / max(1, n_tokens)
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 # --- annealing -----------------------------------------------------------------------------------
+
+
+ANNEALING = ("logistic", "linear", "none")
 
 
 def kl_anneal_weight(step: int, kind: str = "logistic", k: float = 0.0025, x0: int = 2500) -> float:
@@ -68,58 +83,59 @@ def kl_anneal_weight(step: int, kind: str = "logistic", k: float = 0.0025, x0: i
 # --- the objective -------------------------------------------------------------------------------
 
 
+def _f(default, doc: str):
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass
 class ObjectiveConfig:
-    beta: float = 0.0
-    """Dispersion weight in the paper's convention (objective = ELBO + β·L_d)."""
-    mi_weight: float = 0.0
-    kl_weight: float = 1.0
-    free_bits_c: float = 0.0
-    free_bits_z: float = 0.0
-    supervision_weight: float = 1.0
-    anneal: str = "logistic"
-    anneal_k: float = 0.0025
-    anneal_x0: int = 2500
+    beta: float = _f(0.0, "β: dispersion weight, paper convention (objective = ELBO + β·L_d), in [0, 1].")
+    mi_weight: float = _f(0.0, "λ: weight of the mutual-information bonus I(x; c) (1 = the paper's +Lmi).")
+    kl_weight: float = _f(1.0, "κ: β-VAE weight on the whole KL term, MI bonus included (1 = the ELBO).")
+    free_bits_c: float = _f(0.0, "λ_c of free bits: per-variable hinge on KL(c) at λ_c/M (0 = off).")
+    free_bits_z: float = _f(0.0, "λ_z of free bits: per-variable hinge on the exact KL(z) at λ_z/M (0 = off).")
+    supervision_weight: float = _f(1.0, "γ: weight of the supervised cross-entropy (not annealed).")
+    anneal: str = _f("logistic", "KL annealing w(step): logistic, linear or none.")
+    anneal_k: float = _f(0.0025, "Slope k of the logistic w(step) = 1/(1+exp(−k(step−x0))).")
+    anneal_x0: int = _f(2500, "Midpoint x0 of the logistic annealing (the linear one reaches 1 there).")
 
 
 def _free_bits(term: Tensor, total: float) -> Tensor:
-    """Zero a per-example, per-variable term at or below its share ``total / G`` of the budget."""
+    """Zero a per-example, per-variable term at or below its share ``total / M`` of the budget."""
     if total <= 0:
         return term
     return term * (term > total / term.shape[-1]).to(term.dtype)
 
 
-def _per_example(terms: dict[str, Tensor], name: str) -> Tensor | None:
-    t = terms.get(name)
-    return None if t is None else t.sum(-1)
+def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0, example_scale: float | None = None) -> Tensor:
+    """The scalar loss above, averaged over the batch; ``weight`` is the annealing ``w(step)``.
 
-
-def neg_elbo(terms: dict[str, Tensor]) -> Tensor:
-    """``−ELBO = rec + kl_c + kl_z_avg + dispersion`` per example [B]."""
-    total = terms["rec"]
-    for name in ("kl_c", "kl_z_avg", "dispersion"):
-        t = _per_example(terms, name)
-        if t is not None:
-            total = total + t
-    return total
-
-
-def objective(terms: dict[str, Tensor], cfg: ObjectiveConfig, weight: float = 1.0) -> Tensor:
-    """The scalar loss above, averaged over the batch; ``weight`` is the annealing ``w(step)``."""
-    kl = 0.0
-    if "kl_c" in terms:
-        kl = kl + _free_bits(terms["kl_c"], cfg.free_bits_c).sum(-1)
-    if "kl_z_avg" in terms:
+    ``example_scale`` multiplies the per-example terms' sum: ``1/B`` (the default) is the batch mean;
+    a data-parallel rank passes ``N/B_global`` (see :mod:`demvae.distributed`). The batch-level MI
+    bonus is not scaled: it is already a statistic of the (global) batch."""
+    scale = 1.0 / terms.rec.shape[0] if example_scale is None else example_scale
+    kl = torch.zeros_like(terms.rec)  # [B]
+    if terms.kl_c is not None:
+        kl = kl + _free_bits(terms.kl_c, cfg.free_bits_c).sum(-1)
+    if terms.kl_z_avg is not None:
         if cfg.free_bits_z > 0:  # the hinge needs the exact per-variable KL
-            exact = terms["kl_z_avg"] + terms.get("dispersion", 0.0)
+            exact = terms.kl_z_avg if terms.dispersion is None else terms.kl_z_avg + terms.dispersion
             kl = kl + _free_bits(exact, cfg.free_bits_z).sum(-1)
         else:
-            kl = kl + terms["kl_z_avg"].sum(-1)
-            if "dispersion" in terms:
-                kl = kl + (1.0 - cfg.beta) * terms["dispersion"].sum(-1)
-    loss = terms["rec"].mean() + weight * cfg.kl_weight * (kl.mean() if torch.is_tensor(kl) else kl)
-    if cfg.mi_weight and "mutual_info" in terms:
-        loss = loss - weight * cfg.mi_weight * terms["mutual_info"].sum()
-    if "supervision" in terms:
-        loss = loss + cfg.supervision_weight * terms["supervision"].mean()
+            kl = kl + terms.kl_z_avg.sum(-1)
+            if terms.dispersion is not None:
+                kl = kl + (1.0 - cfg.beta) * terms.dispersion.sum(-1)
+    kl = kl.sum() * scale
+    if cfg.mi_weight and terms.mutual_info is not None:
+        kl = kl - cfg.mi_weight * terms.mutual_info.sum()
+    loss = terms.rec.sum() * scale + weight * cfg.kl_weight * kl
+    if terms.supervision is not None:
+        loss = loss + cfg.supervision_weight * terms.supervision.sum() * scale
     return loss
+
+
+def dialog_objective(terms: DialogTerms, attribute_weight: float = 0.1) -> Tensor:
+    """Stage 2's loss: the batch's NLL per predicted token, plus the policy's cross-entropy against the
+    stage-1 code and ``attribute_weight`` × the attribute cross-entropy, each averaged over the B·M variables."""
+    nll = terms.nll.sum() / terms.n_tokens.sum()
+    return nll + terms.policy.mean() + attribute_weight * terms.attribute.mean()

@@ -1,44 +1,33 @@
-"""The high-level Python API behind the command line: compose a config, train, resume.
+"""The high-level Python API behind the command line: train, resume, or reuse a run folder.
 
-A config is composed in layers, later ones winning: library defaults < the model preset
-(``--model``) < a YAML file (``--config``; its ``model_name`` picks the preset) < explicit
-overrides (``--corpus``, ``--set section.key=value``).
+Configs are composed by :func:`demvae.config.compose` (defaults < preset < file < overrides); a run
+folder is read back by :func:`demvae.training.load_run` (or :func:`demvae.load`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from demvae.config import RunConfig, from_dict, load_yaml, merge
-from demvae.errors import ConfigError
-from demvae.models import preset
-from demvae.training.checkpoint import LAST
-
-CONFIG_ROOT = Path(__file__).parent / "configs"
-
-
-def find_config(name: str | Path) -> Path:
-    """A YAML path, or a packaged config name such as ``ptb/dgm-vae`` or ``builtin/dgm-vae``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    packaged = CONFIG_ROOT / path if path.suffix in (".yaml", ".yml") else CONFIG_ROOT / f"{name}.yaml"
-    if packaged.is_file():
-        return packaged
-    known = sorted(str(p.relative_to(CONFIG_ROOT).with_suffix("")) for p in CONFIG_ROOT.rglob("*.yaml"))
-    raise ConfigError(f"config {str(name)!r} not found (a file path, or one of: {', '.join(known)})")
-
-
-def compose(model: str | None = None, config: str | Path | None = None,
-            overrides: dict[str, Any] | None = None) -> RunConfig:
-    file_values = load_yaml(find_config(config)) if config is not None else {}
-    name = model or file_values.get("model_name") or RunConfig().model_name
-    values = merge(preset(name), file_values)
-    values = merge(values, {"model_name": name})
-    return from_dict(merge(values, overrides or {}))
+from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
+from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
+from demvae.training import DialogTrainer, Trainer
+from demvae.training.run_folder import (
+    CONFIG,
+    LAST,
+    METRICS,
+    MODEL,
+    STAGE1,
+    STAGES,
+    finished,
+    last_state,
+    load_code_stats,
+    load_run,
+)
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -46,37 +35,120 @@ def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{cfg.model_name}-{corpus}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None = None) -> Path:
-    """Train a new run into ``out`` and return its folder."""
-    from demvae.training import Trainer
+def size_warning(cfg: RunConfig, device_type: str) -> str | None:
+    """A warning when a configuration is a GPU job about to run on a CPU, or the CPU is already busy."""
+    if device_type != "cpu":
+        return None
+    steps = cfg.train.max_steps + (cfg.dialog.max_steps if cfg.dialog.enabled else 0)  # a dialog run: both stages
+    if cfg.model.hidden_size >= 512 and steps > 20000:
+        return ("these are the paper's sizes (GRU 512, up to 100,000 steps): a GPU job. On a CPU start from "
+                "--config builtin/dgm-vae (GRU 128, 2,000 steps) and grow from there")
+    cores = os.cpu_count() or 1
+    if cfg.train.threads == 0 and os.getloadavg()[0] >= cores:
+        return (f"the CPU is busy (load {os.getloadavg()[0]:.1f} on {cores} cores): torch's threads will fight the "
+                "other jobs for the cores and training can slow down many times over; give each training its "
+                "share with --set train.threads=N (e.g. 1)")
+    return None
 
+
+def _trainer(cfg: RunConfig, run_dir: Path, resume: bool = False, force: bool = False) -> Trainer | DialogTrainer:
+    """The sentence model's Trainer, or both stages of a dialog run (``dialog.enabled``)."""
+    if cfg.dialog.enabled:
+        return DialogTrainer(cfg, run_dir, resume=resume, force=force)
+    return Trainer(cfg, run_dir, resume=resume, force=force)
+
+
+def _fit(cfg: RunConfig, run_dir: Path, until_step: int | None, resume: bool = False, force: bool = False) -> None:
+    """Train; once a sentence model has finished, save its codes' aggregate posterior statistics (the
+    ``aggregate`` generation procedure's, :func:`demvae.training.run_folder.load_code_stats`)."""
+    trainer = _trainer(cfg, run_dir, resume=resume, force=force)
+    result = trainer.fit(until_step=until_step)
+    if (isinstance(trainer, Trainer) and trainer.world.main and (run_dir / MODEL).is_file()
+            and (result.get("done") or result.get("step", 0) >= cfg.train.max_steps)):
+        run = load_run(run_dir)
+        if run.model.code_shape() is not None:
+            load_code_stats(run, trainer.data)
+
+
+def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None = None,
+          force: bool = False) -> Path:
+    """Train a new run into ``out`` and return its folder (``force``: replace a run already there)."""
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
-    Trainer(cfg, run_dir).fit(until_step=until_step)
+    _fit(cfg, run_dir, until_step, force=force)
     return run_dir
+
+
+class RunFinished(DemvaeError):
+    """``--resume`` on a run that has nothing left to do (reported, not an error: exit 0)."""
 
 
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
            until_step: int | None = None) -> Path:
     """Continue an interrupted run (``overrides`` may only change the train section, e.g. max_steps)."""
-    from demvae.training import Trainer
-
     run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder ({CONFIG} is missing)")
     bad = sorted(set(overrides or {}) - {"train"})
     if bad:
         raise ConfigError(f"a resumed run keeps its {', '.join(bad)} settings; only train.* can change")
-    cfg = from_dict(merge(load_yaml(run_dir / "config.yaml"), overrides or {}))
-    Trainer(cfg, run_dir, resume=True).fit(until_step=until_step)
+    cfg = from_dict(merge(load_yaml(run_dir / CONFIG), overrides or {}))
+    state = last_state(run_dir)  # a dialog run's last/ is stage 2's
+    budget = ("dialog.max_steps", cfg.dialog.max_steps) if cfg.dialog.enabled else ("train.max_steps",
+                                                                                     cfg.train.max_steps)
+    if until_step is None and finished(state, budget[1]):
+        why = "stopped early (patience)" if state.get("done") else f"reached {budget[0]} = {budget[1]}"
+        more = ("" if cfg.dialog.enabled else
+                f"; to train on, pass --set train.max_steps=N with N > {state['step']}")
+        raise RunFinished(f"{run_dir} is finished: it {why} at step {state['step']}, best at step "
+                          f"{state['best_step']}{more}")
+    started = DialogTrainer.has_checkpoint(run_dir) if cfg.dialog.enabled else (
+        state is not None or (run_dir / f".{LAST}.old").is_dir())
+    if not started and not (run_dir / MODEL).exists():  # killed before its first checkpoint: nothing to lose
+        warnings.warn(f"{run_dir} has no checkpoint yet: training it from step 0 again", DemvaeWarning, stacklevel=2)
+        _fit(cfg, run_dir, until_step, force=True)
+        return run_dir
+    _fit(cfg, run_dir, until_step, resume=True)
     return run_dir
 
 
 def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
-    if (run_dir / "model.safetensors").is_file() and not (run_dir / LAST).is_dir():
+    if (run_dir / MODEL).is_file() and not (run_dir / LAST).is_dir():
         return run_dir
-    if (run_dir / LAST).is_dir():
-        state = json.loads((run_dir / LAST / "trainer_state.json").read_text())
-        cfg = compose(config=config, overrides=overrides)
-        if state["step"] >= cfg.train.max_steps or state.get("done"):
-            return run_dir
+    cfg = compose(config=config, overrides=overrides)
+    if finished(last_state(run_dir), cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps):
+        return run_dir  # (a dialog run's last/ is stage 2's)
+    if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir():
         return resume(run_dir, {"train": overrides.get("train", {})})
-    return train(compose(config=config, overrides=overrides), run_dir)
+    return train(cfg, run_dir)
+
+
+def summary(run_dir: str | Path) -> str:
+    """What a finished (or stopped) training says: where the run is, its best validation, what to try next."""
+    run_dir = Path(run_dir)
+    records = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line.strip()] \
+        if (run_dir / METRICS).is_file() else []
+    valid = [r for r in records if r.get("kind") == "valid"]
+    lines = [f"run folder: {run_dir}"]
+    if valid:
+        best = min(valid, key=lambda r: r[r["metric"]])
+        shown = ", ".join(f"{name} {best[key]:.3f}" for key, name in
+                          (("neg_elbo", "-ELBO"), ("rec", "rec"), ("kl_c", "KL(c)"), ("kl_z", "KL(z)"),
+                           ("mutual_info", "MI"), ("param_var", "Var"), ("nll", "NLL/token"),
+                           ("policy", "policy CE"), ("policy_error", "policy error"),
+                           ("attribute_error", "attribute error")) if key in best)
+        lines.append(f"best validation {best['metric']} at step {best['step']} of {valid[-1]['step']}: {shown}")
+    cfg = load_yaml(run_dir / CONFIG)
+    if cfg.get("dialog", {}).get("enabled"):
+        if (run_dir / STAGES).is_file():
+            stages = json.loads((run_dir / STAGES).read_text())
+            lines.append("; ".join(f"{name}: {s['step']} steps in {s['seconds']:.0f} s (best at step {s['best_step']})"
+                                   for name, s in stages.items()))
+        lines.append(f"next: demvae respond {run_dir} --context \"...\"  |  demvae clusters {run_dir} --split train"
+                     f"  |  demvae eval {run_dir}")
+        return "\n".join(lines)
+    has_code = cfg.get("model", {}).get("latent") in ("gm", "cm", "discrete", "semi")
+    lines.append("next: " + "  |  ".join(
+        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (cfg['model']['n_variables'] - 1)}"]
+         if has_code else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
+    return "\n".join(lines)

@@ -42,7 +42,7 @@ def test_train_applies_overrides(run_dir):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["model_name"] == "dgm-vae"
     assert cfg["model"]["embed_dim"] == 16 and cfg["model"]["hidden_size"] == 16
-    assert cfg["model"]["code_size"] == 8  # from the packaged config
+    assert cfg["model"]["n_values"] == 8  # from the packaged config
     assert cfg["train"]["max_steps"] == 20 and cfg["train"]["progress"] is False
     assert cfg["data"]["options"] == {"n_train": 300, "n_valid": 60, "n_test": 60}
 
@@ -62,11 +62,11 @@ def test_sample_with_code(run_dir):
 
 
 @pytest.mark.parametrize("code, needle", [
-    ("99,0", "--code needs 2 values in 0..7"),
-    ("-1,0", "--code needs 2 values in 0..7"),
-    ("1", "--code needs 2 values in 0..7"),
-    ("a", "--code expects integers"),
-    ("", "--code expects integers"),
+    ("99,0", "2 value(s), each in 0..7"),
+    ("-1,0", "2 value(s), each in 0..7"),
+    ("1", "2 value(s), each in 0..7"),
+    ("a", "integers separated by commas"),
+    ("", "integers separated by commas"),
 ])
 def test_sample_bad_code(run_dir, run_main, code, needle):
     rc, out, err = run_main("sample", run_dir, "--n", "2", "--code", code)

@@ -155,7 +155,7 @@ def test_dailydialog_non_utf8(tmp_path):
 
 def test_smd(tmp_path):
     c = load_corpus("stanford", data_dir=write_smd(tmp_path))
-    assert c.name == "smd" and c.specials == ("<usr>", "<sys>")
+    assert c.name == "smd" and c.specials == ("<usr>", "<sys>", "<d>")
     train = c.splits["train"]
     assert len(train) == 5 and c.info["dialogues"] == {"train": 2, "valid": 2, "test": 2}
     assert train[0].tokens == ("<usr>", "What", "'", "s", "the", "weather", "?")
@@ -244,7 +244,6 @@ def test_text_folder(tmp_path):
         ('["text"]', "expected a JSON object"),
         ('{"label": 1}', '"text"'),
         ('{"text": 5}', '"text"'),
-        ('{"text": "a", "y": [1]}', "label 'y'"),
     ],
 )
 def test_text_jsonl_errors(tmp_path, line, msg):
@@ -253,6 +252,22 @@ def test_text_jsonl_errors(tmp_path, line, msg):
     with pytest.raises(DataError, match=msg) as err:
         load_corpus(p)
     assert "bad.jsonl:4" in str(err.value)
+
+
+def test_jsonl_labels_are_class_like_fields_or_the_named_ones(tmp_path):
+    p = tmp_path / "c.jsonl"
+    rows = [{"text": f"s {i}", "id": i, "topic": ["a", "b"][i % 2], "score": i * 0.5, "meta": {"k": 1}}
+            for i in range(40)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    c = load_corpus(p)
+    assert set(c.label_names) == {"topic"}  # id-like, float and mapping fields are not classes
+    assert any("id" in n and "score" in n for n in c.notes)
+    c = load_corpus(p, labels=["topic", "id"])
+    assert set(c.label_names) == {"topic", "id"} and not c.notes
+    with pytest.raises(DataError, match="not found"):
+        load_corpus(p, labels=["nope"])
+    with pytest.raises(DataError, match="label 'meta'"):
+        load_corpus(p, labels=["meta"])
 
 
 def test_text_errors(tmp_path):

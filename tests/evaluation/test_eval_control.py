@@ -20,7 +20,6 @@ from demvae.data.types import Example
 from demvae.data.vocab import EOS_ID, Vocab
 from demvae.errors import ConfigError
 from demvae.evaluation.control import (
-    PROCEDURES,
     ControlOptions,
     ControlResult,
     control_code_table,
@@ -30,6 +29,7 @@ from demvae.evaluation.control import (
 )
 from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
 from demvae.models import build_model
+from demvae.models.generation import PROCEDURES, Procedure
 from demvae.runs import compose, train
 
 N_LABELS = 4  # codes (a, b) with a, b in {0, 1}  <->  label / content word 2a + b
@@ -193,7 +193,7 @@ def test_tables():
     assert "| intent agreement | 1.00 | 0.25 |" in lines
     assert "| intent ceiling (code purity) | 1.00 | 1.00 |" in lines
     per_code = control_code_table(good, {"intent": ["a", "b", "c", "d"]})
-    assert f"| 0-0 | 25 | 1.00 | {good.codes[0].distinct:.2f} | a | 1.00 | 1.00 |" in per_code.splitlines()
+    assert f"| 0,0 | 25 | 1.00 | {good.codes[0].distinct:.2f} | a | 1.00 | 1.00 |" in per_code.splitlines()
 
 
 def test_bad_options():
@@ -201,13 +201,15 @@ def test_bad_options():
         control_scores(ToyModel(), VOCAB, BALANCED, TRAIN, ControlOptions(procedure="nope"))
     with pytest.raises(ConfigError, match="n_per_code"):
         score(ToyModel(), BALANCED, n_per_code=0)
+    with pytest.raises(ConfigError, match="needs the codes' statistics"):
+        control_scores(ToyModel(), VOCAB, BALANCED, TRAIN, ControlOptions(procedure=Procedure("aggregate")))
 
 
 # --- the library's models ------------------------------------------------------------------------
 
 TINY = {
     "data": {"options": {"n_train": 300, "n_valid": 60, "n_test": 60}, "max_len": 20},
-    "model": {"embed_dim": 16, "hidden_size": 16, "n_codes": 2, "code_size": 3, "z_dim": 2},
+    "model": {"embed_dim": 16, "hidden_size": 16, "n_variables": 2, "n_values": 3, "n_units": 2},
     "train": {"max_steps": 10, "eval_every": 10, "progress": False, "device": "cpu"},
 }
 
@@ -218,8 +220,8 @@ def test_textvae_prior_procedure_is_deterministic():
     torch.manual_seed(0)
     model = build_model(cfg.model, len(data.vocab), data.vocab.bos_id, data.vocab.eos_id, max_len=cfg.data.max_len)
     test, train_split = data.splits["test"], data.splits["train"]
-    runs = [control_scores(model, data.vocab, test, train_split, ControlOptions(n_per_code=4, batch_size=7))
-            for _ in range(2)]
+    runs = [control_scores(model, data.vocab, test, train_split,
+                           ControlOptions(n_per_code=4, batch_size=7, procedure="prior")) for _ in range(2)]
     assert runs[0] == runs[1] and runs[0].procedure == "prior" and "prior" in PROCEDURES
     assert set(runs[0].labels) == {"intent", "style"}
     assert sum(len(c.samples) > 0 for c in runs[0].codes) == len(runs[0].codes)
@@ -229,12 +231,14 @@ def test_eval_control_group(tmp_path):
     run_dir = train(compose(config="builtin/dgm-vae", overrides=TINY), tmp_path / "dgm")
     results = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     control = results["control"]
-    assert control["procedure"] == "prior" and control["n_per_code"] == 20
+    assert control["procedure"] == "aggregate-t0.5" and control["n_per_code"] == 20  # the default procedure
     assert set(control["labels"]) == {"intent", "style"}
     assert 0.0 <= control["recovery"] <= 1.0
     row = flat_row(results)
     assert row["control_recovery"] == control["recovery"]
     assert row["control_agree_intent"] == control["labels"]["intent"]["agreement"]
+    assert row["control_procedure"] == "aggregate-t0.5"
+    assert (run_dir / "code_stats.json").is_file()  # written after training
     again = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     assert again["control"] == control
 

@@ -53,7 +53,7 @@ def _model(seed: int, **kw):
 
 
 def _discrete_model(seed: int = 0):
-    model = _model(seed, latent="discrete", n_codes=2, code_size=2)
+    model = _model(seed, latent="discrete", n_variables=2, n_values=2)
     with torch.no_grad():  # make the code matter to the decoder and q(c|x) far from uniform
         model.decoder.init.weight.mul_(6.0)
         model.latents[0].logits.weight.mul_(3.0)
@@ -65,8 +65,8 @@ def _discrete_model(seed: int = 0):
 def _exact_discrete(model, batch: Batch) -> torch.Tensor:
     """``log p(x) = logsumexp_c [log p(c) + log p(x | c)]`` over all K^M codes."""
     block = model.latents[0]
-    g, k = block.n_groups, block.n_components
-    assert block.concat_input  # the decoder gets the code at h0 and at every step
+    g, k = block.n_variables, block.n_values
+    assert block.concat_latent  # the decoder gets the code at h0 and at every step
     terms = []
     for code in itertools.product(range(k), repeat=g):
         feats = F.one_hot(torch.tensor(code), k).flatten().float().expand(batch.size, -1)
@@ -146,7 +146,7 @@ def test_discrete_single_sample_is_a_lower_bound_on_average():
 
 def _gm_model(seed: int = 0, wide_proposal: bool = True):
     """GM-VAE with one 1-d Gaussian z and a 2-component prior at −1.5 / +1.5."""
-    model = _model(seed, latent="gm", n_codes=1, code_size=2, z_dim=1)
+    model = _model(seed, latent="gm", n_variables=1, n_values=2, n_units=1)
     block = model.latents[0]
     with torch.no_grad():
         block.prior.raw.copy_(torch.tensor([[[[-1.5, math.log(0.5)]], [[1.5, math.log(0.8)]]]]))

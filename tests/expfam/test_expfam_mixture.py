@@ -359,7 +359,7 @@ def test_sample_codes_uniform():
 
 
 def test_fixed_standard_normal_prior_gives_standard_vae_kl():
-    prior = MixturePrior(Gaussian(), G, 1, U, learnable=False, init=torch.zeros(2, dtype=DT))
+    prior = MixturePrior(Gaussian(), G, 1, U, learn_prior=False, init=torch.zeros(2, dtype=DT))
     assert list(prior.parameters()) == []
     assert "raw" in dict(prior.named_buffers())
     m, v = Gaussian.moments_from_natural(prior.natural_params())
@@ -376,7 +376,7 @@ def test_fixed_standard_normal_prior_gives_standard_vae_kl():
 
 
 def test_fixed_prior_with_equal_components_is_still_standard_normal():
-    prior = MixturePrior(Gaussian(), G, K, U, learnable=False, init=torch.zeros(2, dtype=DT))
+    prior = MixturePrior(Gaussian(), G, K, U, learn_prior=False, init=torch.zeros(2, dtype=DT))
     mu = torch.randn(B, G, U, generator=_gen(102), dtype=DT)
     logvar = torch.randn(B, G, U, generator=_gen(103), dtype=DT) * 0.5
     eta_q = Gaussian.natural_from_moments(mu, logvar)

@@ -6,6 +6,7 @@ loss formula of the module docstring written out independently here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -22,9 +23,9 @@ from demvae.objectives import (
     kl_anneal_weight,
     kl_to_uniform,
     mutual_info,
-    neg_elbo,
     objective,
 )
+from demvae.terms import Terms
 
 DT = torch.float64
 
@@ -116,13 +117,13 @@ def test_code_terms():
     q, terms = code_terms(logits)
     ref_q = torch.softmax(logits, -1)
     torch.testing.assert_close(q, ref_q)
-    assert set(terms) == {"kl_c", "mutual_info"}
+    assert set(terms.present()) == {"kl_c", "mutual_info"}
     uniform = TCategorical(probs=torch.full((3,), 1 / 3, dtype=DT))
     expected = kl_divergence(TCategorical(logits=logits), uniform)
-    torch.testing.assert_close(terms["kl_c"], expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.kl_c, expected, rtol=1e-10, atol=1e-12)
     ent = TCategorical(logits=logits).entropy()
     ent_bar = TCategorical(probs=ref_q.mean(0)).entropy()
-    torch.testing.assert_close(terms["mutual_info"], ent_bar - ent.mean(0), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.mutual_info, ent_bar - ent.mean(0), rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,101 +157,66 @@ def test_other_anneal_kinds():
 BATCH, NG = 4, 2
 
 
-def _terms(seed=7, supervision=True):
+def _terms(seed=7, supervision=True) -> Terms:
     g = _gen(seed)
-    t = {
-        "rec": torch.rand(BATCH, generator=g, dtype=DT) * 50 + 10,
-        "kl_c": torch.rand(BATCH, NG, generator=g, dtype=DT) * 2,
-        "kl_z_avg": torch.rand(BATCH, NG, generator=g, dtype=DT) * 3,
-        "dispersion": torch.rand(BATCH, NG, generator=g, dtype=DT) + 0.1,
-        "mutual_info": torch.rand(NG, generator=g, dtype=DT),
-    }
-    if supervision:
-        t["supervision"] = torch.rand(BATCH, generator=g, dtype=DT) * 4
-    return t
-
-
-def _reference_loss(t, beta=0.0, mi=0.0, kappa=1.0, gamma=1.0, w=1.0):
-    """rec + w·κ·[kl_c + kl_z_avg + (1 − β)·dispersion] − w·λ·Σ MI + γ·supervision (batch means)."""
-    total = 0.0
-    for b in range(BATCH):
-        total += float(t["rec"][b])
-        kl = sum(float(t["kl_c"][b, g] + t["kl_z_avg"][b, g] + (1 - beta) * t["dispersion"][b, g]) for g in range(NG))
-        total += w * kappa * kl
-        if "supervision" in t:
-            total += gamma * float(t["supervision"][b])
-    return total / BATCH - w * mi * float(t["mutual_info"].sum())
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [
-        {},
-        {"beta": 0.8},
-        {"beta": -0.5, "mi": 1.0},
-        {"kappa": 0.3, "gamma": 2.5, "w": 0.25},
-        {"beta": 0.2, "mi": 0.7, "kappa": 2.0, "gamma": 0.0, "w": 0.6},
-    ],
-)
-def test_objective_matches_written_out_formula(kw):
-    t = _terms()
-    cfg = ObjectiveConfig(
-        beta=kw.get("beta", 0.0),
-        mi_weight=kw.get("mi", 0.0),
-        kl_weight=kw.get("kappa", 1.0),
-        supervision_weight=kw.get("gamma", 1.0),
+    t = Terms(
+        rec=torch.rand(BATCH, generator=g, dtype=DT) * 50 + 10,
+        kl_c=torch.rand(BATCH, NG, generator=g, dtype=DT) * 2,
+        kl_z_avg=torch.rand(BATCH, NG, generator=g, dtype=DT) * 3,
+        dispersion=torch.rand(BATCH, NG, generator=g, dtype=DT) + 0.1,
+        mutual_info=torch.rand(NG, generator=g, dtype=DT),
     )
-    got = objective(t, cfg, weight=kw.get("w", 1.0))
-    assert got.dim() == 0
-    assert float(got) == pytest.approx(_reference_loss(t, **kw), rel=1e-12, abs=1e-12)
+    if supervision:
+        t.supervision = torch.rand(BATCH, generator=g, dtype=DT) * 4
+    return t
 
 
 def test_beta_changes_only_the_dispersion_coefficient():
     t, w = _terms(), 0.37
     diff = objective(t, ObjectiveConfig(beta=0.0), w) - objective(t, ObjectiveConfig(beta=0.8), w)
-    expected = 0.8 * w * t["dispersion"].sum(-1).mean()
+    expected = 0.8 * w * t.dispersion.sum(-1).mean()
     torch.testing.assert_close(diff, expected, rtol=1e-12, atol=1e-12)
     # without a dispersion term β has no effect at all
-    t2 = {k: v for k, v in t.items() if k != "dispersion"}
+    t2 = dataclasses.replace(t, dispersion=None)
     torch.testing.assert_close(objective(t2, ObjectiveConfig(beta=0.0), w), objective(t2, ObjectiveConfig(beta=0.8), w))
 
 
 def test_mi_weight_subtracts_weighted_mutual_info():
     t, w = _terms(), 0.6
     diff = objective(t, ObjectiveConfig(), w) - objective(t, ObjectiveConfig(mi_weight=1.5), w)
-    torch.testing.assert_close(diff, w * 1.5 * t["mutual_info"].sum(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(diff, w * 1.5 * t.mutual_info.sum(), rtol=1e-12, atol=1e-12)
 
 
 def test_kl_weight_scales_every_kl_term():
     t, w = _terms(supervision=False), 0.9
     base = objective(t, ObjectiveConfig(beta=0.3), w)
     scaled = objective(t, ObjectiveConfig(beta=0.3, kl_weight=0.25), w)
-    kl = (t["kl_c"] + t["kl_z_avg"] + 0.7 * t["dispersion"]).sum(-1).mean()
-    torch.testing.assert_close(base - t["rec"].mean(), w * kl, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(scaled - t["rec"].mean(), 0.25 * w * kl, rtol=1e-12, atol=1e-12)
+    kl = (t.kl_c + t.kl_z_avg + 0.7 * t.dispersion).sum(-1).mean()
+    torch.testing.assert_close(base - t.rec.mean(), w * kl, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(scaled - t.rec.mean(), 0.25 * w * kl, rtol=1e-12, atol=1e-12)
 
 
 def test_supervision_added_with_its_weight_and_not_annealed():
     t = _terms()
-    without = {k: v for k, v in t.items() if k != "supervision"}
+    without = dataclasses.replace(t, supervision=None)
     for w in (0.01, 1.0):
         diff = objective(t, ObjectiveConfig(supervision_weight=3.0), w) - objective(without, ObjectiveConfig(), w)
-        torch.testing.assert_close(diff, 3.0 * t["supervision"].mean(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(diff, 3.0 * t.supervision.mean(), rtol=1e-12, atol=1e-12)
 
 
 def test_annealing_weight_multiplies_kl_and_mi_only():
     t = _terms()
     cfg = ObjectiveConfig(beta=0.4, mi_weight=1.0)
     w0 = objective(t, cfg, 0.0)
-    torch.testing.assert_close(w0, t["rec"].mean() + t["supervision"].mean(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(w0, t.rec.mean() + t.supervision.mean(), rtol=1e-12, atol=1e-12)
 
 
 def test_free_bits_hinge_on_kl_c():
-    t = {
-        "rec": torch.zeros(2, dtype=DT),
-        # threshold 4 over G = 2 variables: per-variable share 2.0; 2.0 exactly is zeroed, 2.5 kept
-        "kl_c": torch.tensor([[2.0, 2.5], [1.0, 3.0]], dtype=DT),
-    }
+    t = Terms(
+        rec=torch.zeros(2, dtype=DT),
+        # threshold 4 over M = 2 variables: per-variable share 2.0; 2.0 exactly is zeroed, 2.5 kept
+        kl_c=torch.tensor([[2.0, 2.5], [1.0, 3.0]], dtype=DT),
+    )
     got = objective(t, ObjectiveConfig(free_bits_c=4.0), 1.0)
     expected = (2.5 + 3.0) / 2
     assert float(got) == pytest.approx(expected, abs=1e-12)
@@ -259,17 +225,17 @@ def test_free_bits_hinge_on_kl_c():
 
 
 def test_free_bits_on_z_use_the_exact_kl():
-    t = {
-        "rec": torch.zeros(2, dtype=DT),
-        "kl_z_avg": torch.tensor([[1.5, 0.5], [2.5, 1.0]], dtype=DT),
-        "dispersion": torch.tensor([[1.0, 1.5], [0.25, 0.5]], dtype=DT),
-    }
+    t = Terms(
+        rec=torch.zeros(2, dtype=DT),
+        kl_z_avg=torch.tensor([[1.5, 0.5], [2.5, 1.0]], dtype=DT),
+        dispersion=torch.tensor([[1.0, 1.5], [0.25, 0.5]], dtype=DT),
+    )
     # share = 4/2 = 2. exact = [[2.5, 2.0], [2.75, 1.5]] -> kept, zeroed (= 2), kept, zeroed.
     # kl_z_avg alone would have been below the share for (0, 0) -- the exact KL must decide.
     got = objective(t, ObjectiveConfig(free_bits_z=4.0), 1.0)
     assert float(got) == pytest.approx((2.5 + 2.75) / 2, abs=1e-12)
     # all terms above the share: free bits change nothing (β = 0)
-    t_big = {k: (v + 10 if k != "rec" else v) for k, v in t.items()}
+    t_big = dataclasses.replace(t, kl_z_avg=t.kl_z_avg + 10, dispersion=t.dispersion + 10)
     torch.testing.assert_close(
         objective(t_big, ObjectiveConfig(free_bits_z=4.0), 0.5), objective(t_big, ObjectiveConfig(), 0.5)
     )
@@ -277,10 +243,67 @@ def test_free_bits_on_z_use_the_exact_kl():
 
 def test_neg_elbo_sums_all_terms():
     t = _terms()
-    expected = t["rec"] + t["kl_c"].sum(-1) + t["kl_z_avg"].sum(-1) + t["dispersion"].sum(-1)
-    torch.testing.assert_close(neg_elbo(t), expected, rtol=1e-12, atol=1e-12)
+    expected = t.rec + t.kl_c.sum(-1) + t.kl_z_avg.sum(-1) + t.dispersion.sum(-1)
+    torch.testing.assert_close(t.neg_elbo(), expected, rtol=1e-12, atol=1e-12)
     # supervision and MI are not part of the ELBO; absent terms are skipped
-    torch.testing.assert_close(neg_elbo({"rec": t["rec"], "kl_c": t["kl_c"]}), t["rec"] + t["kl_c"].sum(-1))
+    torch.testing.assert_close(Terms(rec=t.rec, kl_c=t.kl_c).neg_elbo(), t.rec + t.kl_c.sum(-1))
     # −ELBO is the loss at β = 0, κ = 1, w = 1, λ = 0, without supervision
-    no_sup = {k: v for k, v in t.items() if k != "supervision"}
-    torch.testing.assert_close(objective(no_sup, ObjectiveConfig(), 1.0), neg_elbo(no_sup).mean())
+    no_sup = dataclasses.replace(t, supervision=None, mutual_info=None)
+    torch.testing.assert_close(objective(no_sup, ObjectiveConfig(), 1.0), no_sup.neg_elbo().mean())
+
+
+# ------------------------------------------------------------------------------------------------
+# the loss in the original code's form (reference §3.5, SM:772-797)
+# ------------------------------------------------------------------------------------------------
+
+
+def _original_loss(logits, rec, zkl, disp, *, beta, mutual, kappa, w):
+    """The original: ``nll + w·[a_c·(agg_ckl + 1[¬mutual]·mi) + a_z·(zkl + β_code·L_d)]`` with
+    ``agg_ckl = Σ_g KL(q̄_g ‖ U)`` from the batch-aggregate posterior q̄, ``mi = Σ_g [H(q̄_g) − mean_b H(q_bg)]``,
+    ``β_code = 1 − β`` and ``a_c = a_z = κ`` (``klw_for_ckl``/``klw_for_zkl``, the β-GM-VAE of Table 7).
+    Computed here with plain loops from the probabilities, not with the module's helpers."""
+    q = torch.softmax(logits, -1)
+    b_size, n_variables, k = q.shape
+    agg_ckl = mi = 0.0
+    for g in range(n_variables):
+        q_bar = [sum(float(q[b, g, j]) for b in range(b_size)) / b_size for j in range(k)]
+        agg_ckl += sum(p * math.log(p * k) for p in q_bar)
+        h_bar = -sum(p * math.log(p) for p in q_bar)
+        mean_h = sum(-sum(float(q[b, g, j]) * math.log(float(q[b, g, j])) for j in range(k))
+                     for b in range(b_size)) / b_size
+        mi += h_bar - mean_h
+    z_part = float(zkl.sum(-1).mean() + (1 - beta) * disp.sum(-1).mean())
+    return float(rec.mean()) + w * (kappa * (agg_ckl + (0.0 if mutual else mi)) + kappa * z_part)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.8, 0.9])
+@pytest.mark.parametrize("mutual", [False, True])
+@pytest.mark.parametrize("kappa,w", [(1.0, 1.0), (0.5, 1.0), (1.0, 0.3), (0.1, 0.7)])
+def test_objective_equals_the_original_loss(beta, mutual, kappa, w):
+    g = _gen(11)
+    logits = torch.randn(BATCH, NG, 5, generator=g, dtype=DT) * 1.5
+    rec = torch.rand(BATCH, generator=g, dtype=DT) * 50 + 10
+    zkl = torch.rand(BATCH, NG, generator=g, dtype=DT) * 3
+    disp = torch.rand(BATCH, NG, generator=g, dtype=DT) + 0.1
+    _, code = code_terms(logits)
+    terms = Terms(rec=rec, kl_z_avg=zkl, dispersion=disp) + code
+    cfg = ObjectiveConfig(beta=beta, mi_weight=1.0 if mutual else 0.0, kl_weight=kappa)
+    expected = _original_loss(logits, rec, zkl, disp, beta=beta, mutual=mutual, kappa=kappa, w=w)
+    assert float(objective(terms, cfg, w)) == pytest.approx(expected, rel=1e-12, abs=1e-10)
+
+
+def test_kl_weight_scales_the_mi_bonus_too():
+    """κ multiplies agg_ckl = mean kl_c − MI in the original, so the MI bonus is −w·κ·λ·MI."""
+    t, w = _terms(supervision=False), 0.8
+    cfg = dict(kl_weight=0.5)
+    diff = objective(t, ObjectiveConfig(mi_weight=1.0, **cfg), w) - objective(t, ObjectiveConfig(**cfg), w)
+    torch.testing.assert_close(diff, -w * 0.5 * t.mutual_info.sum(), rtol=1e-12, atol=1e-12)
+
+
+def test_beta_outside_the_papers_range_is_rejected():
+    from demvae.config import from_dict
+    from demvae.errors import ConfigError
+
+    for beta in (-0.5, 1.5):
+        with pytest.raises(ConfigError, match="beta"):
+            from_dict({"objective": {"beta": beta}})

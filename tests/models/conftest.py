@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demvae.runs import compose
+from demvae.config import compose
 
 # on top of the shared tiny sections (tests/conftest.py): no dropout, very short runs
 MODEL_LAYER = {
@@ -22,9 +22,9 @@ def tiny_cfg(tiny_overrides):
     def tiny_config(name: str, **sections):
         preset = {}
         if name in ("cm-vae", "dcm-vae"):
-            preset = {"n_codes": 1, "z_values": 8, "supervise": {"intent": 0}}
+            preset = {"n_variables": 1, "z_values": 8, "supervise": {"intent": 0}}
         elif name == "dvae-sup":
-            preset = {"code_size": 8, "supervise": {"intent": 0}}
+            preset = {"n_values": 8, "supervise": {"intent": 0}}
         overrides = tiny_overrides(MODEL_LAYER, {"model": preset}, sections)
         cfg = compose(model=name, overrides=overrides)
         # compose deep-merges mappings, so an override cannot drop the preset's emotion/act labels

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import pytest
 
+from demvae.config import compose
 from demvae.data.prepare import prepare
 from demvae.evaluation.codes import encode_codes, label_scores
-from demvae.evaluation.posterior import posterior_stats
-from demvae.runs import compose, train
+from demvae.runs import train
 from demvae.training import load_run
+from demvae.training.validation import posterior_stats
 
 SMALL = {
     "data": {"corpus": "builtin", "options": {"n_train": 4000, "n_valid": 200, "n_test": 300}},
-    "model": {"embed_dim": 64, "hidden_size": 64, "n_codes": 1, "code_size": 8, "z_dim": 8},
+    "model": {"embed_dim": 64, "hidden_size": 64, "n_variables": 1, "n_values": 8, "n_units": 8},
     "train": {"batch_size": 32, "n_samples": 1, "max_steps": 1000, "eval_every": 500, "log_every": 100,
               "progress": False, "seed": 0},
     "objective": {"anneal_x0": 300, "anneal_k": 0.01},

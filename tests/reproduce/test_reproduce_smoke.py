@@ -80,3 +80,29 @@ def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     dgm = [r["nll"] for r in rows if r["label"] == "DGM-VAE"]
     mean = sum(dgm) / 2
     assert f"{mean:.2f} ± " in results.read_text()
+
+
+@needs("stanford")
+def test_smd_table3_smoke(tmp_path):
+    results = reproduce("smd-table3", "smoke", out=tmp_path, data_dir=str(DATA), device="cpu",
+                        extra={"train": {"threads": 1}})
+    check("smd-table3", tmp_path, results)
+    text = results.read_text()
+    assert "## Training time per stage" in text and "both starting with the speaker token" in text
+    for slug in ("di-vae", "dgm-vae-mi"):
+        run = tmp_path / f"{slug}-seed0"
+        assert (run / "stage1" / "model.safetensors").is_file() and (run / "responses-test.tsv").is_file()
+        assert len((run / "responses-test.tsv").read_text().splitlines()) == 1 + 1629  # the whole test split
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert all(r["stage1_steps"] == 6 and r["stage2_steps"] == 6 for r in rows)
+
+
+def test_rows_are_spread_over_the_devices():
+    from demvae.reproduce.run import Job, devices_for, place
+
+    assert devices_for("cuda:0, cuda:1") == ["cuda:0", "cuda:1"] and devices_for("cpu") == ["cpu"]
+    jobs = [Job("t", f"r{i}", "builtin/dgm-vae", 0, f"out{i}", {"train": {"device": "auto"}}, ("posterior",),
+                {"device": "auto"}, 1) for i in range(5)]
+    placed = place(jobs, ["cuda:0", "cuda:1"])
+    assert [j.overrides["train"]["device"] for j in placed] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert [j.eval_options["device"] for j in placed] == [j.overrides["train"]["device"] for j in placed]

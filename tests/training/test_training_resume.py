@@ -6,86 +6,59 @@ import json
 import shutil
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
-from demvae.errors import CheckpointError, ConfigError, DemvaeError
-from demvae.runs import resume, train
+from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
+from demvae.runs import RunFinished, resume, train
 from demvae.training import Trainer
 
 N = 40  # tiny_cfg: max_steps 40, eval_every 15, log_every 10
 
 
-def _records(run_dir, kind=None):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    recs = [json.loads(line) for line in lines]
-    return [r for r in recs if kind is None or r["kind"] == kind]
+def assert_same_end(checkpoints, run_a, run_b):
+    checkpoints.same_end(run_a, run_b)  # every validation, the final one included, has the same metrics
+    assert [r["step"] for r in checkpoints.records(run_a, "valid")] == [15, 30, 40]
 
 
-def assert_same_tensors(path_a, path_b):
-    a, b = load_file(str(path_a)), load_file(str(path_b))
-    assert set(a) == set(b)
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs between {path_a} and {path_b}"
-
-
-def assert_same_end(run_a, run_b):
-    assert_same_tensors(run_a / "last" / "model.safetensors", run_b / "last" / "model.safetensors")
-    assert_same_tensors(run_a / "model.safetensors", run_b / "model.safetensors")
-    sa = json.loads((run_a / "last" / "trainer_state.json").read_text())
-    sb = json.loads((run_b / "last" / "trainer_state.json").read_text())
-    assert sa == sb
-    oa = torch.load(run_a / "last" / "optimizer.pt", weights_only=False)
-    ob = torch.load(run_b / "last" / "optimizer.pt", weights_only=False)
-    assert oa["optimizer"]["param_groups"] == ob["optimizer"]["param_groups"]
-    for pid, state in oa["optimizer"]["state"].items():
-        for k, v in state.items():
-            assert torch.equal(v, ob["optimizer"]["state"][pid][k]), f"Adam {k} of param {pid} differs"
-    assert torch.equal(oa["rng"]["torch"], ob["rng"]["torch"])
-    va, vb = _records(run_a, "valid"), _records(run_b, "valid")
-    assert [r["step"] for r in va] == [15, 30, 40]
-    assert va == vb  # every validation, the final one included, has the same metrics
-
-
-def test_resume_is_bitwise_equivalent(full_run, tiny_cfg, tmp_path):
+def test_resume_is_bitwise_equivalent(checkpoints, full_run, tiny_cfg, tmp_path):
     run_b = train(tiny_cfg(), tmp_path / "B", until_step=N // 2 + 3)
     state = json.loads((run_b / "last" / "trainer_state.json").read_text())
     assert state["step"] == N // 2 + 3 and not state["done"]
-    assert [r["step"] for r in _records(run_b, "valid")] == [15]  # no extra validation when stopping
-    assert [r["step"] for r in _records(run_b, "train")] == [10, 20]
+    assert [r["step"] for r in checkpoints.records(run_b, "valid")] == [15]  # no extra validation when stopping
+    assert [r["step"] for r in checkpoints.records(run_b, "train")] == [10, 20]
     resume(run_b)
-    assert_same_end(full_run, run_b)
-    assert [r["step"] for r in _records(run_b, "train")] == [10, 20, 30, 40]
+    assert_same_end(checkpoints, full_run, run_b)
+    assert [r["step"] for r in checkpoints.records(run_b, "train")] == [10, 20, 30, 40]
 
 
-def test_resume_in_several_slices(full_run, tiny_cfg, tmp_path):
+def test_resume_in_several_slices(checkpoints, full_run, tiny_cfg, tmp_path):
     """Stops on a validation step (15), mid-epoch (31), then to the end."""
     run_b = train(tiny_cfg(), tmp_path / "B", until_step=15)
     resume(run_b, until_step=31)
     assert json.loads((run_b / "last" / "trainer_state.json").read_text())["step"] == 31
     resume(run_b)
-    assert_same_end(full_run, run_b)
+    assert_same_end(checkpoints, full_run, run_b)
 
 
-def test_resume_aggressive_run_is_bitwise_equivalent(tiny_cfg, tmp_path):
+def test_resume_aggressive_run_is_bitwise_equivalent(checkpoints, tiny_cfg, tmp_path):
     cfg = tiny_cfg("gm-vae-aggressive", train={"max_steps": 20, "eval_every": 7, "log_every": 5,
                                                 "aggressive_max_inner": 3, "aggressive_max_steps": 100})
     run_a = train(cfg, tmp_path / "A")
     run_b = train(cfg, tmp_path / "B", until_step=9)
     resume(run_b)
-    assert_same_tensors(run_a / "last" / "model.safetensors", run_b / "last" / "model.safetensors")
-    assert _records(run_a, "valid") == _records(run_b, "valid")
+    checkpoints.same_tensors(run_a / "last" / "model.safetensors", run_b / "last" / "model.safetensors")
+    assert checkpoints.records(run_a, "valid") == checkpoints.records(run_b, "valid")
     sa = json.loads((run_a / "last" / "trainer_state.json").read_text())
     assert sa == json.loads((run_b / "last" / "trainer_state.json").read_text())
 
 
-def test_resuming_a_finished_run_changes_nothing(full_run, tmp_path):
+def test_resuming_a_finished_run_changes_nothing(checkpoints, full_run, tmp_path):
     run = shutil.copytree(full_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()
-    n_records = len(_records(run))
-    resume(run)
+    n_records = len(checkpoints.records(run))
+    with pytest.raises(RunFinished, match="max_steps = 40 at step 40.*N > 40"):
+        resume(run)
     assert (run / "last" / "model.safetensors").read_bytes() == before
-    assert len(_records(run)) == n_records
+    assert len(checkpoints.records(run)) == n_records
 
 
 def test_until_step_already_reached_is_a_no_op(tiny_cfg, tmp_path):
@@ -94,28 +67,38 @@ def test_until_step_already_reached_is_a_no_op(tiny_cfg, tmp_path):
     assert json.loads((run_b / "last" / "trainer_state.json").read_text())["step"] == 23
 
 
-def test_resume_after_keyboard_interrupt_is_equivalent(full_run, tiny_cfg, tmp_path):
+def test_resume_after_keyboard_interrupt_is_equivalent(checkpoints, full_run, tiny_cfg, tmp_path):
     trainer = Trainer(tiny_cfg(), tmp_path / "C")
-    original = trainer._loss
+    original = trainer.train_step
 
-    def interrupted(batch, weight):
-        if trainer.state["step"] == 23:  # Ctrl-C during step 24, before any computation
+    def interrupted(batch, weight, frozen=()):
+        if trainer.state.step == 23:  # Ctrl-C during step 24, before any computation
             raise KeyboardInterrupt
-        return original(batch, weight)
+        return original(batch, weight, frozen)
 
-    trainer._loss = interrupted
+    trainer.train_step = interrupted
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     # nothing is written on the interrupt: the last checkpoint (the validation at step 15) stays
     assert json.loads((tmp_path / "C" / "last" / "trainer_state.json").read_text())["step"] == 15
     resume(tmp_path / "C")
-    assert_same_tensors(full_run / "last" / "model.safetensors", tmp_path / "C" / "last" / "model.safetensors")
+    checkpoints.same_tensors(full_run / "last" / "model.safetensors", tmp_path / "C" / "last" / "model.safetensors")
 
 
-def test_resume_without_checkpoint_is_a_clear_error(tiny_cfg, tmp_path):
+def test_resume_before_the_first_checkpoint_trains_from_the_start(checkpoints, full_run, tiny_cfg, tmp_path):
+    """A run killed before its first checkpoint has nothing to lose: resume trains it from step 0, with a warning."""
     run = tmp_path / "nolast"
-    Trainer(tiny_cfg(), run)  # writes config.yaml / vocab.json, no training, no last/
+    Trainer(tiny_cfg(), run).close()  # writes config.yaml / vocab.json, no training, no last/
     assert (run / "config.yaml").is_file() and not (run / "last").exists()
+    with pytest.warns(DemvaeWarning, match="no checkpoint yet: training it from step 0"):
+        resume(run)
+    checkpoints.same_tensors(full_run / "last" / "model.safetensors", run / "last" / "model.safetensors")
+
+
+def test_resume_with_a_lost_checkpoint_is_a_clear_error(full_run, tmp_path):
+    """A trained run whose last/ is gone cannot be resumed silently from scratch: that would lose its model."""
+    run = shutil.copytree(full_run, tmp_path / "lost")
+    shutil.rmtree(run / "last")
     with pytest.raises(CheckpointError, match="no resumable checkpoint") as info:
         resume(run)
     assert str(run / "last") in str(info.value)
@@ -129,7 +112,7 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 def test_resume_rejects_changes_outside_train(full_run, tmp_path):
     run = shutil.copytree(full_run, tmp_path / "copy")
     with pytest.raises(ConfigError, match="only train"):
-        resume(run, overrides={"model": {"n_codes": 5}})
+        resume(run, overrides={"model": {"n_variables": 5}})
 
 
 def test_training_into_an_existing_run_is_refused(full_run, tiny_cfg, tmp_path):

@@ -10,16 +10,17 @@ import pytest
 import torch
 import yaml
 
-from demvae.config import RunConfig
+from demvae import io
+from demvae.config import RunConfig, compose
 from demvae.errors import CheckpointError, ConfigError, TrainingError
-from demvae.runs import compose
 from demvae.training import Trainer, load_run
-from demvae.training import checkpoint as ckpt
+from demvae.training import run_folder as ckpt
 
 
 def _leftovers(run_dir):
+    """Temporary files and half-swapped checkpoints (``.lock`` is the run's lock file: it stays, unlocked)."""
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
-                  if p.name.endswith(".tmp") or p.name.startswith(".last") or p.name.startswith("."))
+                  if p.name.endswith(".tmp") or (p.name.startswith(".") and p.name != ".lock"))
 
 
 def test_run_folder_files(full_run):
@@ -45,14 +46,14 @@ def test_run_folder_files(full_run):
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "file.txt"
-    ckpt.write_text(target, "old")
+    io.write_text(target, "old")
 
     def failing(path):
         path.write_text("half")
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        ckpt.atomic_write(target, failing)
+        io.atomic_write(target, failing)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
 
@@ -78,7 +79,7 @@ def test_interrupted_swap_is_recovered_from_last_old(full_run, tiny_cfg, tmp_pat
     run = shutil.copytree(full_run, tmp_path / "copy")
     (run / "last").rename(run / ".last.old")
     trainer = Trainer(tiny_cfg(), run, resume=True)
-    assert trainer.state["step"] == 40
+    assert trainer.state.step == 40
 
 
 def test_load_run_errors(full_run, tmp_path):
@@ -106,7 +107,7 @@ def test_load_run_errors(full_run, tmp_path):
 def test_load_run_with_mismatched_shapes_is_a_checkpoint_error(full_run, tmp_path):
     other = shutil.copytree(full_run, tmp_path / "other")
     cfg = yaml.safe_load((other / "config.yaml").read_text())
-    cfg["model"]["n_codes"] = 5
+    cfg["model"]["n_variables"] = 5
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(CheckpointError, match="does not match"):
         load_run(other)
@@ -149,8 +150,8 @@ def test_nan_training_loss_is_a_training_error(tiny_cfg, tmp_path, monkeypatch):
 
     def poisoned(batch, n_samples=1):
         terms = original(batch, n_samples)
-        if trainer.model.training and trainer.state["step"] >= 2:
-            terms["rec"] = terms["rec"] * float("nan")
+        if trainer.model.training and trainer.state.step >= 2:
+            terms.rec = terms.rec * float("nan")
         return terms
 
     monkeypatch.setattr(trainer.model, "forward", poisoned)

@@ -141,7 +141,8 @@ def describe(
 
     corpus = load_corpus(str(name_or_path), data_dir=data_dir, **options)
     vocab = Vocab.build((ex.tokens for ex in corpus.splits["train"]), max_size=max_vocab, specials=corpus.specials)
-    return format_stats(corpus_stats(corpus, vocab, max_len=max_len, batch_size=batch_size))
+    notes = "".join(f"\nnote: {n}" for n in corpus.notes)
+    return format_stats(corpus_stats(corpus, vocab, max_len=max_len, batch_size=batch_size)) + notes
 
 
 __all__ = ["corpus_stats", "format_stats", "describe"]

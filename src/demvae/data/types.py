@@ -40,6 +40,8 @@ class Corpus:
     description: str = ""
     info: dict[str, dict[str, int]] = field(default_factory=dict)
     """Extra per-split counts worth printing, e.g. ``{"dialogues": {"train": 2425, ...}}``."""
+    notes: list[str] = field(default_factory=list)
+    """What a user should know about how the corpus was read (shown as warnings)."""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Batch:
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     host_lengths: torch.Tensor | None = None
     """A CPU copy of ``lengths`` (packing sequences needs one; reading it never syncs a GPU)."""
+    global_size: int | None = None
+    """In data-parallel training: the size of the global batch this batch is one rank's shard of."""
 
     def __post_init__(self):
         if self.host_lengths is None:
@@ -66,6 +70,7 @@ class Batch:
             self.lengths.to(device, non_blocking=True),
             {k: v.to(device, non_blocking=True) for k, v in self.labels.items()},
             self.host_lengths,
+            self.global_size,
         )
 
     @property

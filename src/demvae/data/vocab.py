@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from demvae.errors import DataError
+from demvae.io import write_text
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -201,9 +202,7 @@ class Vocab:
             raise DataError(str(e), path) from None
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=0) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:

@@ -1,9 +1,10 @@
 """Evaluation: every metric of the paper.
 
 Model-independent metrics are re-exported here (BLEU, wKL, clustering, embedding scores, tables);
-the model-facing ones live in ``likelihood`` (importance-sampled NLL), ``posterior`` (KL terms,
-dispersion, Var, MI), ``generation`` (reconstructions, prior samples), ``rppl`` and ``run``
-(``demvae eval``).
+the model-facing ones live in ``likelihood`` (importance-sampled NLL), ``generation``
+(reconstructions, prior samples), ``codes`` (clusters of the discrete codes), ``rppl`` and ``run``
+(``demvae eval``). The KL / dispersion / Var / MI statistics are the trainer's validation statistics
+(:mod:`demvae.training.validation`) on the evaluated split, as in the original.
 """
 
 from demvae.evaluation.bleu import multi_bleu, sacre_bleu

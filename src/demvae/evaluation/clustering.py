@@ -1,7 +1,8 @@
 """Clustering and accuracy scores for discrete latent codes (DailyDialog act/emotion).
 
 The code of an utterance is the per-variable argmax of q(c_i|x), i = 1..M, each in
-{0..K-1}. The paper merges the M codes into one cluster id (at most K^M clusters)
+{0..K-1}. The paper merges the M codes into one cluster id (at most K^M clusters, as many as
+there are distinct codes in the split)
 and scores it against the gold labels with
 
 * homogeneity  h = 1 - H(C|K) / H(C)   (each cluster holds one class; C: gold class, K: cluster)
@@ -35,20 +36,21 @@ def _codes_2d(codes) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def joint_code(codes, k: int) -> np.ndarray:
-    """Merge per-variable codes ``[N, M]`` (each in 0..k-1) into one id per row.
+def joint_code(codes, k: int | None = None) -> np.ndarray:
+    """Merge per-variable codes ``[N, M]`` into one cluster id per row.
 
-    Mixed radix with the first variable most significant:
-    ``id = sum_i codes[:, i] * k ** (M - 1 - i)``, a bijection onto 0..k^M - 1.
+    Equal rows get equal ids and different rows different ids: the id is the rank of the row among
+    the distinct rows, in lexicographic order (the first variable most significant, as a mixed-radix
+    number would order them). No K^M arithmetic, so M = 30 variables of K = 8 values (2^90 codes)
+    cannot overflow. ``k``, if given, checks that every code lies in 0..k-1.
     """
     arr = _codes_2d(codes)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if arr.size and (arr.min() < 0 or arr.max() >= k):
+    if k is not None and arr.size and (arr.min() < 0 or arr.max() >= k):
         raise ValueError(f"codes must lie in 0..{k - 1}, got range {arr.min()}..{arr.max()}")
-    m = arr.shape[1]
-    weights = k ** np.arange(m - 1, -1, -1, dtype=np.int64)
-    return arr @ weights
+    if arr.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, ids = np.unique(arr, axis=0, return_inverse=True)
+    return ids.reshape(-1).astype(np.int64)
 
 
 def cluster_scores(labels_true: Sequence, labels_pred: Sequence) -> dict[str, float]:

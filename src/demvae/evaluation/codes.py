@@ -8,28 +8,47 @@ import numpy as np
 import torch
 
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
+from demvae.errors import ConfigError
 from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code
 from demvae.models import TextVAE
+
+
+def format_code(code) -> str:
+    """A code as the command line writes it: values per variable, comma-separated (``3,0,4``)."""
+    return ",".join(str(int(c)) for c in code)
+
+
+def parse_code(text: str, shape: tuple[int, int]) -> list[int]:
+    """``3,0,4`` (or ``3-0-4``, as older listings printed it) -> [3, 0, 4], checked against (M, K)."""
+    m, k = shape
+    try:
+        values = [int(v) for v in text.split("," if "," in text or text.lstrip("-").isdigit() else "-")]
+    except ValueError:
+        raise ConfigError(f"a code is {m} integers separated by commas (e.g. {format_code([0] * m)}), "
+                          f"got {text!r}") from None
+    if len(values) != m or not all(0 <= v < k for v in values):
+        raise ConfigError(f"a code of this model has {m} value(s), each in 0..{k - 1}; got {text!r}")
+    return values
 
 
 @dataclass
 class SplitCodes:
     probs: np.ndarray
-    """``q(c|x)`` [N, G, K] in the split's order."""
+    """``q(c|x)`` [N, M, K] in the split's order."""
 
     @property
     def codes(self) -> np.ndarray:
-        """argmax code per variable [N, G]."""
+        """argmax code per variable [N, M]."""
         return self.probs.argmax(-1)
 
     @property
     def joint(self) -> np.ndarray:
-        """One cluster id per example (the G argmax codes merged, as the paper)."""
-        return joint_code(self.codes, self.probs.shape[-1])
+        """One cluster id per example (the M argmax codes merged, as the paper)."""
+        return joint_code(self.codes)
 
     @property
     def confidence(self) -> np.ndarray:
-        """``Π_g max_k q(c_g = k | x)``: the probability of the example's joint code [N]."""
+        """``Π_i max_k q(c_i = k | x)``: the probability of the example's joint code [N]."""
         return self.probs.max(-1).prod(-1)
 
 
@@ -64,9 +83,8 @@ def supervised_accuracy(model: TextVAE, split: EncodedSplit, batch_size: int = 2
     model.eval()
     preds = {name: np.zeros(len(split), dtype=np.int64) for name in model.supervise}
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
-        probs = model.variable_probs(split.batch(indices).to(model.device))
-        for name, index in model.supervise.items():
-            preds[name][indices] = probs[:, index].argmax(-1).cpu().numpy()
+        for name, pred in model.predict_labels(split.batch(indices).to(model.device)).items():
+            preds[name][indices] = pred.cpu().numpy()
     out = {}
     for name, pred in preds.items():
         y = split.labels[name].numpy()

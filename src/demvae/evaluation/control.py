@@ -2,7 +2,7 @@ r"""``control``: does generation follow its code?
 
 For every joint code ``c`` (the per-variable argmax of ``q(c|x)``, merged as in :mod:`.clustering`)
 that holds at least ``min_share`` of the split, N sentences are generated from ``c`` by a generation
-procedure (a :data:`CodeSampler`) and scored:
+procedure (:mod:`demvae.models.generation`; default ``aggregate`` at temperature 0.5) and scored:
 
 * **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``;
 * per gold label (e.g. ``intent``), **agreement**: the share of generated sentences that a text
@@ -37,19 +37,19 @@ from demvae.data.batching import EncodedSplit
 from demvae.data.types import Example
 from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError
-from demvae.evaluation.codes import encode_codes
+from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.generation import references
 from demvae.evaluation.tables import format_table
 from demvae.models import TextVAE
+from demvae.models.generation import DEFAULT, PAPER, CodeStats, Procedure, generate_from_codes
 
 __all__ = [
     "CodeSampler",
-    "PROCEDURES",
+    "procedure_sampler",
     "ControlOptions",
     "LabelControl",
     "CodeControl",
     "ControlResult",
-    "sample_from_prior",
     "text_classifier",
     "control_scores",
     "control_table",
@@ -57,17 +57,18 @@ __all__ = [
 ]
 
 CodeSampler = Callable[[TextVAE, Tensor], Tensor]
-"""A generation procedure: ``(model, codes [n, G] long) -> token ids [n, L]`` (``</s>`` then ``<pad>``),
-one sentence per row of ``codes``. It draws from torch's global random state (seeded by the caller)."""
+"""A custom generation procedure: ``(model, codes [n, M] long) -> token ids [n, L]`` (``</s>`` then
+``<pad>``), one sentence per row of ``codes``. It draws from torch's global random state (seeded by the
+caller)."""
 
 
-def sample_from_prior(model: TextVAE, codes: Tensor) -> Tensor:
-    """``z ~ p(z|c)``, greedy decoding: what ``demvae sample --code`` does."""
-    return model.sample_prior(codes.shape[0], codes=codes)
+def procedure_sampler(procedure: Procedure, stats: CodeStats | None) -> CodeSampler:
+    """A library procedure (:mod:`demvae.models.generation`) as a :data:`CodeSampler`."""
+    def sampler(model: TextVAE, codes: Tensor) -> Tensor:
+        return generate_from_codes(model, codes, procedure, stats)
 
-
-PROCEDURES: dict[str, CodeSampler] = {"prior": sample_from_prior}
-"""Named generation procedures (``ControlOptions.procedure``)."""
+    sampler.__name__ = procedure.label
+    return sampler
 
 
 def text_classifier() -> Any:
@@ -84,8 +85,11 @@ class ControlOptions:
     """Sentences generated per code."""
     min_share: float = 0.01
     """Score the codes holding at least this share of the split."""
-    procedure: str | CodeSampler = "prior"
-    """A name in :data:`PROCEDURES` or a :data:`CodeSampler`."""
+    procedure: Procedure | str | CodeSampler = DEFAULT
+    """A :class:`~demvae.models.generation.Procedure`, a procedure's name (at its default temperature) or a
+    :data:`CodeSampler`."""
+    stats: CodeStats | None = None
+    """The codes' aggregate posterior statistics (needed by the ``aggregate`` procedure)."""
     seed: int = 0
     batch_size: int = 1000
     """Sentences per decoder call."""
@@ -137,12 +141,16 @@ class ControlResult:
         return asdict(self)
 
 
-def _resolve(procedure: str | CodeSampler) -> tuple[str, CodeSampler]:
-    if callable(procedure):
+def _resolve(opts: ControlOptions) -> tuple[str, CodeSampler]:
+    procedure = opts.procedure
+    if callable(procedure) and not isinstance(procedure, Procedure):
         return getattr(procedure, "__name__", type(procedure).__name__), procedure
-    if procedure not in PROCEDURES:
-        raise ConfigError(f"unknown generation procedure {procedure!r}; known: {', '.join(PROCEDURES)}")
-    return procedure, PROCEDURES[procedure]
+    if isinstance(procedure, str):
+        procedure = Procedure(procedure) if procedure != "prior" else PAPER
+    if procedure.needs_stats and opts.stats is None:
+        raise ConfigError(f"the {procedure.name} procedure needs the codes' statistics (ControlOptions.stats; "
+                          "demvae.training.run_folder.load_code_stats)")
+    return procedure.label, procedure_sampler(procedure, opts.stats)
 
 
 @torch.no_grad()
@@ -176,7 +184,7 @@ def control_scores(
     score them (module docstring). ``train`` only fits the label classifiers (``classifier()`` makes one:
     any scikit-learn estimator on lists of strings)."""
     opts = opts or ControlOptions()
-    name, sampler = _resolve(opts.procedure)
+    name, sampler = _resolve(opts)
     if opts.n_per_code < 1 or not 0 < opts.min_share <= 1:
         raise ConfigError(f"control needs n_per_code >= 1 and 0 < min_share <= 1, got {opts.n_per_code}, "
                           f"{opts.min_share}")
@@ -273,7 +281,7 @@ def control_code_table(result: ControlResult, label_names: Mapping[str, list[str
     labels = list(dict.fromkeys(k for row in result.codes for k in row.majority))
     rows = []
     for code in result.codes:
-        row: dict[str, Any] = {"code": "-".join(map(str, code.code)), "size": code.size, "recovery": code.recovery,
+        row: dict[str, Any] = {"code": format_code(code.code), "size": code.size, "recovery": code.recovery,
                                "distinct": code.distinct}
         for label in labels:
             if label in code.majority:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from demvae.config import DataConfig, RunConfig, from_dict, merge
+from demvae.config import DataConfig, RunConfig, from_dict, merge, preset
 from demvae.data.batching import EncodedSplit
 from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus, Example
 from demvae.data.vocab import Vocab
-from demvae.models import preset
+from demvae.training import Trainer, load_run
+from demvae.training.validation import posterior_stats
 
 RPPL_RECIPE = {
     "model": {"embed_dim": 256, "hidden_size": 256, "dropout": 0.3},
@@ -29,9 +30,6 @@ RPPL_RECIPE = {
 
 def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Vocab, n_valid: int = 3000,
                        max_steps: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, float]:
-    from demvae.evaluation.posterior import posterior_stats
-    from demvae.training import Trainer, load_run
-
     n_valid = min(n_valid, max(1, len(samples) // 10))
     train_ex = [Example(tuple(s)) for s in samples[:-n_valid]]
     valid_ex = [Example(tuple(s)) for s in samples[-n_valid:]]

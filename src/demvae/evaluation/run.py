@@ -1,124 +1,281 @@
-"""``demvae eval``: every metric of the paper for a run folder, written to ``metrics.json``.
+"""``demvae eval``: every metric of the paper for a run folder, written to ``metrics-<split>.json``.
 
-Metric groups (``--metrics``): ``posterior`` (rec, KL(z), KL(c), dispersion, Var, MI, ...),
-``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
-``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies),
-``control`` (sentences generated from each code: code recovery, label agreement; :mod:`.control`).
+Metric groups (``--metrics``) of a sentence model: ``posterior`` (rec, KL(z), KL(c), dispersion, Var,
+MI, ...), ``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
+``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies), ``control``
+(sentences generated from each code by a generation procedure: code recovery, label agreement against its
+ceiling and chance; :mod:`.control`). Of a dialog
+model: ``responses`` (the paper's Table 3: BLEU of the generated responses with the speaker-token
+convention, sacreBLEU, the embedding metrics; every response written to ``responses-<split>.tsv``
+beside the metrics file) and ``clusters`` (the stage-1 codes of the responses).
+
+The sampling budget fits the device unless given: the paper's 500 importance samples, 40,000 prior
+samples and a 4,000-step rPPL language model on a GPU (or with ``paper=True``), a budget of seconds
+to minutes on a CPU. Results are written after every group, so an interrupted evaluation keeps what
+it finished; each group is seeded on its own, so a number does not depend on which others ran.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
-from demvae.config import replace
+from demvae.config import RunConfig, replace
+from demvae.data.corpora import resolve_data_dir
+from demvae.data.fingerprint import locate
 from demvae.data.prepare import check_split, prepare
-from demvae.errors import ConfigError
-from demvae.evaluation.codes import encode_codes, label_scores, supervised_accuracy
+from demvae.device import resolve_device
+from demvae.errors import CheckpointError, ConfigError
+from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
 from demvae.evaluation.control import ControlOptions, control_scores
-from demvae.evaluation.embedding import embedding_scores, load_word_vectors
-from demvae.evaluation.generation import bleu_scores, prior_samples, reconstructions, references
+from demvae.evaluation.conventions import CONVENTIONS
+from demvae.evaluation.generation import (
+    bleu_scores,
+    contexts,
+    dialog_responses,
+    prior_samples,
+    reconstructions,
+    references,
+)
 from demvae.evaluation.likelihood import importance_sampled_nll
-from demvae.evaluation.posterior import posterior_stats
-from demvae.evaluation.rppl import reverse_perplexity
+from demvae.evaluation.responses import (
+    SMD_VECTORS,
+    VECTORS_LABEL,
+    load_response_vectors,
+    response_bleu,
+    response_embedding_scores,
+)
+from demvae.evaluation.rppl import RPPL_RECIPE, reverse_perplexity
 from demvae.evaluation.wkl import word_kl
+from demvae.io import write_json, write_text
+from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
-from demvae.training.checkpoint import write_text
-from demvae.training.trainer import resolve_device
+from demvae.training.run_folder import load_code_stats, read_corpus_record
+from demvae.training.validation import posterior_stats
 
-METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
+SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
+DIALOG_GROUPS = ("responses", "clusters")
+METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control", "responses")
+
+PAPER_BUDGET = {"is_samples": 500, "n_prior_samples": 40_000, "rppl_steps": RPPL_RECIPE["train"]["max_steps"]}
+CPU_BUDGET = {"is_samples": 50, "n_prior_samples": 5_000, "rppl_steps": 500}
+"""Defaults off a GPU: enough for a ranking of models in minutes; ``--paper`` gives the paper's."""
 
 
 @dataclass
 class EvalOptions:
     split: str = "test"
-    metrics: tuple[str, ...] = METRIC_GROUPS
-    is_samples: int = 500
-    n_prior_samples: int = 40000
+    metrics: tuple[str, ...] | None = None
+    """Metric groups; None: every group that applies to the run (sentence or dialog model)."""
+    is_samples: int | None = None
+    """Importance samples per sentence (None: the budget's)."""
+    n_prior_samples: int | None = None
+    """Prior samples for wKL and rPPL (None: the budget's, at most twice the training split)."""
     rppl_steps: int | None = None
+    """Cap on the rPPL language model's steps (None: the budget's)."""
+    paper: bool = False
+    """The paper's budget (500 / 40,000 / the full rPPL recipe) on any device."""
     device: str = "auto"
+    corpus: str | None = None
+    """Read the run's corpus from here instead (a moved file or folder)."""
     data_dir: str | None = None
+    force: bool = False
+    """Evaluate even if the corpus changed since training (a warning instead of an error)."""
     seed: int = 0
     max_examples: dict[str, int] | None = None
     """Replace the run's ``data.max_examples`` for evaluation (e.g. ``{}``: every test example)."""
     vectors: str | None = None
-    """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions."""
+    """A word-vector text file (GloVe format): adds embedding average/extrema/greedy of reconstructions, or of
+    a dialog model's responses (which otherwise use the data folder's ``glove/glove.6B.50d.smd.txt``)."""
+    lowercase_vectors: bool = False
+    """Look words up lower-cased in ``vectors`` (an uncased file); the original looks them up as they are. The
+    responses group's own stand-in vectors (uncased GloVe 6B) are always looked up lower-cased."""
+    out: str | None = None
+    """Where to write the metrics file (default: the run folder; needed when it is read-only)."""
+    procedure: str = DEFAULT.name
+    """The ``control`` group's generation procedure (:data:`demvae.models.generation.PROCEDURES`)."""
+    temperature: float | None = None
+    """Its temperature (None: the default procedure's 0.5 for ``aggregate``, 1 for ``prior``)."""
+    n_per_code: int = 20
+    """Sentences the ``control`` group generates per code."""
+    progress: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def procedure_of(name: str, temperature: float | None = None) -> Procedure:
+    """A named procedure; without a temperature, 0.5 for ``aggregate`` (the default), 1 otherwise."""
+    if temperature is None:
+        temperature = DEFAULT.temperature if name == DEFAULT.name else 1.0
+    return Procedure(name, temperature)
+
+
+def budget(opts: EvalOptions, device: torch.device, n_train: int) -> dict[str, int]:
+    """The sampling budget: explicit options win, then the paper's (GPU or ``paper``), then the CPU's."""
+    if opts.paper or device.type == "cuda":
+        base = PAPER_BUDGET
+    else:  # prior samples: at most twice the training split; the rPPL LM: about 5 epochs of them
+        n_prior = opts.n_prior_samples or min(CPU_BUDGET["n_prior_samples"], max(1000, 2 * n_train))
+        epochs5 = 5 * n_prior // RPPL_RECIPE["train"]["batch_size"]
+        base = {**CPU_BUDGET, "n_prior_samples": n_prior,
+                "rppl_steps": min(CPU_BUDGET["rppl_steps"], max(100, epochs5))}
+    chosen = {k: getattr(opts, k) if getattr(opts, k) is not None else v for k, v in base.items()}
+    for key in ("is_samples", "n_prior_samples"):
+        if chosen[key] < 1:
+            raise ConfigError(f"{key.replace('_', '-')} must be >= 1, got {chosen[key]}")
+    return chosen
+
+
+def metrics_path(run_dir: Path, opts: EvalOptions) -> Path:
+    """Where the results go; a read-only run folder needs ``out`` (checked before any work)."""
+    if opts.out is not None:
+        out = Path(opts.out)
+        return out / f"metrics-{opts.split}.json" if out.is_dir() or not out.suffix else out
+    if not os.access(run_dir, os.W_OK):
+        raise CheckpointError(f"{run_dir} is read-only: pass --out DIR to write the metrics elsewhere")
+    return run_dir / f"metrics-{opts.split}.json"
+
+
+def _groups(opts: EvalOptions, dialog: bool, run_dir: Path) -> tuple[str, ...]:
+    """The requested groups (None: every group that applies), checked against the kind of run."""
+    applicable = DIALOG_GROUPS if dialog else SENTENCE_GROUPS
+    groups = applicable if opts.metrics is None else tuple(opts.metrics)
+    unknown = sorted(set(groups) - set(METRIC_GROUPS))
+    if unknown:
+        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
+    wrong = [g for g in groups if g not in applicable]
+    if wrong:
+        kind = "a dialog run" if dialog else "a sentence model (the responses group needs a dialog run)"
+        hint = f"; its stage-1 sentence VAE is {run_dir / 'stage1'}" if dialog else ""
+        raise ConfigError(f"metric group(s) {', '.join(wrong)} do not apply to {kind}: use "
+                          f"{', '.join(applicable)}{hint}")
+    return groups
 
 
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
     opts = opts or EvalOptions()
-    unknown = sorted(set(opts.metrics) - set(METRIC_GROUPS))
-    if unknown:
-        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
+    run_dir = Path(run_dir)
+    if opts.metrics is not None:  # a typo fails before the model loads
+        _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
+    check_split(opts.split)
+    procedure = procedure_of(opts.procedure, opts.temperature)  # a bad name fails before the model loads
     device = resolve_device(opts.device)
-    run = load_run(run_dir, str(device))
-    cfg = run.config
-    if opts.data_dir is not None:
-        cfg = replace(cfg, data={"data_dir": opts.data_dir})
+    run = load_run(run_dir, device)
+    wanted = _groups(opts, run.is_dialog, run_dir)
+    path = metrics_path(run_dir, opts)
+    data_cfg, notes = locate(run.config.data, read_corpus_record(run_dir), opts.corpus, opts.data_dir, opts.force)
+    opts.notes.extend(notes)
+    cfg = replace(run.config, data=data_cfg.__dict__)
     if opts.max_examples is not None:
         cfg = replace(cfg, data={"max_examples": opts.max_examples})
-    check_split(opts.split)
-    data = prepare(cfg.data, run.vocab)
-    split = data.splits[opts.split]
-    model = run.model
-    torch.manual_seed(opts.seed)
-    results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split}
+    data = prepare(cfg.data, run.vocab, cfg.dialog)
+    split, model = data.splits[opts.split], run.model
+    sizes = budget(opts, device, len(data.splits["train"]))
+    results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split, "budget": sizes}
     timings: dict[str, float] = {}
 
-    def timed(name, fn):
+    groups: dict[str, Callable[[], dict[str, Any]]] = {
+        "posterior": lambda: posterior_stats(model, split, cfg.objective),
+        "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v
+                        for k, v in importance_sampled_nll(model, split, sizes["is_samples"]).items()},
+        "bleu": lambda: _bleu(model, split, run.vocab, opts),
+        "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed),
+        "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
+        "control": lambda: _control(run, data, split, procedure, opts),
+        "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent),
+    }
+    skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent,
+                                        "control": model.code_shape() is None}
+    chosen = [g for g in METRIC_GROUPS if g in wanted and not skipped.get(g, False)]
+    for group in tqdm(chosen, desc="eval", disable=not opts.progress, leave=False):
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
         t = time.perf_counter()
-        value = fn()
-        timings[name] = time.perf_counter() - t
-        return value
-
-    if "posterior" in opts.metrics:
-        results.update(timed("posterior", lambda: posterior_stats(model, split, cfg.objective)))
-    if "nll" in opts.metrics and not cfg.model.deterministic:
-        nll = timed("nll", lambda: importance_sampled_nll(model, split, opts.is_samples))
-        results.update({f"is_{k}" if k != "nll" else "nll": v for k, v in nll.items()})
-    if "bleu" in opts.metrics and model.has_latent:
-        hyps = timed("bleu", lambda: reconstructions(model, split, run.vocab))
-        refs = references(split, run.vocab)
-        results.update(bleu_scores(hyps, refs))
-        if opts.vectors:
-            lower = [[[w.lower() for w in sent] for sent in side] for side in (hyps, refs)]
-            vocabulary = {t.lower() for t in run.vocab.tokens}
-            vectors = load_word_vectors(opts.vectors, vocabulary=vocabulary, lowercase=True)
-            results["embedding"] = embedding_scores(lower[0], lower[1], vectors)
-    if "prior" in opts.metrics:
-        samples = timed("sampling", lambda: prior_samples(model, run.vocab, opts.n_prior_samples, seed=opts.seed))
-        train_refs = references(data.splits["train"], run.vocab)
-        results["wkl"] = word_kl(samples, train_refs, variant="smoothed")
-        results["wkl_paper"] = word_kl(samples, train_refs, variant="paper")
-        results["prior_examples"] = [" ".join(s) for s in samples[:10]]
-        rppl = timed("rppl", lambda: reverse_perplexity(samples, split, run.vocab, max_steps=opts.rppl_steps,
-                                                        device=str(device), seed=opts.seed))
-        results.update(rppl)
-    if "clusters" in opts.metrics:
-        codes = encode_codes(model, split)
-        if codes is not None:
-            results["homogeneity"] = {k: v for k, v in label_scores(codes, split).items()}
-            results["codes_used"] = len(set(codes.joint.tolist()))
-        acc = supervised_accuracy(model, split)
-        if acc:
-            results["accuracy"] = acc
-    if "control" in opts.metrics and model.code_shape() is not None:
-        control = timed("control", lambda: control_scores(model, run.vocab, split, data.splits["train"],
-                                                          ControlOptions(seed=opts.seed)))
-        results["control"] = control.to_dict()
-    results["seconds"] = timings
-    results["options"] = asdict(opts)
-    write_text(Path(run_dir) / f"metrics-{opts.split}.json", json.dumps(results, indent=1, default=str))
+        results.update(groups[group]())
+        timings[group] = time.perf_counter() - t
+        results["seconds"], results["options"] = timings, asdict(opts)
+        write_json(path, results)  # after every group: an interrupted evaluation keeps what it finished
+    results["seconds"], results["options"] = timings, asdict(opts)
+    write_json(path, results)
     return results
 
 
-TABLE_COLUMNS = ["model", "rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info"]
+def _bleu(model, split, vocab, opts: EvalOptions) -> dict[str, Any]:
+    hyps, refs = reconstructions(model, split, vocab), references(split, vocab)
+    out = bleu_scores(hyps, refs)
+    if opts.vectors:
+        vectors = load_response_vectors(opts.vectors, vocab.tokens, opts.lowercase_vectors)
+        out["embedding"] = response_embedding_scores(hyps, refs, vectors, opts.lowercase_vectors)
+    return out
+
+
+def _prior(model, data, split, vocab, sizes, device, seed) -> dict[str, Any]:
+    samples = prior_samples(model, vocab, sizes["n_prior_samples"], seed=seed)
+    train_refs = references(data.splits["train"], vocab)
+    out = {"wkl": word_kl(samples, train_refs, variant="smoothed"), "wkl_paper": word_kl(samples, train_refs, "paper"),
+           "prior_examples": [" ".join(s) for s in samples[:10]]}
+    out.update(reverse_perplexity(samples, split, vocab, max_steps=sizes["rppl_steps"], device=str(device), seed=seed))
+    return out
+
+
+def _response_vectors(opts: EvalOptions, cfg: RunConfig) -> tuple[Path, bool, str] | None:
+    """(file, look up lower-cased, label) of the word vectors for the responses' embedding metrics, if any."""
+    if opts.vectors:
+        how = "lower-cased" if opts.lowercase_vectors else "case-sensitive"
+        return Path(opts.vectors), opts.lowercase_vectors, f"{opts.vectors} ({how} look-up)"
+    root = resolve_data_dir(cfg.data.data_dir)
+    if root is not None and (root / SMD_VECTORS).is_file():
+        return root / SMD_VECTORS, True, f"{VECTORS_LABEL}, lower-cased look-up"
+    return None
+
+
+def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: Path) -> dict[str, Any]:
+    """The dialog model's response to every context (its ``dialog.gen_*`` settings), scored against the true
+    ones; every (context, reference, response, code) written to ``folder/responses-<split>.tsv``."""
+    hyps, codes = dialog_responses(model, split, vocab, cfg.dialog)
+    refs = references(split, vocab)
+    out = {f"response_{k}": v for k, v in response_bleu(hyps, refs).items()}
+    vectors = _response_vectors(opts, cfg)
+    if vectors is not None:
+        file, lowercase, label = vectors
+        scores = response_embedding_scores(hyps, refs, load_response_vectors(file, vocab.tokens, lowercase),
+                                           lowercase)
+        out.update({f"response_embedding_{k}": v for k, v in scores.items()})
+        out["response_embedding_vectors"] = label
+    rows = ["\t".join((" | ".join(" ".join(t) for t in ctx), " ".join(r), " ".join(h), format_code(c)))
+            for ctx, r, h, c in zip(contexts(split, vocab), refs, hyps, codes.tolist())]
+    write_text(folder / f"responses-{opts.split}.tsv", "\n".join(["context\treference\tresponse\tcode", *rows]) + "\n")
+    out["response_examples"] = rows[:5]
+    return out
+
+
+def _control(run, data, split, procedure: Procedure, opts: EvalOptions) -> dict[str, Any]:
+    """Generation from each code (:mod:`.control`); the statistics come from the run's own train split."""
+    stats = None
+    if procedure.needs_stats:
+        stats = load_code_stats(run, data if opts.max_examples is None else None, opts.corpus, opts.data_dir,
+                                opts.force)
+    result = control_scores(run.model, run.vocab, split, data.splits["train"],
+                            ControlOptions(n_per_code=opts.n_per_code, procedure=procedure, stats=stats,
+                                           seed=opts.seed))
+    return {"control": result.to_dict()}
+
+
+def _clusters(model, split, supervised: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    codes = encode_codes(model, split)
+    if codes is not None:
+        out["homogeneity"] = label_scores(codes, split)
+        out["codes_used"] = len(set(codes.joint.tolist()))
+    accuracy = supervised_accuracy(model, split) if supervised else {}
+    if accuracy:
+        out["accuracy"] = accuracy
+    return out
 
 
 def flat_row(results: dict[str, Any]) -> dict[str, Any]:
@@ -130,12 +287,36 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
         row[f"v_measure_{label}"] = scores["v_measure"]
     for name, value in results.get("embedding", {}).items():
         row[f"emb_{name}"] = value
-    if "control" in results:
-        row["control_recovery"] = results["control"]["recovery"]
-        for label, scores in results["control"]["labels"].items():
-            row[f"control_agree_{label}"] = scores["agreement"]
-            row[f"control_ceiling_{label}"] = scores["ceiling"]
     for label, acc in results.get("accuracy", {}).items():
         row[f"acc_{label}"] = acc["accuracy"]
         row[f"majority_{label}"] = acc["majority"]
+    if "control" in results:
+        control = results["control"]
+        row["control_recovery"] = control["recovery"]
+        row["control_procedure"] = control["procedure"]
+        for label, scores in control["labels"].items():
+            row[f"control_agree_{label}"] = scores["agreement"]
+            row[f"control_ceiling_{label}"] = scores["ceiling"]
+            row[f"control_chance_{label}"] = scores["chance"]
     return row
+
+
+TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
+               "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
+               "response_embedding_greedy", "control_recovery")
+"""The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
+
+
+def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The columns present in ``rows`` in a fixed order, and the conventions that document them."""
+    present = set().union(*(r.keys() for r in rows))
+    columns = ["model"] + [c for c in TABLE_ORDER if c in present]
+    for prefix in ("homog_", "acc_", "emb_", "control_agree_"):
+        for key in sorted(k for k in present if k.startswith(prefix)):
+            columns.append(key)
+            if prefix == "acc_":
+                columns.append("majority_" + key[len(prefix):])
+            if prefix == "control_agree_":
+                columns += [f"control_{what}_{key[len(prefix):]}" for what in ("ceiling", "chance")]
+    legend = [f"{c.title}: {c.text}" for c in CONVENTIONS if any(c.covers(col) for col in columns)]
+    return columns, legend

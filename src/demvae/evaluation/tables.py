@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
-__all__ = ["format_table", "side_by_side", "format_cell", "MISSING"]
+__all__ = ["format_table", "side_by_side", "side_by_side_cells", "format_cell", "MISSING"]
 
 MISSING = "–"
 
@@ -83,6 +83,16 @@ def side_by_side(
     values may be ``(mean, std)`` tuples (printed ``mean ± std``); ``Δ`` is
     ``ours_mean − paper`` and is "–" when either side is missing.
     """
+    return _markdown(*side_by_side_cells(ours, paper, metrics, floatfmt), title)
+
+
+def side_by_side_cells(
+    ours: Mapping[str, Mapping[str, float | tuple[float, float]]],
+    paper: Mapping[str, Mapping[str, float]],
+    metrics: list[str],
+    floatfmt: str = ".2f",
+) -> tuple[list[str], list[list[str]]]:
+    """The header and formatted rows of :func:`side_by_side` (for other renderers, e.g. HTML)."""
     names = list(paper) + [r for r in ours if r not in paper]
     header = ["model"]
     for m in metrics:
@@ -107,4 +117,4 @@ def side_by_side(
                     delta = "+" + delta
             cells += [format_cell(p, floatfmt), format_cell(o, floatfmt), delta]
         body.append(cells)
-    return _markdown(header, body, title)
+    return header, body

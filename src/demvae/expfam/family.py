@@ -2,15 +2,22 @@ r"""Exponential families in natural parameters.
 
 A family is ``p(x | η) = h(x) exp(<η, T(x)> − A(η))``. One *unit* (a scalar Gaussian dimension, one
 categorical variable, one Poisson count, ...) has ``n_params`` natural parameters, so parameter
-tensors have shape ``[..., n_params]`` and every reduction below returns ``[...]``.
+tensors have shape ``[..., n_params]`` and every reduction below returns ``[...]``. A unit's sample
+has ``event_size`` numbers (1 for a scalar, D for a one-hot categorical) in ``event_dims`` trailing
+dimensions (0 or 1).
 
 Everything the DEM-VAE objective needs follows from the log-partition ``A(η)`` alone:
 
 * mean parameters      ``μ(η) = ∇A(η) = E[T(x)]``
 * KL divergence        ``KL(p_λ ‖ p_η) = A(η) − A(λ) − <η − λ, ∇A(λ)>``   (a Bregman divergence of A)
 
-so :class:`ExponentialFamily` computes both by autograd from :meth:`log_partition`; the concrete
+so :class:`ExponentialFamily` computes both by autograd from :meth:`log_partition`; concrete
 families override them with closed forms only for speed (the tests check the two agree).
+
+To serve as a latent variable a family also draws samples (``sample``; ``rsample`` when it can be
+reparameterised), names its most probable value (``mode``), and — if its values can be class
+labels — converts between labels and samples (``from_index``/``to_index``). Adding a family is one
+file plus one line in the shared contract tests (``tests/expfam/test_expfam_contract.py``).
 """
 
 from __future__ import annotations
@@ -22,20 +29,26 @@ from torch import Tensor
 
 
 class ExponentialFamily:
-    """Base class: subclasses give ``n_params`` and ``log_partition``; the rest has generic defaults."""
+    """Base class: subclasses give ``n_params`` and ``log_partition``; the rest has generic defaults
+    or raises :class:`NotImplementedError` naming what the family lacks."""
 
     n_params: int
     name: str = "family"
+    event_size: int = 1
+    """Numbers in one unit's sample (1 for scalars, D for one-hot vectors)."""
     event_dims: int = 0
-    """Trailing dimensions of one sample of one unit (0 for scalars, 1 for one-hot vectors)."""
+    """Trailing dimensions of one unit's sample (0 for scalars, 1 for one-hot vectors)."""
+    discrete: bool = False
+    """Whether values are class indices (then ``from_index``/``to_index`` work and labels can supervise it)."""
 
+    # --- the family ---
     def natural_from_raw(self, raw: Tensor) -> Tensor:
         """Map unconstrained network/prior outputs [..., n_params] to natural parameters."""
         return raw
 
     def log_partition(self, eta: Tensor) -> Tensor:
         """``A(η)``: [..., P] -> [...]."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name}: no log-partition")
 
     def mean_params(self, eta: Tensor) -> Tensor:
         """``∇A(η) = E_η[T(x)]`` by autograd (kept in the graph so it can be differentiated again)."""
@@ -49,27 +62,43 @@ class ExponentialFamily:
     def kl(self, eta_q: Tensor, eta_p: Tensor) -> Tensor:
         """``KL(p_{η_q} ‖ p_{η_p}) = A(η_p) − A(η_q) − <η_p − η_q, ∇A(η_q)>``, per unit."""
         mu_q = self.mean_params(eta_q)
-        return (
-            self.log_partition(eta_p)
-            - self.log_partition(eta_q)
-            - ((eta_p - eta_q) * mu_q).sum(-1)
-        )
+        return self.log_partition(eta_p) - self.log_partition(eta_q) - ((eta_p - eta_q) * mu_q).sum(-1)
 
     def sufficient_stats(self, x: Tensor) -> Tensor:
-        """``T(x)``: a sample (in the family's sample layout) -> [..., P]."""
-        raise NotImplementedError
+        """``T(x)``: a sample [..., *event] -> [..., P]."""
+        raise NotImplementedError(f"{self.name}: no sufficient statistics")
 
     def log_base_measure(self, x: Tensor) -> Tensor:
         """``log h(x)`` per unit."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name}: no base measure")
 
     def log_prob(self, x: Tensor, eta: Tensor) -> Tensor:
         """``log p(x | η) = <η, T(x)> − A(η) + log h(x)`` per unit."""
         return (eta * self.sufficient_stats(x)).sum(-1) - self.log_partition(eta) + self.log_base_measure(x)
 
+    # --- as a latent variable ---
     def sample(self, eta: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One draw per unit (not reparameterised)."""
-        raise NotImplementedError
+        """One exact draw per unit (no gradient): [..., P] -> [..., *event]."""
+        raise NotImplementedError(f"{self.name}: no sampler")
+
+    def rsample(self, eta: Tensor, n: int, temperature: float = 1.0) -> Tensor:
+        """``n`` reparameterised draws per unit, differentiable in η: [B, ..., P] -> [B, n, ..., *event].
+
+        ``temperature`` is the relaxation temperature of a discrete family (Gumbel-softmax τ);
+        continuous families draw exactly and ignore it."""
+        raise NotImplementedError(f"{self.name}: cannot be reparameterised, so it cannot be trained as a latent")
+
+    def mode(self, eta: Tensor) -> Tensor:
+        """The most probable value of each unit: [..., P] -> [..., *event]."""
+        raise NotImplementedError(f"{self.name}: no mode")
+
+    def from_index(self, y: Tensor) -> Tensor:
+        """Class labels [...] (long) as samples [..., *event] (discrete families)."""
+        raise NotImplementedError(f"{self.name}: its values are not class labels")
+
+    def to_index(self, x: Tensor) -> Tensor:
+        """Samples [..., *event] as class labels [...] (long): the inverse of :meth:`from_index`."""
+        raise NotImplementedError(f"{self.name}: its values are not class labels")
 
 
 class AutogradFamily(ExponentialFamily):
@@ -97,10 +126,10 @@ class AutogradFamily(ExponentialFamily):
 
     def sufficient_stats(self, x: Tensor) -> Tensor:
         if self._sufficient_stats is None:
-            raise NotImplementedError(f"{self.name}: no sufficient statistics given")
+            return super().sufficient_stats(x)
         return self._sufficient_stats(x)
 
     def log_base_measure(self, x: Tensor) -> Tensor:
         if self._log_base_measure is None:
-            raise NotImplementedError(f"{self.name}: no base measure given")
+            return super().log_base_measure(x)
         return self._log_base_measure(x)

@@ -2,6 +2,8 @@ r"""The univariate Gaussian as an exponential family (one unit = one latent dime
 
 ``η = (m/σ², −1/(2σ²))``, ``T(x) = (x, x²)``, ``h(x) = (2π)^{-1/2}``,
 ``A(η) = −η₁²/(4η₂) − ½ log(−2η₂)``  (= m²/(2σ²) + ½ log σ²).
+
+Networks and the prior hold ``raw = (mean, log-variance)``; :meth:`natural_from_raw` maps it to η.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import torch
 from torch import Tensor
 
+from demvae.distributed import batch_noise
 from demvae.expfam.family import ExponentialFamily
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -20,7 +23,7 @@ class Gaussian(ExponentialFamily):
     n_params = 2
     name = "gaussian"
 
-    # --- conversions (the networks predict mean and log-variance) ---
+    # --- conversions ---
     @staticmethod
     def natural_from_moments(mean: Tensor, logvar: Tensor) -> Tensor:
         """(m, log σ²) -> η = (m/σ², −1/(2σ²)), stacked on a new last axis."""
@@ -34,7 +37,6 @@ class Gaussian(ExponentialFamily):
         return eta[..., 0] * var, var
 
     def natural_from_raw(self, raw: Tensor) -> Tensor:
-        """raw = (mean, log-variance)."""
         return self.natural_from_moments(raw[..., 0], raw[..., 1])
 
     # --- the family ---
@@ -62,13 +64,17 @@ class Gaussian(ExponentialFamily):
         mean, var = self.moments_from_natural(eta)
         return -0.5 * ((x - mean).square() / var + torch.log(var)) - _HALF_LOG_2PI
 
+    # --- as a latent variable ---
     def sample(self, eta: Tensor, generator: torch.Generator | None = None) -> Tensor:
         mean, var = self.moments_from_natural(eta)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + var.sqrt() * noise
 
-    @staticmethod
-    def rsample(mean: Tensor, logvar: Tensor, n: int) -> Tensor:
-        """Reparameterised draws ``m + σ·ε``: [B, ...] -> [B, n, ...]."""
-        eps = torch.randn((mean.shape[0], n, *mean.shape[1:]), device=mean.device, dtype=mean.dtype)
-        return mean.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+    def rsample(self, eta: Tensor, n: int, temperature: float = 1.0) -> Tensor:
+        """``m + σ·ε``: [B, ..., 2] -> [B, n, ...]."""
+        mean, var = self.moments_from_natural(eta)
+        eps = batch_noise((mean.shape[0], n, *mean.shape[1:]), mean)
+        return mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
+
+    def mode(self, eta: Tensor) -> Tensor:
+        return self.moments_from_natural(eta)[0]

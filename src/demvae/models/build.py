@@ -1,92 +1,52 @@
-"""Build a :class:`TextVAE` from a :class:`ModelConfig`, and the named presets of the paper's models.
-
-A preset is only a set of config values: every model below is the same ``TextVAE`` class.
-"""
+"""Build a :class:`TextVAE` from a :class:`ModelConfig`: which latent blocks each ``model.latent``
+means. The paper's models are presets of config values (``configs/presets.yaml``), not classes. A run
+whose ``dialog`` section is enabled gets a :class:`DialogModel` around that TextVAE (its stage 1)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
 
-from demvae.config import ModelConfig
+from demvae.config import DialogConfig, ModelConfig
+from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError
 from demvae.expfam import Categorical, Gaussian
+from demvae.models.dialog import DialogModel
 from demvae.models.latents import DiscreteLatent, Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
+from demvae.nn.attention_decoder import AttentionDecoder
+from demvae.nn.context import ContextEncoder, PolicyNetwork, UtteranceEncoder
 from demvae.nn.decoders import LatentDecoder
 from demvae.nn.encoders import SentenceEncoder
 
-LATENTS = ("none", "gaussian", "discrete", "semi", "gm", "cm")
-
-_GAUSSIAN = {"model": {"latent": "gaussian", "z_dim": 40, "share_embedding": True, "tie_output": False}}
-_DISCRETE = {"model": {"latent": "discrete", "share_embedding": True}, "train": {"n_samples": 1}}
-_SEMI = {"model": {"latent": "semi", "z_dim": 40, "share_embedding": True}}
-_CM = {
-    "model": {
-        "latent": "cm", "n_codes": 1, "code_size": 30, "z_dim": 30, "z_values": 8,
-        "embed_dim": 200, "bidirectional": False, "share_embedding": True, "tie_output": False,
-        "concat_latent": False, "supervise": {"emotion": 0, "act": 1},
-    },
-}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "rnnlm": {"model": {"latent": "none", "tie_output": False}, "train": {"n_samples": 1, "select_metric": "rec"}},
-    "ae": {**_GAUSSIAN, "model": {**_GAUSSIAN["model"], "deterministic": True},
-           "objective": {"kl_weight": 0.0}, "train": {"n_samples": 1}},
-    "vae": _GAUSSIAN,
-    "dae": {**_DISCRETE, "objective": {"kl_weight": 0.0}},
-    "dvae": _DISCRETE,
-    "di-vae": {**_DISCRETE, "objective": {"mi_weight": 1.0, "anneal": "none"}},
-    "semi-vae": _SEMI,
-    "semi-vae-mi": {**_SEMI, "objective": {"mi_weight": 1.0}},
-    "gm-vae": {"model": {"latent": "gm"}, "objective": {"beta": 0.0}},
-    "gm-vae-mi": {"model": {"latent": "gm"}, "objective": {"beta": 0.0, "mi_weight": 1.0}},
-    "dgm-vae": {"model": {"latent": "gm"}, "objective": {"beta": 0.8}},
-    "dgm-vae-mi": {"model": {"latent": "gm"}, "objective": {"beta": 0.8, "mi_weight": 1.0}},
-    "gm-vae-fb": {"model": {"latent": "gm"}, "objective": {"free_bits_c": 5.0, "free_bits_z": 10.0}},
-    "beta-gm-vae": {"model": {"latent": "gm"}, "objective": {"kl_weight": 0.5}},
-    "gm-vae-aggressive": {"model": {"latent": "gm"}, "train": {"aggressive": True}},
-    "cm-vae": {**_CM, "objective": {"beta": 0.0}},
-    "dcm-vae": {**_CM, "objective": {"beta": 0.4}},
-    "dvae-sup": {
-        "model": {**_CM["model"], "latent": "discrete", "n_codes": 30, "code_size": 8},
-        "train": {"n_samples": 1},
-    },
-}
-"""Model name -> config values (merged over the defaults, under the experiment's own values)."""
-
-
-def preset(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(PRESETS)}")
-    return PRESETS[name]
-
 
 def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
-    concat, temp = cfg.concat_latent, cfg.temperature
-    standard_normal = torch.zeros(2)  # (mean, log-variance) of N(0, 1)
+    heads = {"z_head": cfg.z_head, "code_head": cfg.code_head}
 
-    def gaussian(concat_input: bool) -> MixtureLatent:
-        return MixtureLatent(Gaussian(), in_dim, 1, 1, cfg.z_dim, learn_prior=False,
-                             prior_init=standard_normal, deterministic=cfg.deterministic,
-                             concat_input=concat_input)
+    def standard_normal(concat_latent: bool) -> MixtureLatent:
+        """The VAE's z: one fixed N(0, I) component, i.e. a mixture with M = K = 1."""
+        return MixtureLatent(Gaussian(), in_dim, 1, 1, cfg.gaussian_dim, learn_prior=False,
+                             prior_init=torch.zeros(2), deterministic=cfg.deterministic,
+                             concat_latent=concat_latent, **heads)
+
+    def discrete(concat_latent: bool) -> DiscreteLatent:
+        return DiscreteLatent(in_dim, cfg.n_variables, cfg.n_values, concat_latent, cfg.temperature)
 
     if cfg.latent == "none":
         return []
     if cfg.latent == "gaussian":
-        return [gaussian(concat)]
+        return [standard_normal(cfg.concat_latent)]
     if cfg.latent == "discrete":
-        return [DiscreteLatent(in_dim, cfg.n_codes, cfg.code_size, concat, temp)]
+        return [discrete(cfg.concat_latent)]
     if cfg.latent == "semi":  # the decoder's h0 sees [c; z], its inputs only z (as the original)
-        return [DiscreteLatent(in_dim, cfg.n_codes, cfg.code_size, False, temp), gaussian(concat)]
+        return [discrete(False), standard_normal(cfg.concat_latent)]
     if cfg.latent == "gm":
-        return [MixtureLatent(Gaussian(), in_dim, cfg.n_codes, cfg.code_size, cfg.z_dim, concat_input=concat)]
+        return [MixtureLatent(Gaussian(), in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
+                              concat_latent=cfg.concat_latent, **heads)]
     if cfg.latent == "cm":
-        return [MixtureLatent(Categorical(cfg.z_values), in_dim, cfg.n_codes, cfg.code_size, cfg.z_dim,
-                              concat_input=concat, temperature=temp)]
-    raise ConfigError(f"unknown latent {cfg.latent!r}; valid: {', '.join(LATENTS)}")
+        return [MixtureLatent(Categorical(cfg.z_values), in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
+                              concat_latent=cfg.concat_latent, temperature=cfg.temperature, **heads)]
+    raise ConfigError(f"unknown latent {cfg.latent!r}")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad_id: int = 0,
@@ -101,8 +61,34 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
         encoder = SentenceEncoder(enc_emb, cfg.hidden_size, cfg.bidirectional)
     latents = _latents(cfg, encoder.output_size if encoder else 0)
     init_dim = sum(b.feature_dim for b in latents)
-    input_dim = sum(b.feature_dim for b in latents if b.concat_input)
+    input_dim = sum(b.feature_dim for b in latents if b.concat_latent)
     decoder = LatentDecoder(dec_emb, cfg.hidden_size, init_dim, input_dim, cfg.dropout, cfg.tie_output)
-    if cfg.supervise and cfg.latent not in ("cm", "discrete", "semi"):
-        raise ConfigError("model.supervise needs a categorical latent (latent: cm, discrete or semi)")
+    if cfg.supervise and not any(b.supervisable for b in latents):
+        raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete or semi)")
     return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)
+
+
+def build_dialog(stage1: TextVAE, model: ModelConfig, dialog: DialogConfig, vocab_size: int,
+                 pad_id: int = 0) -> DialogModel:
+    """Stage 2 around a (frozen) stage-1 TextVAE: its own Emb(V, embed_dim) shared by the utterance encoder and
+    the attention decoder, both initialised U(±0.1) as the original's decoder."""
+    embedding = nn.Embedding(vocab_size, model.embed_dim, padding_idx=pad_id)
+    utterance = UtteranceEncoder(embedding, dialog.utterance_size)
+    context = ContextEncoder(utterance, dialog.context_size)
+    block = stage1.latents[0]
+    policy = PolicyNetwork(dialog.context_size, block.n_variables, block.n_values, dialog.policy_size)
+    decoder = AttentionDecoder(embedding, dialog.context_size, dialog.context_size, dialog.attn_size, model.dropout)
+    for p in decoder.parameters():  # the embedding included
+        nn.init.uniform_(p, -0.1, 0.1)
+    with torch.no_grad():
+        embedding.weight[pad_id].zero_()
+    return DialogModel(stage1, context, policy, decoder, posterior_sample=dialog.posterior_latent == "sample")
+
+
+def build_for(cfg, vocab: Vocab) -> TextVAE | DialogModel:
+    """The model of a :class:`~demvae.config.RunConfig` for a vocabulary: a TextVAE, or with ``dialog.enabled``
+    the dialog model around one."""
+    stage1 = build_model(cfg.model, len(vocab), vocab.bos_id, vocab.eos_id, vocab.pad_id, cfg.data.max_len)
+    if not cfg.dialog.enabled:
+        return stage1
+    return build_dialog(stage1, cfg.model, cfg.dialog, len(vocab), vocab.pad_id)

@@ -1,5 +1,5 @@
-r"""Latent blocks: each maps the encoder summary ``h`` to a posterior, samples decoder features, and
-returns its named ELBO terms. A model is an encoder, a list of latent blocks and a decoder, so every
+r"""Latent blocks: each maps the encoder summary ``h`` to a posterior, draws decoder features, and
+returns its ELBO terms. A model is an encoder, a list of latent blocks and a decoder, so every
 baseline of the paper is a choice of blocks (see :mod:`demvae.models.build`):
 
 * :class:`MixtureLatent`  ``p(c) p(z|c)`` with an exponential-family mixture prior and a mean-field
@@ -7,8 +7,11 @@ baseline of the paper is a choice of blocks (see :mod:`demvae.models.build`):
   single fixed N(0, I) component the plain VAE / AE.
 * :class:`DiscreteLatent` ``c ~ Gumbel-softmax(q(c|x))`` with a uniform prior: DAE, DVAE, DI-VAE.
 
-Shapes: ``h`` [B, H]; features [B, S, F] for S samples; terms [B, G] per example and variable
-(batch-level terms such as ``mutual_info`` are [G]).
+Both have M discrete variables with K values each (``n_variables``, ``n_values``). A block knows
+nothing of its family beyond the :class:`~demvae.expfam.ExponentialFamily` contract.
+
+Shapes: ``h`` [B, H]; features [B, S, F] for S samples. Every method computes in float32 even under
+autocast (:func:`demvae.device.float32`): these are cheap, and the dispersion is not safe in bf16.
 """
 
 from __future__ import annotations
@@ -19,25 +22,52 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from demvae.expfam import Categorical, ExponentialFamily, Gaussian, MixturePrior
+from demvae.device import float32
+from demvae.distributed import gather_rows
+from demvae.expfam import ExponentialFamily, MixturePrior
 from demvae.nn.gumbel import gumbel_softmax
 from demvae.objectives import kl_to_uniform, mutual_info
+from demvae.terms import Terms
+
+HEADS = ("linear", "relu", "tanh")
+
+
+def head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
+    """A posterior head: ``linear`` (one Linear) or an MLP ``Linear-act-Linear`` whose hidden layer
+    is as wide as the encoder summary (``relu``/``tanh``), as the original's heads are."""
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[kind]()
+    return nn.Sequential(nn.Linear(in_dim, in_dim), act, nn.Linear(in_dim, out_dim))
+
+
+def code_terms(logits: Tensor) -> tuple[Tensor, Terms]:
+    """``q(c|x)`` from logits [B, M, K] with its terms ``kl_c`` [B, M] and ``mutual_info`` [M] (of the
+    global batch in data-parallel training: its q̄(c) needs every rank's rows)."""
+    q = torch.softmax(logits, -1)
+    return q, Terms(kl_c=kl_to_uniform(q), mutual_info=mutual_info(gather_rows(q)))
 
 
 class Latent(nn.Module):
     """Interface of a latent block."""
 
+    n_variables: int
+    """M: discrete variables of the block's code (1 for a code-less Gaussian)."""
+    n_values: int
+    """K: values per discrete variable (1 for a code-less Gaussian)."""
     feature_dim: int
-    concat_input: bool
-    n_groups: int
-    n_components: int
+    """F: width of the features the decoder reads."""
+    concat_latent: bool
+    """Whether the decoder reads the features at every step too (not only in h0)."""
+    supervisable: bool = False
+    """Whether class labels can supervise the block's categorical variables."""
 
     @property
     def has_code(self) -> bool:
         """Whether the block has a discrete code c (K > 1 values per variable)."""
-        return self.n_components > 1
+        return self.n_values > 1
 
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
         """Reparameterised features [B, S, F] and the block's ELBO terms."""
         raise NotImplementedError
 
@@ -45,184 +75,216 @@ class Latent(nn.Module):
         """Exact posterior samples: features [B, n, F] and ``log p(latent) − log q(latent|x)`` [B, n]."""
         raise NotImplementedError
 
-    def mean_features(self, h: Tensor) -> Tensor:
-        """Deterministic features from the posterior (mean / argmax): [B, F]."""
+    def mode_features(self, h: Tensor) -> Tensor:
+        """Features of the posterior's mode (mean for Gaussians, argmax for categoricals): [B, F]."""
         raise NotImplementedError
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
-        """Features of ``n`` draws from the prior, optionally for given codes [n, G]: [n, F]."""
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        """Features of one draw from the posterior (not reparameterised), or of its mode: [B, F]."""
+        raise NotImplementedError
+
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
+        """Features of ``n`` draws from the prior, optionally for given codes [n, M]: [n, F]. With ``mode``
+        the chosen components' modes (a Gaussian's mean) instead of draws."""
         raise NotImplementedError
 
     def code_probs(self, h: Tensor) -> Tensor | None:
-        """``q(c|x)`` [B, G, K] for the block's discrete code, if it has one."""
+        """``q(c|x)`` [B, M, K] of the block's discrete code, if it has one."""
         return None
 
-    def variable_log_probs(self, h: Tensor) -> Tensor | None:
-        """``log q`` of the block's categorical variables [B, V, D] (for supervision), if any."""
+    def code_log_probs(self, h: Tensor) -> Tensor | None:
+        """``log q(c|x)`` [B, M, K] of the block's discrete code, if it has one."""
         return None
 
+    def label_log_prob(self, h: Tensor, variable: int, labels: Tensor) -> Tensor:
+        """``log q(v = label | x)`` of categorical variable ``variable`` [B] (labels ≥ 0)."""
+        raise NotImplementedError(f"{type(self).__name__} has no variable that labels can supervise")
 
-def code_terms(logits: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """``q(c|x)`` from logits [B, G, K] with its terms ``kl_c`` [B, G] and ``mutual_info`` [G]."""
-    q = torch.softmax(logits, -1)
-    return q, {"kl_c": kl_to_uniform(q), "mutual_info": mutual_info(q)}
+    def predict_label(self, h: Tensor, variable: int) -> Tensor:
+        """The most probable value of categorical variable ``variable``: [B] long."""
+        raise NotImplementedError(f"{type(self).__name__} has no variable that labels can supervise")
 
 
 class MixtureLatent(Latent):
-    r"""``z = (z_1..z_G)``, ``z_g | c_g ~`` an exponential-family mixture with K components of U units.
+    r"""``z = (z_1..z_M)``, ``z_i | c_i ~`` an exponential-family mixture with K components of U units.
 
-    ``q(z_g|x)`` is in the same family (natural parameters from a linear map of h) and ``q(c_g|x)``
-    is a small MLP; the decoder sees z only (the paper's graphical model: x depends on z).
+    ``q(z_i|x)`` is in the same family (natural parameters from a head on h) and ``q(c_i|x)`` is a
+    softmax head; the decoder sees z only (the paper's graphical model: x depends on z). With K = 1
+    there is no code: a fixed N(0, I) component makes the plain VAE (``deterministic``: the AE).
     """
 
     def __init__(
         self,
         family: ExponentialFamily,
         in_dim: int,
-        n_groups: int,
-        n_components: int,
+        n_variables: int,
+        n_values: int,
         n_units: int,
         learn_prior: bool = True,
         prior_init: Tensor | None = None,
         deterministic: bool = False,
-        concat_input: bool = True,
+        concat_latent: bool = True,
         temperature: float = 1.0,
+        z_head: str = "linear",
+        code_head: str = "relu",
     ):
         super().__init__()
         self.family = family
-        self.n_groups, self.n_components, self.n_units = n_groups, n_components, n_units
+        self.n_variables, self.n_values, self.n_units = n_variables, n_values, n_units
         self.deterministic = deterministic
-        self.concat_input = concat_input
+        self.concat_latent = concat_latent
         self.temperature = temperature
-        self.prior = MixturePrior(family, n_groups, n_components, n_units, learn_prior, prior_init)
-        self.posterior = nn.Linear(in_dim, n_groups * n_units * family.n_params)
-        self.code_net = (
-            nn.Sequential(
-                nn.Linear(in_dim, in_dim), nn.ReLU(), nn.Linear(in_dim, n_groups * n_components)
-            )
-            if n_components > 1
-            else None
-        )
-        event = family.n_values if isinstance(family, Categorical) else 1
-        self.feature_dim = n_groups * n_units * event
+        self.supervisable = family.discrete
+        self.prior = MixturePrior(family, n_variables, n_values, n_units, learn_prior, prior_init)
+        self.posterior = head(in_dim, n_variables * n_units * family.n_params, z_head)
+        self.code_net = head(in_dim, n_variables * n_values, code_head) if n_values > 1 else None
+        self.feature_dim = n_variables * n_units * family.event_size
 
     # --- posterior ---
     def posterior_natural(self, h: Tensor) -> Tensor:
-        raw = self.posterior(h).view(h.shape[0], self.n_groups, self.n_units, self.family.n_params)
+        """η of q(z|x): [B, M, U, P]."""
+        raw = self.posterior(h).view(h.shape[0], self.n_variables, self.n_units, self.family.n_params)
         return self.family.natural_from_raw(raw)
 
-    def code_probs(self, h: Tensor) -> Tensor | None:
-        if self.code_net is None:
-            return None
-        return torch.softmax(self._code_logits(h), -1)
-
     def _code_logits(self, h: Tensor) -> Tensor:
-        return self.code_net(h).view(h.shape[0], self.n_groups, self.n_components)
+        return self.code_net(h).view(h.shape[0], self.n_variables, self.n_values)
+
+    @float32
+    def code_probs(self, h: Tensor) -> Tensor | None:
+        return None if self.code_net is None else torch.softmax(self._code_logits(h), -1)
+
+    @float32
+    def code_log_probs(self, h: Tensor) -> Tensor | None:
+        return None if self.code_net is None else torch.log_softmax(self._code_logits(h), -1)
 
     def _flat(self, z: Tensor) -> Tensor:
-        """[..., G, U, *event] -> [..., F]."""
+        """[..., M, U, *event] -> [..., F]."""
         return z.reshape(*z.shape[: z.dim() - 2 - self.family.event_dims], self.feature_dim)
 
-    def _rsample(self, eta_q: Tensor, n: int) -> Tensor:
-        """Reparameterised draws [B, n, G, U, *event]."""
-        if isinstance(self.family, Gaussian):
-            mean, var = Gaussian.moments_from_natural(eta_q)
-            return Gaussian.rsample(mean, var.log(), n)
-        logits = self.family.log_probs(eta_q).unsqueeze(1).expand(-1, n, *eta_q.shape[1:-1], -1)
-        return gumbel_softmax(logits, self.temperature, hard=True)
-
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, dict[str, Tensor]]:
+    # --- training ---
+    @float32
+    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
         eta_q = self.posterior_natural(h)
-        if self.deterministic:  # the auto-encoder: z = E_q[z], no KL
-            return self._flat(self._mean(eta_q)).unsqueeze(1).expand(-1, n_samples, -1), {}
-        terms: dict[str, Tensor] = {}
-        if self.code_net is None:
-            q_c = torch.ones(h.shape[0], self.n_groups, 1, device=h.device, dtype=h.dtype)
+        if self.deterministic:  # the auto-encoder: z = mode of q, no KL
+            return self._flat(self.family.mode(eta_q)).unsqueeze(1).expand(-1, n_samples, -1), Terms()
+        if self.code_net is None:  # one component: q(c|x) = 1
+            q_c, terms = torch.ones(h.shape[0], self.n_variables, 1, device=h.device, dtype=h.dtype), Terms()
         else:
             q_c, terms = code_terms(self._code_logits(h))
-            terms["dispersion"] = self.prior.dispersion(q_c)
-            terms["param_var"] = self.prior.param_variance(q_c).unsqueeze(-1)
-        terms["kl_z_avg"] = self.prior.kl_average(eta_q, q_c)
-        return self._flat(self._rsample(eta_q, n_samples)), terms
+            terms.dispersion = self.prior.dispersion(q_c)
+            terms.param_var = self.prior.param_variance(q_c)
+        terms.kl_z_avg = self.prior.kl_average(eta_q, q_c)
+        return self._flat(self.family.rsample(eta_q, n_samples, self.temperature)), terms
 
-    def _mean(self, eta_q: Tensor) -> Tensor:
-        if isinstance(self.family, Gaussian):
-            return Gaussian.moments_from_natural(eta_q)[0]
-        return F.one_hot(self.family.log_probs(eta_q).argmax(-1), self.family.n_values).to(eta_q.dtype)
-
-    def mean_features(self, h: Tensor) -> Tensor:
-        return self._flat(self._mean(self.posterior_natural(h)))
-
+    # --- evaluation ---
+    @float32
     def importance_sample(self, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        eta_q = self.posterior_natural(h)
         if self.deterministic:
             raise ValueError("a deterministic latent has no density")
+        eta_q = self.posterior_natural(h)
         expanded = eta_q.unsqueeze(1).expand(-1, n, *eta_q.shape[1:])
-        z = self.family.sample(expanded)  # [B, n, G, U, *event]
+        z = self.family.sample(expanded)  # [B, n, M, U, *event]
         log_q = self.family.log_prob(z, expanded).sum((-1, -2))
         return self._flat(z), self.prior.log_prob(z) - log_q
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
+    @float32
+    def mode_features(self, h: Tensor) -> Tensor:
+        return self._flat(self.family.mode(self.posterior_natural(h)))
+
+    @float32
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        if not sample or self.deterministic:
+            return self.mode_features(h)
+        return self._flat(self.family.sample(self.posterior_natural(h)))
+
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
             codes = self.prior.sample_codes(n)
-        if self.deterministic:  # AE: decode "random vectors" from N(0, I), as the paper
-            return torch.randn(n, self.feature_dim, device=codes.device)
-        return self._flat(self.prior.sample(codes))
+        return self._flat(self.prior.mode(codes) if mode else self.prior.sample(codes))
 
-    def variable_log_probs(self, h: Tensor) -> Tensor | None:
-        if not isinstance(self.family, Categorical):
-            return None
-        return self.family.log_probs(self.posterior_natural(h)).flatten(1, 2)
+    # --- supervision of categorical units ---
+    def _unit_natural(self, h: Tensor, variable: int) -> Tensor:
+        """η of q(z_v|x) for unit ``variable`` of the flattened [M·U] units: [B, P]."""
+        return self.posterior_natural(h).flatten(1, 2)[:, variable]
+
+    @float32
+    def label_log_prob(self, h: Tensor, variable: int, labels: Tensor) -> Tensor:
+        if not self.supervisable:
+            return super().label_log_prob(h, variable, labels)
+        return self.family.log_prob(self.family.from_index(labels).to(h.dtype), self._unit_natural(h, variable))
+
+    @float32
+    def predict_label(self, h: Tensor, variable: int) -> Tensor:
+        if not self.supervisable:
+            return super().predict_label(h, variable)
+        return self.family.to_index(self.family.mode(self._unit_natural(h, variable)))
 
 
 class DiscreteLatent(Latent):
-    r"""``c = (c_1..c_G)``, ``c_g ∈ {1..K}``, prior ``U(K)``, fed to the decoder as Gumbel-softmax
+    r"""``c = (c_1..c_M)``, ``c_i ∈ {1..K}``, prior ``U(K)``, fed to the decoder as Gumbel-softmax
     relaxations (soft in training, hard straight-through otherwise) of ``q(c|x)``."""
 
-    def __init__(
-        self,
-        in_dim: int,
-        n_groups: int,
-        n_components: int,
-        concat_input: bool = True,
-        temperature: float = 1.0,
-    ):
+    supervisable = True
+
+    def __init__(self, in_dim: int, n_variables: int, n_values: int, concat_latent: bool = True,
+                 temperature: float = 1.0):
         super().__init__()
-        self.n_groups, self.n_components = n_groups, n_components
-        self.concat_input = concat_input
+        self.n_variables, self.n_values = n_variables, n_values
+        self.concat_latent = concat_latent
         self.temperature = temperature
-        self.logits = nn.Linear(in_dim, n_groups * n_components)
-        self.feature_dim = n_groups * n_components
+        self.logits = nn.Linear(in_dim, n_variables * n_values)
+        self.feature_dim = n_variables * n_values
 
     def _logits(self, h: Tensor) -> Tensor:
-        return self.logits(h).view(h.shape[0], self.n_groups, self.n_components)
+        return self.logits(h).view(h.shape[0], self.n_variables, self.n_values)
 
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, dict[str, Tensor]]:
+    @float32
+    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
         logits = self._logits(h)
         _, terms = code_terms(logits)
         expanded = logits.unsqueeze(1).expand(-1, n_samples, -1, -1)
         sample = gumbel_softmax(expanded, self.temperature, hard=not self.training)
         return sample.flatten(2), terms
 
+    @float32
     def code_probs(self, h: Tensor) -> Tensor:
         return torch.softmax(self._logits(h), -1)
 
-    def variable_log_probs(self, h: Tensor) -> Tensor:
+    @float32
+    def code_log_probs(self, h: Tensor) -> Tensor:
         return torch.log_softmax(self._logits(h), -1)
 
-    def mean_features(self, h: Tensor) -> Tensor:
-        return F.one_hot(self._logits(h).argmax(-1), self.n_components).flatten(1).float()
+    @float32
+    def mode_features(self, h: Tensor) -> Tensor:
+        return F.one_hot(self._logits(h).argmax(-1), self.n_values).flatten(1).float()
 
+    @float32
+    def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
+        if not sample:
+            return self.mode_features(h)
+        probs = torch.softmax(self._logits(h), -1).flatten(0, 1)  # [B·M, K]
+        codes = torch.multinomial(probs, 1).view(h.shape[0], self.n_variables)
+        return F.one_hot(codes, self.n_values).flatten(1).float()
+
+    @float32
     def importance_sample(self, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        log_q = torch.log_softmax(self._logits(h), -1)  # [B, G, K]
-        idx = torch.multinomial(log_q.exp().flatten(0, 1), n, replacement=True)  # [B·G, n]
-        idx = idx.view(h.shape[0], self.n_groups, n).transpose(1, 2)  # [B, n, G]
+        log_q = torch.log_softmax(self._logits(h), -1)  # [B, M, K]
+        idx = torch.multinomial(log_q.exp().flatten(0, 1), n, replacement=True)  # [B·M, n]
+        idx = idx.view(h.shape[0], self.n_variables, n).transpose(1, 2)  # [B, n, M]
         picked = log_q.unsqueeze(1).expand(-1, n, -1, -1).gather(-1, idx.unsqueeze(-1)).squeeze(-1)
-        log_prior = -self.n_groups * math.log(self.n_components)
-        features = F.one_hot(idx, self.n_components).flatten(2).to(h.dtype)
+        log_prior = -self.n_variables * math.log(self.n_values)
+        features = F.one_hot(idx, self.n_values).flatten(2).to(h.dtype)
         return features, log_prior - picked.sum(-1)
 
-    def prior_features(self, n: int, codes: Tensor | None = None) -> Tensor:
+    def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
-            codes = torch.randint(self.n_components, (n, self.n_groups), device=self.logits.weight.device)
-        return F.one_hot(codes, self.n_components).flatten(1).float()
+            codes = torch.randint(self.n_values, (n, self.n_variables), device=self.logits.weight.device)
+        return F.one_hot(codes, self.n_values).flatten(1).float()
+
+    @float32
+    def label_log_prob(self, h: Tensor, variable: int, labels: Tensor) -> Tensor:
+        return torch.log_softmax(self._logits(h)[:, variable], -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+    @float32
+    def predict_label(self, h: Tensor, variable: int) -> Tensor:
+        return self._logits(h)[:, variable].argmax(-1)

@@ -3,23 +3,24 @@ r"""One text model for every row of the paper's tables: encoder → latent block
 ``TextVAE`` with no latent block is the RNN-LM; every other model differs only in its blocks and in
 the objective's weights (:mod:`demvae.objectives`). The interface the trainer and the evaluation use:
 
-* ``forward(batch, n_samples)``   named per-example terms (``rec``, ``kl_c``, ``kl_z_avg``, ...)
+* ``forward(batch, n_samples)``   the batch's :class:`~demvae.terms.Terms` (``rec``, ``kl_c``, ...)
 * ``log_weights(batch, n)``       importance weights ``log p(x, latent) − log q(latent | x)`` [B, n]
 * ``sample_prior(n, codes)``      token ids generated from the prior (optionally for chosen codes)
-* ``reconstruct(batch)``          greedy decoding from the posterior mean
-* ``code_probs(batch)``           ``q(c|x)`` [B, G, K] of the model's discrete code
+* ``reconstruct(batch)``          greedy decoding from the posterior mode
+* ``code_probs(batch)``           ``q(c|x)`` [B, M, K] of the model's discrete code
+* ``predict_labels(batch)``       the supervised variables' most probable values
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from demvae.data.types import Batch
 from demvae.models.latents import Latent
 from demvae.nn.decoders import LatentDecoder
 from demvae.nn.encoders import SentenceEncoder
+from demvae.terms import Terms
 
 
 class TextVAE(nn.Module):
@@ -39,6 +40,7 @@ class TextVAE(nn.Module):
         self.decoder = decoder
         self.bos_id, self.eos_id, self.max_len = bos_id, eos_id, max_len
         self.supervise = dict(supervise or {})
+        """Label name -> index of the categorical variable it supervises (in the first supervisable block)."""
 
     # --- helpers ---
     @property
@@ -52,48 +54,46 @@ class TextVAE(nn.Module):
     def encode(self, batch: Batch) -> Tensor:
         return self.encoder(batch.tokens, batch.host_lengths)
 
-    def _decoder_args(self, features: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
+    def decoder_inputs(self, features: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
         """Per-block features [R, F_i] -> (h0 features, per-step input features)."""
         if not features:
             return None, None
         init = torch.cat(features, -1)
-        inputs = [f for f, block in zip(features, self.latents) if block.concat_input]
+        inputs = [f for f, block in zip(features, self.latents) if block.concat_latent]
         return init, (torch.cat(inputs, -1) if inputs else None)
 
     # --- training terms ---
-    def forward(self, batch: Batch, n_samples: int = 1) -> dict[str, Tensor]:
-        """Per-example terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples."""
+    def forward(self, batch: Batch, n_samples: int = 1) -> Terms:
+        """The batch's terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples."""
         if not self.has_latent:
-            rec = -self.decoder.log_likelihood(batch.tokens, batch.host_lengths)
-            return {"rec": rec}
+            return Terms(rec=-self.decoder.log_likelihood(batch.tokens, batch.host_lengths))
         h = self.encode(batch)
-        terms: dict[str, Tensor] = {}
-        features = []
+        terms, features = Terms(), []
         for block in self.latents:
             f, t = block(h, n_samples)
-            features.append(f.flatten(0, 1))
-            terms.update(t)
-        init, inputs = self._decoder_args(features)
+            features.append(f.flatten(0, 1))  # [B·S, F]: sentence b's S samples are rows b·S … b·S+S−1
+            terms = terms + t
+        init, inputs = self.decoder_inputs(features)
         log_px = self.decoder.log_likelihood(batch.tokens, batch.host_lengths, init, inputs, n_samples)
-        terms["rec"] = -log_px.view(-1, n_samples).mean(1)
+        terms.rec = -log_px.view(-1, n_samples).mean(1)
         if self.supervise:
-            terms["supervision"] = self._supervision(h, batch)
+            terms.supervision = self._supervision(h, batch)
         return terms
 
-    def _variable_log_probs(self, h: Tensor) -> Tensor:
+    def _supervised_block(self) -> Latent:
         for block in self.latents:
-            lp = block.variable_log_probs(h)
-            if lp is not None:
-                return lp
+            if block.supervisable:
+                return block
         raise ValueError("supervision needs a categorical latent variable")
 
     def _supervision(self, h: Tensor, batch: Batch) -> Tensor:
-        """Σ_labels CE(q(v_i | x), label) per example (examples without the label add 0)."""
-        log_q = self._variable_log_probs(h)
-        total = torch.zeros(h.shape[0], device=h.device, dtype=log_q.dtype)
-        for name, index in self.supervise.items():
+        """Σ_labels −log q(v_i = label | x) per example (examples without the label add 0)."""
+        block = self._supervised_block()
+        total = torch.zeros(h.shape[0], device=h.device)
+        for name, variable in self.supervise.items():
             labels = batch.labels[name]
-            total = total + F.nll_loss(log_q[:, index], labels.clamp_min(0), reduction="none") * (labels >= 0)
+            log_q = block.label_log_prob(h, variable, labels.clamp_min(0))
+            total = total - log_q * (labels >= 0)
         return total
 
     # --- evaluation interface ---
@@ -113,7 +113,7 @@ class TextVAE(nn.Module):
         log_px = []
         for start in range(0, batch.size, per_chunk):
             sl = slice(start, start + per_chunk)
-            init, inputs = self._decoder_args([f[sl].flatten(0, 1) for f in features])
+            init, inputs = self.decoder_inputs([f[sl].flatten(0, 1) for f in features])
             log_px.append(
                 self.decoder.log_likelihood(batch.tokens[sl], batch.host_lengths[sl], init, inputs, n).view(-1, n)
             )
@@ -131,23 +131,24 @@ class TextVAE(nn.Module):
         return None
 
     @torch.no_grad()
-    def variable_probs(self, batch: Batch) -> Tensor:
-        return self._variable_log_probs(self.encode(batch)).exp()
+    def predict_labels(self, batch: Batch) -> dict[str, Tensor]:
+        """The most probable value of every supervised variable: ``{label name: [B]}``."""
+        h = self.encode(batch)
+        block = self._supervised_block()
+        return {name: block.predict_label(h, variable) for name, variable in self.supervise.items()}
 
     @torch.no_grad()
     def reconstruct(self, batch: Batch, greedy: bool = True) -> Tensor:
-        """Decode from the posterior mean (argmax for discrete codes)."""
+        """Decode from the posterior mode (mean for Gaussians, argmax for discrete codes)."""
         if not self.has_latent:
             raise ValueError("a model without a latent variable cannot reconstruct")
         h = self.encode(batch)
-        init, inputs = self._decoder_args([b.mean_features(h) for b in self.latents])
+        init, inputs = self.decoder_inputs([b.mode_features(h) for b in self.latents])
         return self.decoder.generate(init, inputs, batch.size, self.bos_id, self.eos_id, self.max_len, greedy)
 
     @torch.no_grad()
-    def sample_prior(
-        self, n: int, codes: Tensor | None = None, greedy: bool | None = None
-    ) -> Tensor:
-        """n sentences from the prior; ``codes`` [n, G] fixes the discrete code of the first block
+    def sample_prior(self, n: int, codes: Tensor | None = None, greedy: bool | None = None) -> Tensor:
+        """n sentences from the prior; ``codes`` [n, M] fixes the discrete code of the first block
         that has one. Decoding is greedy for latent models (as the paper) and sampled for the RNN-LM."""
         if greedy is None:
             greedy = self.has_latent
@@ -155,12 +156,12 @@ class TextVAE(nn.Module):
         for block in self.latents:
             block_codes = codes.to(self.device) if codes is not None and block.has_code else None
             features.append(block.prior_features(n, block_codes).to(self.device))
-        init, inputs = self._decoder_args(features)
+        init, inputs = self.decoder_inputs(features)
         return self.decoder.generate(init, inputs, n, self.bos_id, self.eos_id, self.max_len, greedy)
 
     def code_shape(self) -> tuple[int, int] | None:
-        """(G, K) of the model's discrete code, if it has one."""
+        """(M, K) of the model's discrete code, if it has one."""
         for block in self.latents:
             if block.has_code:
-                return block.n_groups, block.n_components
+                return block.n_variables, block.n_values
         return None

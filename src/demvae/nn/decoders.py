@@ -7,8 +7,9 @@ included. Only real positions are projected onto the vocabulary (padding costs n
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from demvae.nn.decoding import real_targets, sample_decode, token_nll
 
 
 class LatentDecoder(nn.Module):
@@ -71,24 +72,12 @@ class LatentDecoder(nn.Module):
             emb = emb.repeat_interleave(replicas, dim=0)
             targets = targets.repeat_interleave(replicas, dim=0)
         rows, steps = targets.shape
-        # positions of real targets, computed from CPU lengths (no device sync for boolean indexing)
-        host = lengths.cpu().repeat_interleave(replicas)
-        flat = (torch.arange(steps) < (host - 1).unsqueeze(1)).flatten().nonzero().squeeze(1)
-        flat, row = flat.to(tokens.device, non_blocking=True), (flat // steps).to(tokens.device, non_blocking=True)
+        flat, row = real_targets(lengths, steps, replicas)
+        flat, row = flat.to(tokens.device, non_blocking=True), row.to(tokens.device, non_blocking=True)
         hidden, _ = self.rnn(self._inputs(emb, latent_input), self._initial_state(init, rows, emb))
         hidden = self.dropout(hidden.flatten(0, 1).index_select(0, flat))  # [N_real, H]
-        nll = self._token_nll(hidden, targets.flatten().index_select(0, flat))
+        nll = token_nll(self.logits, hidden, targets.flatten().index_select(0, flat))
         return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
-
-    def _token_nll(self, hidden: Tensor, targets: Tensor, chunk: int = 4096) -> Tensor:
-        """−log softmax(W_o h)[target] per position; without gradients the vocabulary-sized logits
-        are made ``chunk`` positions at a time, so evaluation memory does not grow with the batch."""
-        if torch.is_grad_enabled():
-            return F.cross_entropy(self.logits(hidden), targets, reduction="none")
-        return torch.cat([
-            F.cross_entropy(self.logits(h), t, reduction="none")
-            for h, t in zip(hidden.split(chunk), targets.split(chunk))
-        ])
 
     @torch.no_grad()
     def generate(
@@ -103,21 +92,10 @@ class LatentDecoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Decode ``rows`` sequences; returns ids [rows, ≤ max_len−1] (``</s>`` then ``<pad>=0``)."""
-        device = self.embedding.weight.device
-        state = self._initial_state(init, rows, self.embedding.weight)
-        word = torch.full((rows, 1), bos_id, dtype=torch.long, device=device)
-        finished = torch.zeros(rows, dtype=torch.bool, device=device)
-        out = []
-        for step in range(max_len - 1):
+
+        def step(word: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
             hidden, state = self.rnn(self._inputs(self.embedding(word), latent_input), state)
-            logits = self.logits(hidden[:, -1])
-            if greedy:
-                word = logits.argmax(-1, keepdim=True)
-            else:
-                word = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)
-            word = word.masked_fill(finished.unsqueeze(1), 0)
-            out.append(word)
-            finished |= word.squeeze(1) == eos_id
-            if step % 8 == 7 and bool(finished.all()):
-                break
-        return torch.cat(out, dim=1)
+            return self.logits(hidden[:, -1]), state
+
+        state = self._initial_state(init, rows, self.embedding.weight)
+        return sample_decode(step, state, rows, bos_id, eos_id, max_len, greedy, generator)

@@ -19,8 +19,10 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens [B, T], lengths [B] (best on the CPU: packing reads them) -> summary [B, output_size]."""
-        packed = pack_padded_sequence(
-            self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
+        return self.encode_embedded(self.embedding(tokens), lengths)
+
+    def encode_embedded(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        """The summary of already embedded inputs [B, T, E] (e.g. expected embeddings of soft tokens)."""
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h_n = self.rnn(packed)  # [dirs, B, H]
-        return h_n.transpose(0, 1).reshape(tokens.shape[0], -1)
+        return h_n.transpose(0, 1).reshape(embedded.shape[0], -1)

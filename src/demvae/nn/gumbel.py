@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from demvae.distributed import batch_noise
+
 
 def gumbel_softmax(logits: Tensor, temperature: float = 1.0, hard: bool = False) -> Tensor:
-    u = torch.rand_like(logits).clamp_(1e-20, 1.0 - 1e-7)
+    u = batch_noise(logits.shape, logits, "uniform").clamp_(1e-20, 1.0 - 1e-7)
     y = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
     if not hard:
         return y

@@ -1,55 +1,140 @@
-"""What a person reads to name the clusters a model found (the paper's Table 4)."""
+"""What a person reads to name the clusters a model found (the paper's Table 4): per discovered code its
+size, majority label and purity per label, the most typical sentences and sentences generated from it.
+
+For a sentence model the generated sentences come from the code by a generation procedure (default
+``aggregate``: z from the code's aggregate posterior on train, :mod:`demvae.models.generation`), greedy
+decoding, and the report names the procedure; for a dialog model (the
+stage-1 codes of the responses) they are the dialog model's responses, with the code fixed (z = its
+component's mean, greedy decoding), to the contexts of the code's most typical members: what the code
+makes the system say where those responses were said, each followed by the context's last turn."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from demvae.data.batching import EncodedSplit
+from demvae.data.dialog import DialogSplit
+from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus
-from demvae.evaluation.codes import SplitCodes, label_scores
+from demvae.data.vocab import Vocab
+from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
-from demvae.training.checkpoint import LoadedRun
+from demvae.models import DialogModel
+from demvae.models.generation import DEFAULT, Procedure, generate_from_codes
+from demvae.training.run_folder import LoadedRun, load_code_stats
 
 
-def _code_string(code: np.ndarray) -> str:
-    return "-".join(str(int(c)) for c in code)
+@dataclass
+class CodeSummary:
+    code: tuple[int, ...]
+    """The value of every discrete variable."""
+    size: int
+    """Members in the split (examples whose joint argmax code this is)."""
+    share: float
+    """``size`` over the split's size."""
+    majority: dict[str, tuple[str, float]]
+    """Label -> (the members' commonest class name, its share among the labelled members = purity)."""
+    typical: list[str]
+    """The members with the highest ``q(code|x)``, most typical first (each text once)."""
+    generated: list[str]
+    """Sentences generated from this code by the generation procedure (greedy decoding); for a dialog model,
+    responses with this code to the contexts of the most typical members (see the module's docstring)."""
+
+    @property
+    def name(self) -> str:
+        return format_code(self.code)
 
 
-def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split,
-                   top: int = 5, n_generated: int = 3, max_clusters: int = 30) -> str:
-    """Per discovered code: size, majority label and purity per label, the most typical sentences
-    (highest ``q(code|x)``) and a few sentences generated from the prior for that code."""
+def _code_samples(run: LoadedRun, per_variable: np.ndarray, n: int, procedure: Procedure,
+                  data: PreparedData | None) -> list[list[str]]:
+    """``n`` greedy samples for every code [C, M] by ``procedure``, in one batched decoder call."""
+    model, vocab = run.model, run.vocab
+    stats = load_code_stats(run, data) if procedure.needs_stats else None
+    rows = torch.as_tensor(np.repeat(per_variable, n, axis=0), dtype=torch.long)
+    ids = generate_from_codes(model, rows, procedure, stats).tolist()
+    return [[" ".join(vocab.decode(r)) for r in ids[i * n:(i + 1) * n]] for i in range(len(per_variable))]
+
+
+def _responses(model: DialogModel, vocab: Vocab, split: DialogSplit, per_variable: np.ndarray,
+               typical: list[np.ndarray]) -> list[list[str]]:
+    """For every code [C, M], the dialog model's responses with it to its typical members' contexts (one batched
+    call), each followed by the context's last turn."""
+    members = np.concatenate(typical).tolist()
+    codes = torch.as_tensor(np.repeat(per_variable, [len(t) for t in typical], axis=0), dtype=torch.long)
+    batch = split.batch(members)
+    ids = model.respond(batch.to(model.device), codes=codes, z_choice="mean").ids.cpu().tolist()
+    last = [vocab.decode(batch.context[i, int(batch.n_turns[i]) - 1].tolist()) for i in range(len(members))]
+    lines = [f"{' '.join(vocab.decode(r))}    [after: {' '.join(c)}]" for r, c in zip(ids, last)]
+    bounds = np.cumsum([0] + [len(t) for t in typical])
+    return [lines[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@torch.no_grad()
+def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split: EncodedSplit,
+                    top: int = 5, n_generated: int = 3, max_codes: int = 30, seed: int = 0,
+                    procedure: Procedure = DEFAULT, data: PreparedData | None = None) -> list[CodeSummary]:
+    """The ``max_codes`` largest codes of the split, largest first (ties: smaller code id first). ``data``: the
+    run's prepared corpus (with its own ``max_examples``), for the codes' statistics if they are not cached."""
     examples = corpus.splits[split_name]
-    joint, conf, per_var = codes.joint, codes.confidence, codes.codes
-    sizes = Counter(joint.tolist())
-    lines = [f"{len(sizes)} codes used on {split_name} ({len(joint)} examples); "
-             f"showing the {min(max_clusters, len(sizes))} largest", ""]
+    # a dialog split may hold a subset of the corpus's turns (dialog.speakers): its examples by position
+    position = split.example_index.numpy() if isinstance(split, DialogSplit) else np.arange(len(split))
+    joint, conf = codes.joint, codes.confidence
+    values, first, sizes = np.unique(joint, return_index=True, return_counts=True)
+    order = np.argsort(-sizes, kind="stable")[:max_codes]
+    per_variable = codes.codes[first[order]]  # [C, M]
+    ranked = []  # each code's members, most typical (highest q(code|x)) first
+    for value in values[order]:
+        members = np.nonzero(joint == value)[0]
+        ranked.append(members[np.argsort(-conf[members], kind="stable")])
+    generated: list[list[str]] = [[] for _ in order]
+    if n_generated:
+        run.model.eval()
+        torch.manual_seed(seed)
+        if run.is_dialog:
+            generated = _responses(run.model, run.vocab, split, per_variable, [r[:n_generated] for r in ranked])
+        else:
+            generated = _code_samples(run, per_variable, n_generated, procedure, data)
+    labels = {name: y.numpy() for name, y in split.labels.items()}
+    out = []
+    for members, code, sentences in zip(ranked, per_variable, generated):
+        majority = {}
+        for name, y in labels.items():
+            known = y[members][y[members] >= 0]
+            if len(known):
+                cls, count = Counter(known.tolist()).most_common(1)[0]
+                names = corpus.label_names.get(name, [])
+                majority[name] = (names[cls] if cls < len(names) else str(cls), count / len(known))
+        texts = (" ".join(examples[position[i]].tokens) for i in members)
+        typical = list(dict.fromkeys(texts))[:top]  # a corpus may repeat a sentence: show it once
+        out.append(CodeSummary(tuple(int(c) for c in code), len(members), len(members) / len(joint), majority,
+                               typical, sentences))
+    return out
+
+
+def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split: EncodedSplit,
+                   top: int = 5, n_generated: int = 3, max_clusters: int = 30, procedure: Procedure = DEFAULT,
+                   data: PreparedData | None = None) -> str:
+    """The code summaries as text, after the codes' homogeneity etc. with every gold label."""
+    n_codes = len(np.unique(codes.joint))
+    lines = [f"{n_codes} codes used on {split_name} ({len(codes.joint)} examples); "
+             f"showing the {min(max_clusters, n_codes)} largest", ""]
     scores = label_scores(codes, split)
     if scores:
         rows = [{"label": k, **v} for k, v in scores.items()]
         lines += [format_table(rows, ["label", "homogeneity", "completeness", "v_measure", "nmi"],
                                title="codes vs gold labels"), ""]
-    for cluster, size in sizes.most_common(max_clusters):
-        members = np.nonzero(joint == cluster)[0]
-        code = per_var[members[0]]
-        head = f"code {_code_string(code)}  size {size} ({size / len(joint):.1%})"
-        for name, labels in split.labels.items():
-            y = labels.numpy()[members]
-            y = y[y >= 0]
-            if len(y):
-                value, count = Counter(y.tolist()).most_common(1)[0]
-                names = corpus.label_names.get(name, [])
-                shown = names[value] if value < len(names) else str(value)
-                head += f" | {name}: {shown} ({count / len(y):.0%})"
-        lines.append(head)
-        for i in members[np.argsort(-conf[members])][:top]:
-            lines.append(f"    {' '.join(examples[i].tokens)}")
-        if n_generated:
-            codes_t = torch.as_tensor(np.tile(code, (n_generated, 1)), dtype=torch.long)
-            torch.manual_seed(int(cluster) % (2**31))
-            for ids in run.model.sample_prior(n_generated, codes=codes_t).tolist():
-                lines.append(f"  > {' '.join(run.vocab.decode(ids))}")
-        lines.append("")
+    if run.is_dialog and n_generated:
+        lines += ["> lines: the dialog model's response with the code (z = its mean, greedy decoding) to the "
+                  "context of a typical member, [after] the context's last turn", ""]
+    elif n_generated:
+        lines += [f"> lines: generated from the code, greedy decoding; {procedure.describe()}", ""]
+    for s in summarize_codes(run, corpus, split_name, codes, split, top, n_generated, max_clusters,
+                             procedure=procedure, data=data):
+        head = f"code {s.name}  size {s.size} ({s.share:.1%})"
+        head += "".join(f" | {name}: {cls} ({purity:.0%})" for name, (cls, purity) in s.majority.items())
+        lines += [head, *(f"    {t}" for t in s.typical), *(f"  > {g}" for g in s.generated), ""]
     return "\n".join(lines)

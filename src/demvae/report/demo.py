@@ -1,4 +1,5 @@
-"""The main job on the built-in corpus: train DGM-VAE (and GM-VAE to compare), show the clusters."""
+"""The main job on the built-in corpus: train DGM-VAE (and GM-VAE to compare), show the clusters, write
+the HTML report of the runs."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 from demvae import runs
 from demvae.data.prepare import prepare
 from demvae.evaluation.codes import encode_codes, label_scores
-from demvae.evaluation.posterior import posterior_stats
 from demvae.evaluation.tables import format_table
 from demvae.report.clusters import cluster_report
+from demvae.report.html import write_report
 from demvae.training import load_run
+from demvae.training.validation import posterior_stats
 
 
 def summarize(run_dir: Path) -> tuple[dict, object, object, object]:
@@ -41,12 +43,14 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         train["device"] = device
     overrides = {"train": train} if train else {}
     names = ["dgm-vae"] + (["gm-vae"] if compare else [])
-    rows, first = [], None
+    rows, first, run_dirs = [], None, []
     for name in names:
-        row, run, data, codes = summarize(runs.train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
+        run_dirs.append(runs.train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
+        row, run, data, codes = summarize(run_dirs[-1])
         rows.append(row)
         first = first or (run, data, codes)
     run, data, codes = first
+    report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
     columns = list(rows[0])
     parts = [
         format_table(rows, columns, title="Built-in corpus (8 intents x 3 styles), test split", floatfmt=".3f"),
@@ -57,5 +61,6 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         "What DGM-VAE found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12),
         f"Runs are in {out}/ (try `demvae sample {out}/dgm-vae --code 0` or `demvae clusters {out}/dgm-vae`).",
+        f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)

@@ -9,8 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from demvae.config import merge  # noqa: E402
 
@@ -36,9 +34,8 @@ def draw_figure(table: str, scale: str, out: Path, data_dir: str | None, corpus:
 
 
 def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str, jobs: int) -> Path:
-    from demvae.config import load_yaml
-    from demvae.reproduce.run import SCALES, Job, execute, scale_overrides
-    from demvae.runs import compose, find_config
+    from demvae.config import compose, find_config, load_yaml
+    from demvae.reproduce.run import SCALES, Job, devices_for, execute, place, scale_overrides
 
     job_list = []
     for label, (config, sweep) in FIGURE5_SWEEP.items():
@@ -51,7 +48,7 @@ def figure5(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
             eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
             job_list.append(Job("figure5", label, config, 0, str(run_dir), overrides, ("nll", "prior"),
                                 eval_options, 1))
-    rows = execute(job_list, jobs)
+    rows = execute(place(job_list, devices_for(device)), jobs)
     return plot_figure5(rows, out / "figure5.png", f"Figure 5 (PTB, scale {scale})")
 
 
@@ -73,7 +70,11 @@ def plot_figure5(rows: list[dict], path: Path, title: str) -> Path:
 
 
 def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, device: str) -> list[Path]:
+    from demvae.reproduce.run import devices_for
+
+    device = devices_for(device)[0]
     from demvae import runs
+    from demvae.config import compose
     from demvae.data.prepare import prepare
     from demvae.reproduce.run import scale_overrides
     from demvae.training import load_run
@@ -83,12 +84,12 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     for name in FIGURE4_MODELS:
         config = f"dd/{name}"
         overrides = merge(scale_overrides(scale, {}, device, 0, data_dir, corpus), {
-            "model": {"n_codes": 1, "code_size": 5, "z_dim": 2},
+            "model": {"n_variables": 1, "n_values": 5, "n_units": 2},
             "train": {"max_steps": second, "eval_every": first},
         })
         run_dir = out / "figure4" / name
         if not (run_dir / "config.yaml").exists():
-            runs.train(runs.compose(config=config, overrides=overrides), run_dir, until_step=first)
+            runs.train(compose(config=config, overrides=overrides), run_dir, until_step=first)
         for step in (first, second):
             if step == second:
                 runs.resume(run_dir)
@@ -100,28 +101,16 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     return paths
 
 
-@torch.no_grad()
 def plot_latent_map(model, split, path: Path, title: str, n_points: int = 300) -> None:
     """Prior components (mean and 1-σ ellipse) and posterior means of test sentences by code."""
-    from matplotlib.patches import Ellipse
+    from demvae.evaluation.codes import encode_codes
+    from demvae.reproduce.latent_map import draw_latent_map, latent_map
 
-    block = model.latents[0]
-    model.eval()
-    batch = split.batch(list(range(min(n_points, len(split))))).to(model.device)
-    h = model.encode(batch)
-    means = block.mean_features(h).cpu().numpy()[:, :2]
-    codes = block.code_probs(h)[:, 0].argmax(-1).cpu().numpy()
-    mean, var = block.family.moments_from_natural(block.prior.natural_params()[0])  # [K, U]
-    mean, std = mean.cpu().numpy(), var.sqrt().cpu().numpy()
+    m = latent_map(model, split, n_points)
+    codes = encode_codes(model, split).codes[m.index, 0]  # one discrete variable
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    colors = plt.cm.tab10(np.arange(block.n_components) % 10)
-    ax.scatter(means[:, 0], means[:, 1], c=colors[codes], s=8, alpha=0.7)
-    for k in range(block.n_components):
-        ax.add_patch(Ellipse(mean[k, :2], 2 * std[k, 0], 2 * std[k, 1], fill=False, color=colors[k], lw=2))
-        ax.plot(*mean[k, :2], "x", color=colors[k], ms=10, mew=2)
-    ax.set_title(title)
-    ax.autoscale()
-    ax.set_aspect("equal", adjustable="datalim")
+    names = {int(k): f"code {k}" for k in m.prior_codes[:, 0]}
+    draw_latent_map(ax, m, codes, names, title, prior_groups=m.prior_codes[:, 0])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,8 +1,9 @@
 """``demvae reproduce TABLE``: train every row of a paper table, evaluate it, write ``results.md``.
 
 Scales: ``smoke`` (seconds; tests), ``mini`` (a reduced model and budget for 2 CPU cores, meant to
-show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU). Rows run
-concurrently with ``--jobs`` (several small models share one GPU well).
+show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU); a table may bring
+its own scales (:attr:`Table.scales`: SMD's two-stage runs need other budgets). Rows run concurrently
+with ``--jobs`` (several small models share one GPU well).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import math
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
+from demvae.evaluation.conventions import conventions_markdown
 from demvae.evaluation.tables import side_by_side
 from demvae.reproduce.tables import TABLES, Table
 
@@ -61,11 +63,19 @@ class Job:
     """Set for the rows whose β is chosen on validation (``--beta-grid``)."""
 
 
+def scale_spec(scale: str, table: Table | None = None) -> dict[str, Any]:
+    """A scale's ``{"config": ..., "eval": ...}``: the table's own if it has one, else the shared one."""
+    if table is not None and scale in table.scales:
+        return table.scales[scale]
+    return SCALES[scale]
+
+
 def scale_overrides(scale: str, config_values: dict[str, Any], device: str = "auto", seed: int = 0,
-                    data_dir: str | None = None, corpus: str | None = None) -> dict[str, Any]:
+                    data_dir: str | None = None, corpus: str | None = None,
+                    table: Table | None = None) -> dict[str, Any]:
     """The overrides of one reproduction run: the scale's values (posterior samples capped, never
     raised: S=1 rows stay S=1), the device and seed, and optionally another data folder or corpus."""
-    values = json.loads(json.dumps(SCALES[scale]["config"]))
+    values = json.loads(json.dumps(scale_spec(scale, table)["config"]))
     cap = values.get("train", {}).get("n_samples")
     if cap is not None:
         values["train"]["n_samples"] = min(cap, config_values.get("train", {}).get("n_samples", cap))
@@ -80,6 +90,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
     from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
     from demvae.runs import train_or_reuse
+    from demvae.training.run_folder import STAGES
 
     torch.set_num_threads(job.threads)
     run_dir = Path(job.out)
@@ -87,6 +98,9 @@ def run_job(job: Job) -> dict[str, Any]:
     opts = EvalOptions(metrics=job.eval_groups, seed=job.seed, **job.eval_options)
     row = flat_row(evaluate_run(run_dir, opts))
     row.update(label=job.label, seed=job.seed)
+    if (run_dir / STAGES).is_file():  # a dialog run: the time of each stage
+        for stage, info in json.loads((run_dir / STAGES).read_text()).items():
+            row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
     if job.beta is not None:  # the paper chose β by validation BLEU
         valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
         row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])
@@ -95,8 +109,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, corpus: str | None,
          extra: dict[str, Any], device: str, threads: int, beta_grid: tuple[float, ...] = ()) -> list[Job]:
-    from demvae.config import load_yaml
-    from demvae.runs import compose, find_config
+    from demvae.config import compose, find_config, load_yaml
 
     jobs = []
     for row in table.rows:
@@ -105,12 +118,12 @@ def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, 
         betas = beta_grid if (beta_grid and dispersed) else (None,)
         for seed in range(seeds):
             for beta in betas:
-                overrides = merge(scale_overrides(scale, base, device, seed, data_dir, corpus), extra)
+                overrides = merge(scale_overrides(scale, base, device, seed, data_dir, corpus, table), extra)
                 slug = row.config.split("/")[-1]
                 if beta is not None:
                     overrides = merge(overrides, {"objective": {"beta": beta}})
                     slug += f"-beta{beta:g}"
-                eval_options = dict(SCALES[scale]["eval"], device=device, data_dir=data_dir)
+                eval_options = dict(scale_spec(scale, table)["eval"], device=device, data_dir=data_dir)
                 if table.full_test:
                     limits = overrides.get("data", {}).get("max_examples", {})
                     eval_options["max_examples"] = {k: v for k, v in limits.items() if k != "test"}
@@ -155,25 +168,6 @@ def aggregate(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, t
     return out
 
 
-CONVENTIONS = """\
-## Conventions
-- β follows the paper: objective = ELBO + β·L_d (the original code's flag is 1 − β).
-- NLL: importance-sampled upper bound in nats per sentence, the `</s>` prediction included; proposal = the
-  model's posterior (c marginalised exactly for the mixture prior); logsumexp in float64. RNN-LM: exact.
-- BLEU: corpus BLEU-4 ×100 of greedy reconstructions from the posterior mean, computed like Moses
-  multi-bleu.perl (unsmoothed, whitespace tokens); sacreBLEU's score is in each run's metrics file.
-- rPPL: the library's GRU language model (fixed recipe, `demvae.evaluation.rppl.RPPL_RECIPE`) trained on the
-  prior samples (greedy decoding for latent models, as the paper) and measured on the real test split, with
-  the evaluated model's vocabulary. The paper used an external AWD-LSTM, so absolute values differ.
-- wKL: KL(P_gen ‖ P_train) of unigram frequencies; the column is our add-α-smoothed variant (generated-only
-  words count); the original's variant (which skips them) is `wkl_paper` in each run's metrics file.
-- KL(c) = Σ over variables of KL(q(c|x) ‖ U); KL(z) = exact KL for the mixture (average-prior KL +
-  dispersion); Var = Σ over parameters of the q(c|x)-weighted variance of the prior's natural parameters;
-  MI = I(x; c) per variable averaged over variables, from the split's aggregate posterior.
-- Homogeneity: joint argmax code as one cluster id vs the gold label (scikit-learn).
-"""
-
-
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
                   wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
     agg = aggregate(table, rows)
@@ -187,7 +181,16 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
             tried = ", ".join(f"β={b:g}: {v:.2f}" for b, v in sorted(grid.items()))
             md.append(f"- {label}: chose β={max(grid, key=grid.get):g} (validation BLEU {tried})")
         md.append("")
-    md.append(CONVENTIONS)
+    timed = [r for r in rows if "stage1_seconds" in r]
+    if timed:
+        md += ["## Training time per stage (wall clock)", "",
+               "| row | seed | stage 1 steps | stage 1 | stage 2 steps | stage 2 |", "|---|---|---|---|---|---|"]
+        md += [f"| {r['label']} | {r['seed']} | {r['stage1_steps']} | {r['stage1_seconds']:.0f} s | "
+               f"{r.get('stage2_steps', 0)} | {r.get('stage2_seconds', 0.0):.0f} s |" for r in timed]
+        md.append("")
+    if table.notes:
+        md += ["## This table", "", table.notes]
+    md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else [])))
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,
@@ -195,9 +198,34 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
     return path
 
 
+def devices_for(device: str) -> list[str]:
+    """The devices rows are placed on: a comma-separated list as given, every visible GPU for
+    ``auto`` on a GPU machine, else the one device."""
+    if "," in device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    if device == "auto":
+        import torch
+
+        if torch.cuda.device_count() > 0:
+            return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return [device]
+
+
+def place(jobs: list[Job], devices: list[str]) -> list[Job]:
+    """Rows round-robin over the devices (several rows share a device when there are more rows)."""
+    for i, job in enumerate(jobs):
+        device = devices[i % len(devices)]
+        job.overrides = merge(job.overrides, {"train": {"device": device}})
+        job.eval_options = {**job.eval_options, "device": device}
+    return jobs
+
+
 def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
               data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
-              device: str = "auto", beta_grid: tuple[float, ...] = ()) -> Path:
+              device: str = "auto", beta_grid: tuple[float, ...] = (), only: tuple[str, ...] = ()) -> Path:
+    """``device``: one device, ``auto``, or a comma-separated list (``cuda:0,cuda:1``) to spread the
+    rows over; ``auto`` on a machine with GPUs uses all of them. ``only``: a subset of the rows, by
+    config name (``gm-vae``) or label (``GM-VAE``)."""
     import time
 
     if table_name not in TABLES:
@@ -205,10 +233,18 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     table = TABLES[table_name]
+    if only:
+        names = {r.config.split("/")[-1] for r in table.rows} | {r.label for r in table.rows}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            raise ConfigError(f"no row {', '.join(unknown)} in {table_name}; rows: "
+                              f"{', '.join(r.config.split('/')[-1] for r in table.rows)}")
+        table = replace(table, rows=tuple(r for r in table.rows if r.label in only or r.config.split("/")[-1] in only))
     out = Path(out or f"runs/reproduce/{table_name}-{scale}")
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     t = time.perf_counter()
     job_list = plan(table, scale, seeds, out, data_dir, corpus, extra or {}, device, threads, beta_grid)
+    job_list = place(job_list, devices_for(device))
     rows, beta_choice = select_beta(execute(job_list, jobs))
     return write_results(table, scale, seeds, rows, out, time.perf_counter() - t, beta_choice)

@@ -28,6 +28,12 @@ class Table:
     rows: tuple[Row, ...]
     full_test: bool = False
     """Evaluate on the whole test split at every scale (cheap metrics; homogeneity needs many examples)."""
+    scales: dict[str, dict] = field(default_factory=dict)
+    """The table's own scales (``{scale: {"config": ..., "eval": ...}}``), replacing the shared ones of
+    :data:`demvae.reproduce.run.SCALES` where a table's runs need other budgets (SMD's two stages)."""
+    notes: str = ""
+    """How the table's runs are set up, for results.md's ``## This table`` (the metrics' conventions are
+    :mod:`demvae.evaluation.conventions`')."""
 
 
 def _row(label, config, metrics, values):
@@ -85,7 +91,7 @@ DD_TABLE2 = Table(
     full_test=True,
 )
 
-T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var")
+T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var", "homog_act", "homog_emotion")
 DD_TABLE6 = Table(
     "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
     ("posterior", "nll", "clusters"),
@@ -97,4 +103,54 @@ DD_TABLE6 = Table(
     full_test=True,
 )
 
-TABLES = {t.name: t for t in (PTB_TABLE1, PTB_TABLE7, DD_TABLE2, DD_TABLE6)}
+T3 = ("response_bleu", "response_embedding_average", "response_embedding_extrema", "response_embedding_greedy")
+SMD_SCALES = {
+    "smoke": {
+        "config": {
+            "data": {"max_examples": {"train": 200, "valid": 40, "test": 40}, "max_vocab": 400},
+            "model": {"embed_dim": 16, "hidden_size": 16, "n_units": 4},
+            "train": {"max_steps": 6, "eval_every": 3, "batch_size": 16, "log_every": 3, "progress": False},
+            "dialog": {"utterance_size": 8, "context_size": 16, "policy_size": 16, "attn_size": 16, "max_steps": 6},
+        },
+        "eval": {},
+    },
+    "mini": {  # both rows, both stages, on 2 CPU cores: about half an hour
+        "config": {
+            "data": {"max_examples": {"valid": 500}},
+            "model": {"embed_dim": 128, "hidden_size": 256},
+            "train": {"max_steps": 1500, "eval_every": 300, "log_every": 100, "progress": False},
+            "objective": {"anneal_x0": 600, "anneal_k": 0.01},
+            "dialog": {"utterance_size": 128, "context_size": 256, "policy_size": 256, "attn_size": 256,
+                       "max_steps": 1200},
+        },
+        "eval": {},
+    },
+    "paper": {"config": {"train": {"progress": False}}, "eval": {}},  # the configs' own (the original's) values
+}
+SMD_NOTES = """\
+- Two stages per row (the original's `main_stanford.py`): stage 1 trains the sentence VAE on the responses for
+  `train.max_steps` steps (the freeze step: 7,000 for DGM-VAE+Lmi, 6,000 for DI-VAE at scale `paper`), selected
+  on its objective; stage 2 reloads stage 1's best checkpoint, freezes it and trains the context encoder, the
+  policy p(c|context) (target: the stage-1 code argmax q(c|r)) and the attention decoder (h0 = Linear(z or one-hot
+  c) + c_last; loss = NLL per token + policy CE + 0.1 × attribute CE) for `dialog.max_steps` steps, selected on
+  NLL + policy CE (DGM-VAE+Lmi) or the policy and attribute error rates (DI-VAE).
+- User and system turns are both targets (responses), as the original; every context opens with the `<d>` turn.
+- Generation: DGM-VAE+Lmi takes the policy's argmax code and samples z ~ p(z|c) (as the original's code does,
+  whatever its comment says); DI-VAE samples the code from the policy; greedy decoding, at most 40 tokens.
+- The whole test split (1,629 responses; the original scored 1,620, dropping a last partial batch). One seed per
+  row; sampled codes and z make the scores vary between seeds (the original set no seed).
+"""
+SMD_TABLE3 = Table(
+    "smd-table3", "Table 3: interpretable dialog generation on SMD (two-stage: sentence VAE, then policy + decoder)",
+    "smd", T3,
+    ("responses",),
+    tuple(_row(label, f"smd/{cfg}", T3, vals) for label, cfg, vals in [
+        ("DI-VAE", "di-vae", (7.06, 76.17, 43.98, 60.92)),
+        ("DGM-VAE+Lmi", "dgm-vae-mi", (10.16, 78.93, 48.14, 64.87)),
+    ]),
+    full_test=True,
+    scales=SMD_SCALES,
+    notes=SMD_NOTES,
+)
+
+TABLES = {t.name: t for t in (PTB_TABLE1, PTB_TABLE7, DD_TABLE2, DD_TABLE6, SMD_TABLE3)}

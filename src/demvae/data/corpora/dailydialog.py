@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from demvae.data.corpora._dialogue import dialogue_examples, load_dialogue_corpus
 from demvae.data.corpora._io import read_lines, require_dir
 from demvae.data.tokenize import chat_tokenize
-from demvae.data.types import SPLITS, Corpus, Example
+from demvae.data.types import Corpus, Example
 from demvae.errors import DataError
 
 SPLIT_DIRS = {"train": "train", "valid": "validation", "test": "test"}
@@ -64,29 +65,19 @@ def read_split(folder: Path, context_turns: int = 5) -> tuple[list[Example], int
                 raise DataError(f"dialogue without any {EOU} marker", text_path, i)
             continue
         n_dialogues += 1
-        utts = [tuple(chat_tokenize(t.lower())) for t in turns]
-        for t, toks in enumerate(utts):
-            ctx = tuple(utts[max(0, t - context_turns) : t]) if context_turns > 0 else ()
-            examples.append(Example(toks, {"act": act[t] - 1, "emotion": emo[t]}, ctx))
+        dialogue = [(tuple(chat_tokenize(t.lower())), {"act": a - 1, "emotion": e}) for t, a, e in zip(turns, act, emo)]
+        examples += dialogue_examples(dialogue, context_turns)
     if not examples:
         raise DataError("no dialogues found", text_path)
     return examples, n_dialogues
 
 
 def load_dailydialog(data_dir: str | Path, context_turns: int = 5) -> Corpus:
-    if context_turns < 0:
-        raise DataError(f"context_turns must be >= 0, got {context_turns}")
     root = require_dir(
         Path(data_dir) / "daily_dialog", "DailyDialog", "train/, validation/, test/ with dialogues{,_act,_emotion}.txt"
     )
-    splits: dict[str, list[Example]] = {}
-    dialogues: dict[str, int] = {}
-    for split in SPLITS:
-        splits[split], dialogues[split] = read_split(root / SPLIT_DIRS[split], context_turns)
-    return Corpus(
-        name="dailydialog",
-        splits=splits,
+    return load_dialogue_corpus(
+        "dailydialog", lambda split: read_split(root / SPLIT_DIRS[split], context_turns), context_turns,
         label_names={"act": list(ACT_NAMES), "emotion": list(EMOTION_NAMES)},
         description="DailyDialog: one utterance per example (lower-cased, chat-tokenized), act and emotion labels",
-        info={"dialogues": dialogues},
     )

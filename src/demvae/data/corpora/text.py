@@ -2,9 +2,12 @@
 
 * ``.txt``: one sentence per line, whitespace-tokenized (``tokenizer="chat"`` for the chat tokenizer); blank lines are
   skipped.
-* ``.jsonl``: one JSON object per line with a string ``"text"``; every other field is a label. Integer label values are
-  used as class ids; string values are mapped to ids in sorted order (over all splits) and the names kept in
-  ``label_names``; ``null`` means "no label". Blank lines are skipped.
+* ``.jsonl``: one JSON object per line with a string ``"text"``; the fields named by ``labels`` are labels. By default
+  (``labels=None``) a field is a label when it looks like a class: a string or integer, not an identifier (``id``,
+  ``*_id``, ...), and (from 20 records on) at most ``MAX_CLASSES`` distinct values, fewer than half as many as
+  records; the fields left out are named in a note
+  (``Corpus.notes``). Integer label values are used as class ids; string values are mapped to ids in sorted order (over
+  all splits) and the names kept in ``label_names``; ``null`` means "no label". Blank lines are skipped.
 * A folder holding ``train``, ``valid`` (or ``validation``/``dev``) and ``test`` files, each ``.txt`` or ``.jsonl``.
 * A single file is shuffled with ``random.Random(seed)`` and cut 90/5/5 into train/valid/test.
 """
@@ -65,16 +68,7 @@ def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
         for key, value in obj.items():
             if key == "text" or value is None:
                 continue
-            if isinstance(value, bool):
-                value = int(value)
-            if isinstance(value, int):
-                if value < 0:
-                    raise DataError(f"label {key!r}: integer class ids must be >= 0, got {value}", path, i)
-            elif not isinstance(value, str):
-                raise DataError(
-                    f"label {key!r}: value must be a string or an integer, got {type(value).__name__}", path, i
-                )
-            labels[key] = value
+            labels[key] = int(value) if isinstance(value, bool) else value  # checked if it becomes a label
         if lowercase:
             text = text.lower()
         out.append((tuple(tok(text)), labels))
@@ -94,6 +88,11 @@ def _read_file(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     return records
 
 
+def read_sentences(path: str | Path, lowercase: bool = False, tokenizer: str = "whitespace") -> list[tuple[str, ...]]:
+    """The sentences of one .txt or .jsonl file (its ``text`` fields), tokenized, in file order."""
+    return [tokens for tokens, _ in _read_file(Path(path), lowercase, tokenizer)]
+
+
 def _find_split_file(folder: Path, split: str) -> Path:
     found = [folder / f"{stem}{suf}" for stem in SPLIT_STEMS[split] for suf in SUFFIXES]
     found = [p for p in found if p.is_file()]
@@ -105,12 +104,50 @@ def _find_split_file(folder: Path, split: str) -> Path:
     return found[0]
 
 
-def _assign_label_ids(raw_splits: dict[str, list[_Record]]) -> tuple[dict[str, list[Example]], dict[str, list[str]]]:
+MAX_CLASSES = 50
+_ID_NAMES = {"id", "idx", "uid", "uuid", "key", "index", "guid"}
+
+
+def _label_fields(raw_splits: dict[str, list[_Record]], labels: list[str] | None) -> tuple[list[str], list[str]]:
+    """(label fields, notes). Explicit ``labels`` must exist; otherwise class-like fields are chosen."""
+    values: dict[str, list] = {}
+    for records in raw_splits.values():
+        for _, fields in records:
+            for k, v in fields.items():
+                if v is not None:
+                    values.setdefault(k, []).append(v)
+    if labels is not None:
+        missing = sorted(set(labels) - set(values))
+        if missing:
+            fields = ", ".join(sorted(values)) or "none"
+            raise DataError(f"label field(s) {', '.join(missing)} not found (fields: {fields})")
+        return list(labels), []
+    chosen, skipped = [], []
+    for key, vals in sorted(values.items()):
+        distinct = len({json.dumps(v, sort_keys=True) for v in vals})
+        id_like = key.lower() in _ID_NAMES or key.lower().endswith(("_id", "-id"))
+        too_many = len(vals) >= 20 and (distinct > MAX_CLASSES or 2 * distinct > len(vals))  # judged on enough records
+        if id_like or too_many or not all(isinstance(v, (int, str)) for v in vals):
+            skipped.append(key)
+        else:
+            chosen.append(key)
+    notes = [f"JSONL field(s) {', '.join(skipped)} not used as labels (identifier-like or too many distinct values); "
+             "name the label fields with data.options.labels"] if skipped else []
+    return chosen, notes
+
+
+def _assign_label_ids(raw_splits: dict[str, list[_Record]],
+                      fields: list[str]) -> tuple[dict[str, list[Example]], dict[str, list[str]]]:
     values: dict[str, set] = {}
     for records in raw_splits.values():
         for _, labels in records:
             for k, v in labels.items():
-                values.setdefault(k, set()).add(v)
+                if k in fields and v is not None:
+                    if not isinstance(v, (int, str)):
+                        raise DataError(f"label {k!r}: values must be strings or integers, got {v!r}")
+                    if isinstance(v, int) and v < 0:
+                        raise DataError(f"label {k!r}: integer class ids must be >= 0, got {v}")
+                    values.setdefault(k, set()).add(v)
     maps: dict[str, dict[object, int]] = {}
     label_names: dict[str, list[str]] = {}
     for key in sorted(values):
@@ -124,7 +161,8 @@ def _assign_label_ids(raw_splits: dict[str, list[_Record]]) -> tuple[dict[str, l
             maps[key] = {v: index[str(v)] for v in vals}
             label_names[key] = names
     splits = {
-        split: [Example(toks, {k: maps[k][v] for k, v in labels.items()}) for toks, labels in records]
+        split: [Example(toks, {k: maps[k][v] for k, v in labels.items() if k in maps and v is not None})
+                for toks, labels in records]
         for split, records in raw_splits.items()
     }
     return splits, label_names
@@ -137,6 +175,7 @@ def load_text(
     tokenizer: str = "whitespace",
     valid_fraction: float = 0.05,
     test_fraction: float = 0.05,
+    labels: list[str] | None = None,
 ) -> Corpus:
     path = Path(path)
     if not path.exists():
@@ -165,7 +204,8 @@ def load_text(
         raw = {s: raw[s] for s in SPLITS}
         shares = (100 - 100 * (valid_fraction + test_fraction), 100 * valid_fraction, 100 * test_fraction)
         how = "one file split {:g}/{:g}/{:g} with seed {}".format(*shares, seed)
-    splits, label_names = _assign_label_ids(raw)
+    fields, notes = _label_fields(raw, labels)
+    splits, label_names = _assign_label_ids(raw, fields)
     name = path.stem if path.is_file() else path.name
     return Corpus(
         name=name or str(path),
@@ -173,4 +213,5 @@ def load_text(
         label_names=label_names,
         description=f"user corpus {path} ({how})",
         info=info,
+        notes=notes,
     )

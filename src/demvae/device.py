@@ -1,0 +1,81 @@
+"""Where and how tensors compute: the device, seeds and RNG state, and float32 islands under autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+from demvae.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; a named device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this torch build sees no CUDA device (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step draws from (Python, torch CPU, CUDA), for a bit-exact resume."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled`` (CUDA, or a CPU with bf16 matrix units)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def float32(fn: F) -> F:
+    """Run ``fn`` with autocast switched off and half-precision tensor arguments cast to float32.
+
+    Why: autocast runs matmul-like ops (``einsum`` → bmm, ``linear``) in bf16. The dispersion
+    ``E_q A(η_c) − A(η̄)`` is a small difference of large log-partitions; in bf16 it comes out
+    negative near collapse. The latent blocks are cheap next to the decoder, so they stay float32.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        args = tuple(a.float() if torch.is_tensor(a) and a.dtype in _HALF else a for a in args)
+        kwargs = {k: v.float() if torch.is_tensor(v) and v.dtype in _HALF else v for k, v in kwargs.items()}
+        with contextlib.ExitStack() as stack:
+            for device_type in ("cpu", "cuda"):
+                if torch.is_autocast_enabled(device_type):
+                    stack.enter_context(torch.autocast(device_type, enabled=False))
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

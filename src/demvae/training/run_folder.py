@@ -1,0 +1,323 @@
+"""A run folder: everything ``demvae eval/sample/encode DIR`` and ``train --resume DIR`` need.
+
+```
+run/
+  config.yaml          the full, validated RunConfig
+  vocab.json           the vocabulary built on the training split
+  versions.json        python / torch / demvae versions and the device used
+  model.safetensors    the best model on validation (what evaluation loads)
+  metrics.jsonl        one JSON record per log step and per validation
+  tensorboard/         the same records as TensorBoard event files (only with train.tensorboard: true)
+  last/                the latest training state, for --resume:
+    model.safetensors  optimizer.pt  trainer_state.json
+  corpus.json          where the corpus was read from and the SHA-256 of its files
+  code_stats.json      per code value, its train members' aggregate posterior (the ``aggregate``
+                       generation procedure, :mod:`demvae.models.generation`); written after training,
+                       or on first use for older runs, and recomputed when model.safetensors changes
+  .lock                held (flock) by the one process that trains into the folder
+```
+
+Every file is written to a temporary name and renamed (atomic on POSIX); ``last/`` is written as a
+new folder and swapped in, so an interrupted write never leaves a half-written checkpoint.
+
+A dialog run (``dialog.enabled``; :mod:`demvae.training.dialog`) nests its stage 1:
+
+```
+run/
+  config.yaml  vocab.json  versions.json   the dialog run's (one vocabulary for both stages)
+  stage1/              stage 1: a complete sentence-VAE run folder as above, trained on the responses
+                       (its config.yaml has dialog.enabled: false; `demvae eval run/stage1` reads it as
+                       any sentence model)
+  model.safetensors    the best stage-2 model on validation, the frozen stage-1 weights included (they
+                       equal stage1/model.safetensors bit for bit): what respond / eval / clusters load
+  metrics.jsonl        stage 2's records (stage 1's are in stage1/metrics.jsonl)
+  last/                stage 2's latest training state; absent while stage 1 is still training
+  corpus.json  .lock   as above (stage 2's; stage1/ has its own)
+  stages.json          wall time, final step and best step of each stage
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from demvae import __version__
+from demvae.config import RunConfig, from_dict, load_yaml
+from demvae.data.fingerprint import locate
+from demvae.data.prepare import PreparedData, prepare
+from demvae.data.vocab import Vocab
+from demvae.device import rng_state, set_rng_state
+from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
+from demvae.io import atomic_write, write_json, write_text
+from demvae.models import DialogModel, TextVAE, build_for
+from demvae.models.generation import CodeStats, code_stats
+
+CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS = (
+    "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
+    "code_stats.json")
+RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS)
+STAGE1, STAGES = "stage1", "stages.json"
+"""A dialog run's stage-1 folder and its per-stage timings (not in RUN_FILES: stage 2 starts by clearing the
+dialog run's own files, never stage 1's)."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN/.lock``: one writer per run folder. The kernel drops it when
+    the holder exits, even on SIGKILL, so a crashed run never leaves a stale lock behind."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunInUse(f"{self.path.parent} is being trained by another process (pid {holder}); "
+                           "wait for it, or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __del__(self):
+        self.release()
+
+
+def holds_run(run_dir: Path) -> bool:
+    return any((Path(run_dir) / name).exists() for name in RUN_FILES)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete a run's files (``train --force``), leaving anything else in the folder alone."""
+    for name in RUN_FILES:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    clean_leftovers(run_dir)
+
+
+def clean_leftovers(run_dir: Path) -> None:
+    """Remove what an interrupted atomic write leaves: ``.last.*`` folders and ``.*.tmp`` files."""
+    for path in Path(run_dir).glob(".*"):
+        if path.is_dir() and path.name.startswith(f".{LAST}."):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.name.endswith(".tmp"):
+            path.unlink(missing_ok=True)
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop the records a killed run wrote after its last checkpoint (``step``): the resumed run
+    writes them again, so the log reads as one uninterrupted run."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    write_text(path, "".join(line + "\n" for line in kept))
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    # tied/shared weights appear under several names; safetensors stores each tensor once
+    state = {}
+    seen: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        key = tensor.data_ptr()
+        if key in seen and tensor.numel() > 0:
+            continue
+        seen.add(key)
+        state[name] = tensor.detach().cpu().contiguous()
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(state, str(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # safetensors reports a failed write (e.g. a full disk) as its own error
+            raise OSError(getattr(exc, "errno", None) or 28, f"cannot write model weights ({exc})", str(path)) from None
+
+    atomic_write(path, write)
+
+
+def load_model_weights(model: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"model weights not found: {path}")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch: weights of another configuration
+        raise CheckpointError(f"{path} does not match the model's configuration: {exc}") from None
+    # shared tensors are stored once; the aliases are filled by the shared module
+    really_missing = [k for k in missing if not _is_alias(model, k, state)]
+    if really_missing or unexpected:
+        raise CheckpointError(f"{path} does not match the model: missing {really_missing}, unexpected {unexpected}")
+
+
+def _is_alias(model: torch.nn.Module, name: str, state: dict[str, torch.Tensor]) -> bool:
+    tensors = model.state_dict()
+    ptr = tensors[name].data_ptr()
+    return any(tensors[k].data_ptr() == ptr for k in state if k in tensors)
+
+
+def versions(device: str) -> dict[str, str]:
+    return {
+        "demvae": __version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device,
+        "cuda": str(torch.version.cuda),
+    }
+
+
+def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        state: dict[str, Any]) -> None:
+    """Write ``last/`` atomically (build it beside, then swap folders)."""
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{LAST}."))
+    try:
+        save_model(model, tmp / MODEL)
+        torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, tmp / "optimizer.pt")
+        write_json(tmp / "trainer_state.json", state)
+        os.chmod(tmp, 0o755)
+        last, old = run_dir / LAST, run_dir / f".{LAST}.old"
+        if last.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(last, old)
+        os.replace(tmp, last)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def last_state(run_dir: Path) -> dict[str, Any] | None:
+    """The trainer state of ``run_dir/last/`` (None before the first checkpoint)."""
+    path = run_dir / LAST / "trainer_state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
+    """Whether a trainer state has ended its training: the step budget reached, or stopped early."""
+    return state is not None and (state["done"] or state["step"] >= max_steps)
+
+
+def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    last = run_dir / LAST
+    if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():  # interrupted between the two renames
+        os.replace(run_dir / f".{LAST}.old", last)
+    if not (last / "trainer_state.json").is_file():
+        raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {run_dir / LAST}/trainer_state.json)")
+    load_model_weights(model, last / MODEL)
+    try:
+        blob = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"missing {last / 'optimizer.pt'}") from None
+    optimizer.load_state_dict(blob["optimizer"])
+    set_rng_state(blob["rng"])
+    return json.loads((last / "trainer_state.json").read_text())
+
+
+def read_corpus_record(run_dir: Path) -> dict[str, Any] | None:
+    """What ``corpus.json`` recorded at training (None for runs made before it existed)."""
+    path = Path(run_dir) / CORPUS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: RunConfig
+    vocab: Vocab
+    model: TextVAE | DialogModel
+
+    @property
+    def is_dialog(self) -> bool:
+        return isinstance(self.model, DialogModel)
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
+    """Read a run folder; ``weights`` = "best" (model.safetensors) or "last". A dialog run gives its
+    :class:`~demvae.models.DialogModel` (its ``stage1/`` folder is a sentence run of its own)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder not found: {run_dir}")
+    for name in (CONFIG, VOCAB):
+        if not (run_dir / name).is_file():
+            raise CheckpointError(f"{run_dir} is not a run folder: {name} is missing")
+    cfg = from_dict(load_yaml(run_dir / CONFIG))
+    try:
+        vocab = Vocab.load(run_dir / VOCAB)
+    except DemvaeError as exc:
+        raise CheckpointError(str(exc)) from None
+    model = build_for(cfg, vocab)
+    load_model_weights(model, run_dir / MODEL if weights == "best" else run_dir / LAST / MODEL)
+    return LoadedRun(run_dir, cfg, vocab, model.to(device).eval())
+
+
+def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = None, force: bool = False,
+             max_examples: dict[str, int] | None = None) -> PreparedData:
+    """The run's corpus encoded with its vocabulary: found where ``corpus.json`` recorded it (or at
+    ``corpus``/``data_dir``), refused if its files changed since training unless ``force`` (then a
+    warning). ``max_examples`` replaces the run's limits (``{}``: every example of every split). A
+    dialog run's splits are dialog splits (responses and contexts)."""
+    cfg, notes = locate(run.config.data, read_corpus_record(run.run_dir), corpus, data_dir, force)
+    for note in notes:
+        warnings.warn(note, DemvaeWarning, stacklevel=2)
+    if max_examples is not None:
+        cfg.max_examples = dict(max_examples)
+    return prepare(cfg, run.vocab, run.config.dialog)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: str | None = None,
+                    data_dir: str | None = None, force: bool = False) -> CodeStats | None:
+    """The codes' aggregate posterior statistics of a sentence run (None: no mixture code): read from
+    ``code_stats.json`` if it was computed for the current ``model.safetensors``, else computed on the run's
+    train split (``data``: its prepared corpus, with the run's own ``max_examples``; else located as
+    :func:`run_data` does) and written there (atomic; skipped in a read-only folder)."""
+    if run.is_dialog:
+        return None
+    path, model_file = run.run_dir / CODE_STATS, run.run_dir / MODEL
+    digest = _digest(model_file) if model_file.is_file() else None
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if digest is not None and record.get("model_sha256") == digest:
+            return CodeStats.from_dict(record)
+    if data is None:
+        data = run_data(run, corpus, data_dir, force)
+    stats = code_stats(run.model, data.splits["train"])
+    if stats is not None and digest is not None and os.access(run.run_dir, os.W_OK):
+        write_json(path, {"model_sha256": digest, "split": "train", "n_examples": len(data.splits["train"]),
+                          **stats.to_dict()})
+    return stats
