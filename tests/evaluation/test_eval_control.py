@@ -115,6 +115,14 @@ def test_model_ignoring_its_code_scores_chance():
     assert r.labels["intent"].ceiling == 1.0
 
 
+def test_recovery_compares_codes_not_split_ranks():
+    # the split lacks code (0, 0); sentences generated for its codes include it, so the joint ids (ranks of the
+    # codes within a split) of the generated sentences and of the split differ: recovery must not depend on them
+    split = encoded(examples({(y, y): 25 for y in (1, 2, 3)}, TEST_FILLERS))
+    assert score(ToyModel(follow_code=False), split).recovery == 0.25
+    assert score(ToyModel(), split).recovery == 1.0
+
+
 def test_impure_codes_weights_and_min_share():
     # content word (the code) -> gold labels: code 0 holds 60 x label 0 and 20 x label 1, code 1 40 x label 1,
     # code 2 30 x label 2 and 30 x label 3, code 3 only one sentence (0.66 % < 1 %: not scored)

@@ -198,11 +198,11 @@ def control_scores(
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
         return ControlResult(name, n, 0.0, float("nan"), float("nan"), {}, [])
-    source = np.repeat(values[chosen], n)  # [C·n] the joint code each sentence is generated from
-    generated = _generate(model, vocab, sampler, np.repeat(per_variable[first[chosen]], n, axis=0),
-                          opts.batch_size, opts.seed)
+    source = np.repeat(per_variable[first[chosen]], n, axis=0)  # [C·n, M] the code each sentence comes from
+    generated = _generate(model, vocab, sampler, source, opts.batch_size, opts.seed)
     regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, split.max_len)
-    recovered = (encode_codes(model, regenerated).joint == source).reshape(-1, n).mean(1)  # [C]
+    # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
+    recovered = (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)  # [C]
 
     texts = [" ".join(w) for w in generated]
     split_texts = np.array([" ".join(w) for w in references(split, vocab)], dtype=object)
