@@ -14,6 +14,7 @@ from demvae.models.generation import (
     DEFAULT,
     PAPER,
     PROCEDURES,
+    STATS_VERSION,
     CodeStats,
     Procedure,
     code_features,
@@ -53,16 +54,26 @@ def test_stats_equal_an_independent_computation(dgm):
     m, k = block.n_variables, block.n_values
     assert stats.family == "gaussian" and stats.mean_params.shape == (m, k, block.n_units, 2)
     # one sentence at a time: its argmax code and its posterior's mean and variance
-    sums = {}
+    sums, members = {}, {}
     with torch.no_grad():
         for i in range(len(train)):
             h = model.encode(train.batch([i]))
             code = block.code_probs(h)[0].argmax(-1)
             mean, var = Gaussian.moments_from_natural(block.posterior_natural(h)[0])  # [M, U]
+            members.setdefault(tuple(code.tolist()), []).append((mean.flatten().double(), var.flatten().double()))
             for v in range(m):
                 key = (v, int(code[v]))
                 n, s1, s2 = sums.get(key, (0, 0.0, 0.0))
                 sums[key] = (n + 1, s1 + mean[v].double(), s2 + (var[v] + mean[v] ** 2).double())
+    # per joint code: the moment-matched Gaussian of its members' posteriors, over the whole z
+    assert set(stats.joint) == set(members)
+    for code, rows in members.items():
+        means, variances = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+        mu, chol, n = stats.joint[code]
+        assert n == len(rows)
+        cov = torch.cov(means.T, correction=0).reshape(means.shape[1], -1) + torch.diag(variances.mean(0))
+        torch.testing.assert_close(mu, means.mean(0).float(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(chol @ chol.T, cov.float(), atol=1e-4, rtol=1e-3)
     assert int(stats.counts.sum()) == m * len(train)
     for v in range(m):
         for value in range(k):
@@ -77,13 +88,20 @@ def test_temperature_zero_gives_the_mean_and_prior_at_one_is_the_papers(dgm):
     run, data = dgm
     model, block = run.model, _block(run.model)
     stats = code_stats(model, data.splits["train"])
-    codes = torch.tensor([[0, 1], [2, 0], [1, 1]])
+    largest = max(stats.joint, key=lambda c: stats.joint[c][2])
+    unseen = next(c for c in ((a, b) for a in range(3) for b in range(3)) if c not in stats.joint)
+    codes = torch.tensor([list(largest), list(unseen), [1, 1]])
     z = code_features(block, codes, Procedure("aggregate", 0.0), stats).view(3, block.n_variables, -1)
     variables = torch.arange(block.n_variables)
-    expected = stats.mean_params[variables.unsqueeze(0), codes][..., 0]  # [3, M, U]
+    expected = stats.mean_params[variables.unsqueeze(0), codes][..., 0]  # [3, M, U]: per variable
     seen = stats.counts[variables.unsqueeze(0), codes] > 0
     prior_mean = block.prior.mode(codes)
-    torch.testing.assert_close(z, torch.where(seen[..., None], expected, prior_mean))  # unseen: the prior's
+    expected = torch.where(seen[..., None], expected, prior_mean)  # a value no train sentence took: the prior's
+    for i, code in enumerate(codes.tolist()):  # a joint code with members: its own mean
+        if tuple(code) in stats.joint:
+            expected[i] = stats.joint[tuple(code)][0].view(block.n_variables, -1)
+    torch.testing.assert_close(z, expected)
+    torch.testing.assert_close(z[0].flatten(), stats.joint[largest][0])
     # mode = the prior component's mean; prior at temperature 1 = TextVAE.sample_prior, bit for bit
     torch.testing.assert_close(code_features(block, codes, Procedure("mode"), stats).view_as(z), prior_mean)
     torch.manual_seed(3)
@@ -92,13 +110,9 @@ def test_temperature_zero_gives_the_mean_and_prior_at_one_is_the_papers(dgm):
     assert torch.equal(a, model.sample_prior(3, codes=codes))
     # a temperature spreads z around the mean, as many times wider as it says
     torch.manual_seed(0)
-    many = torch.stack([code_features(block, codes, Procedure("aggregate", 0.5), stats) for _ in range(2000)])
-    _, var = Gaussian.moments_from_natural(Gaussian.natural_from_moments(
-        stats.mean_params[..., 0], (stats.mean_params[..., 1] - stats.mean_params[..., 0] ** 2).log()))
-    want = (0.5 * var[variables.unsqueeze(0), codes].sqrt()).view(3, -1)
-    got = many.std(0)
-    assert torch.allclose(got[seen.repeat_interleave(block.n_units, 1)], want[seen.repeat_interleave(
-        block.n_units, 1)], rtol=0.1)
+    many = torch.stack([code_features(block, codes[:1], Procedure("aggregate", 0.5), stats)[0] for _ in range(4000)])
+    chol = stats.joint[largest][1]
+    torch.testing.assert_close(torch.cov(many.T), 0.25 * chol @ chol.T, atol=0.02, rtol=0.15)
 
 
 def test_aggregate_needs_stats(dgm):
@@ -117,7 +131,8 @@ def test_stats_cached_in_the_run_folder(dgm, tmp_path):
     copy = load_run(folder)
     first = load_code_stats(copy, run_data(copy))
     record = json.loads((folder / CODE_STATS).read_text())
-    assert record["split"] == "train" and record["n_examples"] == len(data.splits["train"])
+    assert record["version"] == STATS_VERSION and record["split"] == "train"
+    assert record["n_examples"] == len(data.splits["train"])
     again = load_code_stats(copy)  # read back, not recomputed (no data needed)
     torch.testing.assert_close(again.mean_params, first.mean_params)
     assert torch.equal(again.counts, first.counts)
@@ -126,4 +141,5 @@ def test_stats_cached_in_the_run_folder(dgm, tmp_path):
     record["mean_params"] = (torch.tensor(record["mean_params"]) + 1).tolist()
     (folder / CODE_STATS).write_text(json.dumps(record))
     torch.testing.assert_close(load_code_stats(copy).mean_params, first.mean_params)
-    assert CodeStats.from_dict(first.to_dict()).family == "gaussian"
+    back = CodeStats.from_dict(first.to_dict())
+    assert back.family == "gaussian" and set(back.joint) == set(first.joint)

@@ -3,12 +3,14 @@ r"""Generation from a chosen discrete code: which z the decoder gets for code ``
 * ``prior``: ``z ~ p(z|c)``, the code's prior component (the paper's generation and what
   ``demvae sample --code`` did before procedures existed); ``temperature`` scales its spread.
 * ``mode``: the component's most probable z (its mean): one sentence per code with greedy decoding.
-* ``aggregate`` (the default): ``z ~`` the code's **aggregate posterior**, per variable the
-  moment-matched member of the family of its members' posteriors ``q(z_i|x)`` (x of the train split
-  whose argmax ``q(c_i|x)`` is the code's value): for a Gaussian the mean and variance of the mixture
-  ``1/|C| Σ_x q(z_i|x)``; for a categorical unit its average probabilities. ``temperature`` scales the
-  spread (a Gaussian's standard deviation; a categorical's logits are divided by it); 0 gives the mean
-  (the most probable value). A value no train sentence took falls back to its prior component.
+* ``aggregate`` (the default): ``z ~`` the code's **aggregate posterior**, the moment-matched Gaussian of
+  its train members' posteriors ``1/|C| Σ_{x ∈ C} q(z|x)`` (members: the train sentences whose argmax
+  joint code it is): for a Gaussian latent with at most :data:`MAX_JOINT_DIM` dimensions, over the whole
+  z with a full covariance (``E[Var(z|x)] + Var(E[z|x])``); otherwise, and for a joint code no train
+  sentence has, per variable and value (the members of ``c_i = k``; a categorical unit: its average
+  probabilities). ``temperature`` scales the spread (a Gaussian's Cholesky factor; a categorical's
+  logits are divided by it); 0 gives the mean (the most probable value). A value no train sentence took
+  falls back to its prior component.
 
 Why not the prior: on the built-in corpus a component and the region of z its members' posteriors occupy
 differ (the prior is wider and offset), so a z drawn from the prior often lands where the decoder learnt
@@ -22,7 +24,7 @@ folder caches them (:func:`demvae.training.run_folder.load_code_stats`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +37,14 @@ from demvae.models.textvae import TextVAE
 
 __all__ = ["PROCEDURES", "Procedure", "DEFAULT", "PAPER", "CodeStats", "code_stats", "generate_from_codes",
            "code_features"]
+
+MAX_JOINT_DIM = 64
+"""Full-covariance statistics per joint code for a Gaussian z of at most this many dimensions (M·U)."""
+MAX_JOINT_CODES = 4096
+"""At most this many joint codes (the largest) get their own statistics."""
+
+STATS_VERSION = 2
+"""Bumped when :func:`code_stats` changes: a cached file of another version is recomputed."""
 
 PROCEDURES = ("prior", "mode", "aggregate")
 """The names of the generation procedures (module docstring)."""
@@ -89,14 +99,21 @@ class CodeStats:
     """[M, K] members (x with argmax q(c_i|x) = k)."""
     family: str
     """The latent family's name (``gaussian``, ``categorical``)."""
+    joint: dict[tuple[int, ...], tuple[Tensor, Tensor, int]] = field(default_factory=dict)
+    """Joint code -> (mean [M·U], Cholesky factor of the covariance [M·U, M·U], members) of a Gaussian z."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "counts": self.counts.tolist(), "mean_params": self.mean_params.tolist()}
+        return {"family": self.family, "counts": self.counts.tolist(), "mean_params": self.mean_params.tolist(),
+                "joint": [{"code": list(code), "members": n, "mean": mean.tolist(), "chol": chol.tolist()}
+                          for code, (mean, chol, n) in self.joint.items()]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CodeStats:
+        joint = {tuple(j["code"]): (torch.tensor(j["mean"], dtype=torch.float32),
+                                    torch.tensor(j["chol"], dtype=torch.float32), int(j["members"]))
+                 for j in d.get("joint", [])}
         return cls(torch.tensor(d["mean_params"], dtype=torch.float32), torch.tensor(d["counts"], dtype=torch.long),
-                   d["family"])
+                   d["family"], joint)
 
 
 def _coded_block(model: TextVAE) -> Latent | None:
@@ -112,18 +129,46 @@ def code_stats(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> Co
         return None
     model.eval()
     m, k, u = block.n_variables, block.n_values, block.n_units
+    full = block.family.name == "gaussian" and m * u <= MAX_JOINT_DIM
     sums, counts = None, torch.zeros(m, k, dtype=torch.float64)
+    all_codes, all_mp = [], []
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
         h = model.encode(split.batch(indices).to(model.device)).float()
-        members = torch.nn.functional.one_hot(block.code_probs(h).argmax(-1), k).double().cpu()  # [B, M, K]
+        codes = block.code_probs(h).argmax(-1).cpu()  # [B, M]
+        members = torch.nn.functional.one_hot(codes, k).double()  # [B, M, K]
         mp = block.family.mean_params(block.posterior_natural(h)).reshape(len(indices), m, u, -1).double().cpu()
         part = torch.einsum("bmk,bmup->mkup", members, mp)
         sums = part if sums is None else sums + part
         counts += members.sum(0)
+        if full:
+            all_codes.append(codes)
+            all_mp.append(mp)
     if sums is None:
         raise ConfigError("the aggregate posterior needs a non-empty train split")
     means = sums / counts.clamp(min=1)[..., None, None]
-    return CodeStats(means.float(), counts.long(), block.family.name)
+    stats = CodeStats(means.float(), counts.long(), block.family.name)
+    if full:
+        stats.joint = _joint_stats(torch.cat(all_codes), torch.cat(all_mp))
+    return stats
+
+
+def _joint_stats(codes: Tensor, mean_params: Tensor) -> dict[tuple[int, ...], tuple[Tensor, Tensor, int]]:
+    """Per joint code (the largest :data:`MAX_JOINT_CODES`), the mean and Cholesky factor of the covariance of
+    its members' posterior mixture: codes [N, M], a Gaussian's mean parameters [N, M, U, 2] (float64)."""
+    n = codes.shape[0]
+    mean = mean_params[..., 0].reshape(n, -1)  # [N, F]
+    var = (mean_params[..., 1].reshape(n, -1) - mean.square()).clamp(min=1e-8)
+    values, inverse, sizes = torch.unique(codes, dim=0, return_inverse=True, return_counts=True)
+    order = torch.argsort(-sizes, stable=True)[:MAX_JOINT_CODES]
+    out = {}
+    for j in order.tolist():
+        rows = inverse == j
+        mu = mean[rows].mean(0)
+        centred = mean[rows] - mu
+        cov = centred.T @ centred / int(sizes[j]) + torch.diag(var[rows].mean(0))  # law of total variance
+        chol = torch.linalg.cholesky(cov + 1e-8 * torch.eye(cov.shape[0], dtype=cov.dtype))
+        out[tuple(int(v) for v in values[j])] = (mu.float(), chol.float(), int(sizes[j]))
+    return out
 
 
 def _moments(mean_params: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,7 +195,17 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
     t = procedure.temperature
     if family.name == "gaussian":
         mean, var = _moments(chosen)
-        return mean + t * var.sqrt() * torch.randn(mean.shape, device=mean.device, dtype=mean.dtype)
+        z = mean + t * var.sqrt() * torch.randn(mean.shape, device=mean.device, dtype=mean.dtype)
+        if procedure.name == "aggregate" and stats.joint:  # codes with their own statistics: the whole z at once
+            rows = [i for i, c in enumerate(codes.tolist()) if tuple(c) in stats.joint]
+            if rows:
+                mu = torch.stack([stats.joint[tuple(codes[i].tolist())][0] for i in rows]).to(z)
+                chol = torch.stack([stats.joint[tuple(codes[i].tolist())][1] for i in rows]).to(z)
+                eps = torch.randn(mu.shape, device=z.device, dtype=z.dtype)
+                joint = mu + t * (chol @ eps.unsqueeze(-1)).squeeze(-1)
+                z = z.clone()
+                z[rows] = joint.view(len(rows), *z.shape[1:])
+        return z
     if family.name == "categorical":
         probs = torch.cat([chosen, (1 - chosen.sum(-1, keepdim=True)).clamp(min=0)], -1).clamp(min=1e-12)
         if t == 0:

@@ -64,7 +64,7 @@ from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
-from demvae.models.generation import CodeStats, code_stats
+from demvae.models.generation import STATS_VERSION, CodeStats, code_stats
 
 CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS = (
     "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
@@ -312,12 +312,12 @@ def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: st
     digest = _digest(model_file) if model_file.is_file() else None
     if path.is_file():
         record = json.loads(path.read_text())
-        if digest is not None and record.get("model_sha256") == digest:
+        if digest is not None and record.get("model_sha256") == digest and record.get("version") == STATS_VERSION:
             return CodeStats.from_dict(record)
     if data is None:
         data = run_data(run, corpus, data_dir, force)
     stats = code_stats(run.model, data.splits["train"])
     if stats is not None and digest is not None and os.access(run.run_dir, os.W_OK):
-        write_json(path, {"model_sha256": digest, "split": "train", "n_examples": len(data.splits["train"]),
-                          **stats.to_dict()})
+        write_json(path, {"version": STATS_VERSION, "model_sha256": digest, "split": "train",
+                          "n_examples": len(data.splits["train"]), **stats.to_dict()})
     return stats
