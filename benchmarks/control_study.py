@@ -7,11 +7,13 @@ For trained runs with a Gaussian mixture latent (GM-VAE / DGM-VAE):
 
 prints, per run, the demo's homogeneity, the diagnostics (``--diagnose``) and the ``control`` scores of
 every procedure. Everything is built from the model's public objects (the mixture block's prior and
-posterior maps, the decoder); the procedures are experiments, not library code.
+posterior maps, the decoder); the procedures are experiments. The library's ``aggregate`` procedure
+(``demvae.models.generation``) is ``agg`` with per-variable statistics for joint codes without members
+(``benchmarks/control_procedures.py`` scores the library's procedures).
 
 Procedures (z for a joint code c = (c_1..c_G), then greedy decoding):
 
-* ``prior``            z ~ p(z|c) (what ``demvae sample --code`` does)
+* ``prior``            z ~ p(z|c) (the paper's; ``demvae sample --code --procedure prior``)
 * ``prior-t<τ>``       z = μ_c + τ σ_c ε (``prior-t0`` = ``mode``: the component means)
 * ``agg``              z ~ N(m_c, S_c): the code's aggregate posterior on the train split, moment matched over
                        the members x_i (argmax code c): m_c = mean_i E[z|x_i], S_c = Cov_i E[z|x_i] + mean_i Var[z|x_i]
@@ -157,8 +159,9 @@ def code_stats(post: Posteriors, k: int) -> CodeStats:
     joint = torch.as_tensor(joint_code(codes.numpy(), k))
     flat_mean, flat_var = post.mean.reshape(n, -1).double(), post.var.reshape(n, -1).double()
     hard, soft, members = {}, {}, {}
-    for c in joint.unique().tolist():
-        idx = (joint == c).nonzero().squeeze(1)
+    for j in joint.unique().tolist():  # keyed by the code itself: joint ids are ranks within one set of rows
+        idx = (joint == j).nonzero().squeeze(1)
+        c = tuple(codes[idx[0]].tolist())
         members[c] = idx
         hard[c] = _moments(flat_mean[idx], flat_var[idx], torch.ones(len(idx), dtype=torch.float64))
         code = codes[idx[0]]
@@ -177,7 +180,7 @@ def code_stats(post: Posteriors, k: int) -> CodeStats:
 
 def aggregate(stats: CodeStats, tau: float = 1.0, kind: str = "hard"):
     def sample(model: TextVAE, codes: torch.Tensor) -> torch.Tensor:
-        ids = joint_code(codes.cpu().numpy(), stats.k).tolist()
+        ids = [tuple(c) for c in codes.cpu().tolist()]
         g, u = stats.group_mean.shape[0], stats.group_mean.shape[2]
         table = stats.joint[kind]
         z = torch.stack([table[c][0] + tau * table[c][1] @ torch.randn(g * u) for c in ids])
@@ -198,7 +201,7 @@ def aggregate_group(stats: CodeStats):
 
 def members(stats: CodeStats, tau: float = 1.0):
     def sample(model: TextVAE, codes: torch.Tensor) -> torch.Tensor:
-        ids = joint_code(codes.cpu().numpy(), stats.k).tolist()
+        ids = [tuple(c) for c in codes.cpu().tolist()]
         pick = torch.stack([stats.members[c][torch.randint(len(stats.members[c]), ())] for c in ids])
         m, v = stats.post.mean[pick], stats.post.var[pick]
         return decode(model, m + tau * v.sqrt() * torch.randn(m.shape))
@@ -390,7 +393,7 @@ def swap_test(model: TextVAE, vocab, split: EncodedSplit, train: EncodedSplit, p
             from demvae.data.types import Example
             again = encode_codes(model, EncodedSplit.from_examples([Example(tuple(w)) for w in words], vocab,
                                                                     split.max_len))
-            row["code recovered"] = float(np.mean(again.joint == joint_code(post.codes.numpy(), post.q_c.shape[-1])))
+            row["code recovered"] = float(np.mean((again.codes == post.codes.numpy()).all(1)))
         rows.append(row)
 
     score(post.mean, "E[z|x_i] (reconstruction)", None)

@@ -321,6 +321,9 @@ def eval_(
         b = results["budget"]
         typer.echo(f"{run_dir}: {b['is_samples']} IS samples, {b['n_prior_samples']:,} prior samples, "
                    f"rPPL LM ≤ {b['rppl_steps']} steps", err=True)
+        if "control" in results:
+            typer.echo(f"{run_dir}: control group: generation procedure {results['control']['procedure']}, "
+                       f"{results['control']['n_per_code']} sentences per code", err=True)
         rows.append(flat_row(results))
     columns, legend = table_columns(rows)
     typer.echo(format_table(rows, columns, title=f"{split} split"))

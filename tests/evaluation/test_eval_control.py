@@ -27,7 +27,7 @@ from demvae.evaluation.control import (
     control_table,
     text_classifier,
 )
-from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
+from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
 from demvae.models import build_model
 from demvae.models.generation import PROCEDURES, Procedure
 from demvae.runs import compose, train
@@ -245,8 +245,15 @@ def test_eval_control_group(tmp_path):
     row = flat_row(results)
     assert row["control_recovery"] == control["recovery"]
     assert row["control_agree_intent"] == control["labels"]["intent"]["agreement"]
-    assert row["control_procedure"] == "aggregate-t0.5"
     assert (run_dir / "code_stats.json").is_file()  # written after training
     again = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     assert again["control"] == control
+    columns, legend = table_columns([row])
+    assert {"control_recovery", "control_agree_intent", "control_ceiling_intent", "control_chance_intent"} <= set(
+        columns)
+    assert any(line.startswith("Code recovery:") for line in legend)
+    prior = evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="prior", device="cpu"))
+    assert prior["control"]["procedure"] == "prior" and prior["options"]["procedure"] == "prior"
+    with pytest.raises(ConfigError, match="unknown generation procedure 'nope'"):
+        evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="nope", device="cpu"))
 

@@ -293,7 +293,6 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     if "control" in results:
         control = results["control"]
         row["control_recovery"] = control["recovery"]
-        row["control_procedure"] = control["procedure"]
         for label, scores in control["labels"].items():
             row[f"control_agree_{label}"] = scores["agreement"]
             row[f"control_ceiling_{label}"] = scores["ceiling"]
