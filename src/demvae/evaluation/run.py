@@ -292,11 +292,11 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
         row[f"majority_{label}"] = acc["majority"]
     if "control" in results:
         control = results["control"]
-        row["control_recovery"] = control["recovery"]
-        for label, scores in control["labels"].items():
-            row[f"control_agree_{label}"] = scores["agreement"]
-            row[f"control_ceiling_{label}"] = scores["ceiling"]
-            row[f"control_chance_{label}"] = scores["chance"]
+        row["control_recovery"] = control.get("recovery")
+        for label, scores in control.get("labels", {}).items():
+            for key, name in (("agreement", "agree"), ("ceiling", "ceiling"), ("chance", "chance")):
+                if key in scores:
+                    row[f"control_{name}_{label}"] = scores[key]
     return row
 
 
