@@ -143,3 +143,19 @@ def test_stats_cached_in_the_run_folder(dgm, tmp_path):
     torch.testing.assert_close(load_code_stats(copy).mean_params, first.mean_params)
     back = CodeStats.from_dict(first.to_dict())
     assert back.family == "gaussian" and set(back.joint) == set(first.joint)
+
+
+def test_a_discrete_code_needs_no_statistics(trained):
+    from demvae.evaluation.control import ControlOptions, control_scores
+
+    trainer, run_dir = trained("di-vae")
+    run = load_run(run_dir)
+    assert load_code_stats(run) is None and not (run_dir / CODE_STATS).exists()
+    test, train = trainer.data.splits["test"], trainer.data.splits["train"]
+    result = control_scores(run.model, run.vocab, test, train, ControlOptions(n_per_code=2))  # default: aggregate
+    assert result.procedure == "aggregate-t0.5" and 0 <= result.recovery <= 1
+    codes = torch.tensor([[0] * run.model.code_shape()[0]] * 2)
+    torch.manual_seed(0)
+    a = generate_from_codes(run.model, codes, DEFAULT)
+    torch.manual_seed(0)
+    assert torch.equal(a, run.model.sample_prior(2, codes=codes))  # the code is all the decoder sees

@@ -41,7 +41,7 @@ from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.generation import references
 from demvae.evaluation.tables import format_table
 from demvae.models import TextVAE
-from demvae.models.generation import DEFAULT, PAPER, CodeStats, Procedure, generate_from_codes
+from demvae.models.generation import DEFAULT, PAPER, CodeStats, Procedure, generate_from_codes, uses_stats
 
 __all__ = [
     "CodeSampler",
@@ -141,13 +141,13 @@ class ControlResult:
         return asdict(self)
 
 
-def _resolve(opts: ControlOptions) -> tuple[str, CodeSampler]:
+def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler]:
     procedure = opts.procedure
     if callable(procedure) and not isinstance(procedure, Procedure):
         return getattr(procedure, "__name__", type(procedure).__name__), procedure
     if isinstance(procedure, str):
         procedure = Procedure(procedure) if procedure != "prior" else PAPER
-    if procedure.needs_stats and opts.stats is None:
+    if uses_stats(model, procedure) and opts.stats is None:
         raise ConfigError(f"the {procedure.name} procedure needs the codes' statistics (ControlOptions.stats; "
                           "demvae.training.run_folder.load_code_stats)")
     return procedure.label, procedure_sampler(procedure, opts.stats)
@@ -184,7 +184,7 @@ def control_scores(
     score them (module docstring). ``train`` only fits the label classifiers (``classifier()`` makes one:
     any scikit-learn estimator on lists of strings)."""
     opts = opts or ControlOptions()
-    name, sampler = _resolve(opts)
+    name, sampler = _resolve(opts, model)
     if opts.n_per_code < 1 or not 0 < opts.min_share <= 1:
         raise ConfigError(f"control needs n_per_code >= 1 and 0 < min_share <= 1, got {opts.n_per_code}, "
                           f"{opts.min_share}")

@@ -36,7 +36,7 @@ from demvae.models.latents import Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
 
 __all__ = ["PROCEDURES", "Procedure", "DEFAULT", "PAPER", "CodeStats", "code_stats", "generate_from_codes",
-           "code_features"]
+           "code_features", "uses_stats"]
 
 MAX_JOINT_DIM = 64
 """Full-covariance statistics per joint code for a Gaussian z of at most this many dimensions (M·U)."""
@@ -114,6 +114,15 @@ class CodeStats:
                  for j in d.get("joint", [])}
         return cls(torch.tensor(d["mean_params"], dtype=torch.float32), torch.tensor(d["counts"], dtype=torch.long),
                    d["family"], joint)
+
+
+def uses_stats(model, procedure: Procedure) -> bool:
+    """Whether ``procedure`` needs :class:`CodeStats` for ``model`` (a DI-VAE's code is all its decoder sees: no
+    procedure needs them)."""
+    latents = getattr(model, "latents", None)
+    if latents is None:
+        return procedure.needs_stats
+    return procedure.needs_stats and any(b.has_code and isinstance(b, MixtureLatent) for b in latents)
 
 
 def _coded_block(model: TextVAE) -> Latent | None:

@@ -64,7 +64,7 @@ from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
-from demvae.models.generation import STATS_VERSION, CodeStats, code_stats
+from demvae.models.generation import DEFAULT, STATS_VERSION, CodeStats, code_stats, uses_stats
 
 CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS = (
     "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
@@ -306,7 +306,7 @@ def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: st
     ``code_stats.json`` if it was computed for the current ``model.safetensors``, else computed on the run's
     train split (``data``: its prepared corpus, with the run's own ``max_examples``; else located as
     :func:`run_data` does) and written there (atomic; skipped in a read-only folder)."""
-    if run.is_dialog:
+    if run.is_dialog or not uses_stats(run.model, DEFAULT):
         return None
     path, model_file = run.run_dir / CODE_STATS, run.run_dir / MODEL
     digest = _digest(model_file) if model_file.is_file() else None
