@@ -391,7 +391,8 @@ def demo(
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps per model.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
 ):
-    """The main job: train a small DGM-VAE on the built-in corpus and show what its codes found."""
+    """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
+    codes found and how faithfully sentences generated from each code follow it."""
     from demvae.report.demo import run_demo
 
     typer.echo(run_demo(out, compare=compare, steps=steps, device=device))
