@@ -132,7 +132,8 @@ def train(
     except KeyboardInterrupt:  # the second: stopped at once, the last checkpoint is the previous one
         typer.echo("interrupted; the last checkpoint is kept (resume with `demvae train --resume DIR`)", err=True)
         raise typer.Exit(130) from None
-    typer.echo(runs.summary(run_dir))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
+        typer.echo(runs.summary(run_dir))
 
 
 def _sentence_run(run_dir: Path, device: str, command: str):
@@ -284,6 +285,8 @@ def eval_(
                                                 "run responses,clusters).")] = None,
     split: str = "test",
     is_samples: Annotated[int | None, typer.Option(min=1, help="Importance samples per sentence.")] = None,
+    max_memory: Annotated[float | None, typer.Option(
+        min=0.0, help="MiB of decoder working memory per importance-sampling call (default: 8192 rows).")] = None,
     n_prior: Annotated[int | None, typer.Option(min=1, help="Prior samples for wKL and rPPL.")] = None,
     rppl_steps: Annotated[int | None, typer.Option(min=1, help="Cap on the rPPL language model's steps.")] = None,
     paper: Annotated[bool, typer.Option(help="The paper's budget: 500 IS samples, 40,000 prior samples.")] = False,
@@ -309,8 +312,8 @@ def eval_(
     groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     rows = []
     for run_dir in run_dirs:
-        opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, n_prior_samples=n_prior,
-                           rppl_steps=rppl_steps, paper=paper, device=device, corpus=corpus,
+        opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, is_max_memory=max_memory,
+                           n_prior_samples=n_prior, rppl_steps=rppl_steps, paper=paper, device=device, corpus=corpus,
                            data_dir=str(data_dir) if data_dir else None, force=force,
                            vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
                            out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),

@@ -96,14 +96,31 @@ def batch_noise(shape: tuple[int, ...], like: Tensor, kind: str = "normal") -> T
     return full[_ACTIVE.rank::_ACTIVE.size]
 
 
+class _GatherRows(torch.autograd.Function):
+    """all_gather of equal-sized shards whose backward gives each rank the sum, over ranks, of the
+    gradients with respect to its own rows (every rank's loss reads every rank's rows)."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor) -> Tensor:
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        ctx.rows = slice(dist.get_rank() * t.shape[0], (dist.get_rank() + 1) * t.shape[0])
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rows]
+
+
 def gather_rows(t: Tensor) -> Tensor:
-    """The global batch's rows of a per-example tensor, differentiable (its backward sums the ranks'
-    gradients, which DDP's averaging then turns into the single-process gradient)."""
+    """The global batch's rows of a per-example tensor (rank 0's shard first), differentiable: its
+    backward sums the ranks' gradients, which DDP's averaging then turns into the single-process one.
+    The shards are equal in size (the global batch divides over the ranks)."""
     if _ACTIVE is None:
         return t
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(t), dim=0)
+    return _GatherRows.apply(t)
 
 
 def mean_over_ranks(value: Tensor, world: World) -> Tensor:

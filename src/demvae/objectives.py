@@ -59,8 +59,10 @@ def mutual_info(q: Tensor) -> Tensor:
 
 def perplexity(total_nll: float, n_tokens: int) -> float:
     """``exp(total NLL / predicted tokens)``, or inf where it would overflow (a diverged model)."""
-    x = total_nll / max(1, n_tokens)
-    return math.exp(x) if x < 709.0 else math.inf
+    try:
+        return math.exp(total_nll / max(1, n_tokens))
+    except OverflowError:
+        return math.inf
 
 
 # --- annealing -----------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def kl_anneal_weight(step: int, kind: str = "logistic", k: float = 0.0025, x0: i
     if kind == "logistic":
         return 1.0 / (1.0 + math.exp(-k * (step - x0)))
     if kind == "linear":
-        return min(1.0, step / max(1, x0))
+        return 1.0 if step >= x0 else step / x0
     raise ValueError(f"unknown annealing {kind!r}")
 
 

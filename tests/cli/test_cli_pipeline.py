@@ -137,6 +137,13 @@ def test_eval_unknown_group(run_dir, run_main):
     assert rc == 2 and "unknown metric group" in err and "nope" in err and "Traceback" not in err
 
 
+def test_eval_nll_within_max_memory(run_dir, run_main):
+    out = invoke("eval", run_dir, "--metrics", "nll", "--is-samples", "8", "--max-memory", "64", "--device", "cpu")
+    assert "| nll |" in out and "dgm-vae" in out
+    rc, out, err = run_main("eval", run_dir, "--metrics", "nll", "--max-memory", "0.001", "--device", "cpu")
+    assert rc != 0 and "error: max_memory" in err and "Traceback" not in err
+
+
 def test_data_stats_builtin():
     out = invoke("data", "stats")
     assert "examples" in out and "tokens" in out
@@ -148,3 +155,13 @@ def test_models_lists_presets():
     out = invoke("models")
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert {"rnnlm", "dgm-vae", "gm-vae", "vae"} <= set(names)
+
+
+def test_python_dash_m_runs_the_cli():
+    """``python -m demvae`` is the command line (``torchrun -m demvae train ...`` starts it on every rank)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "demvae", "models"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "dgm-vae" in out.stdout

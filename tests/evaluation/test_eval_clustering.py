@@ -110,3 +110,12 @@ def test_joint_code_does_not_overflow_at_the_supervised_dvae_size():
         changed[:, v] = (changed[:, v] + 1) % 8
         both = joint_code(np.concatenate([codes, changed]), 8)
         assert not np.any(both[:400] == both[400:]), f"variable {v} is invisible to the joint id"
+
+
+def test_joint_code_edge_cases():
+    assert joint_code(np.zeros((0, 3), dtype=np.int64)).shape == (0,)  # no rows: no ids
+    assert joint_code(np.array([[4, 1, 2]])).tolist() == [0]  # one row: id 0
+    floats = np.array([[1.0, 2.0], [0.0, 2.0], [1.0, 2.0]])  # integer-valued floats are codes
+    assert joint_code(floats).tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="integers"):
+        joint_code(np.array([[1.5, 2.0]]))

@@ -167,3 +167,16 @@ def test_rnnlm_has_only_rec_and_ppl(data):
     assert out["neg_elbo"] == pytest.approx(out["rec"], rel=1e-9)
     n_targets = int(split.lengths.sum()) - len(split)
     assert out["ppl"] == pytest.approx(math.exp(exact * len(split) / n_targets), rel=1e-4)
+
+
+def test_loss_is_the_objective_at_full_weight(stats, model, data):
+    """Model selection's ``loss``: the objective at w = 1, per sentence. With β = 0 and no MI it is −ELBO; β
+    takes β·L_d off it; the MI bonus takes λ × (the batches' MI) off it (batches of 17, not the split)."""
+    assert stats["loss"] == pytest.approx(stats["neg_elbo"], rel=1e-6)
+    torch.manual_seed(0)
+    dispersed = posterior_stats(model, data.splits["test"], ObjectiveConfig(beta=0.5), batch_size=17)
+    assert dispersed["rec"] == pytest.approx(stats["rec"], rel=1e-9)  # the same noise: the same samples
+    assert dispersed["loss"] == pytest.approx(stats["neg_elbo"] - 0.5 * stats["dispersion"], rel=1e-6)
+    torch.manual_seed(0)
+    with_mi = posterior_stats(model, data.splits["test"], ObjectiveConfig(mi_weight=1.0), batch_size=17)
+    assert 0 < stats["neg_elbo"] - with_mi["loss"] < stats["mutual_info_sum"] * 2

@@ -111,6 +111,9 @@ def test_rsample_is_differentiable_or_says_it_is_not(name):
     assert z.shape == (2, 4000, 3, *([family.event_size] if family.event_dims else []))
     torch.testing.assert_close(family.sufficient_stats(z).mean(1), family.mean_params(eta.detach()),
                                rtol=0.08, atol=0.08)
+    if family.discrete:  # a straight-through sample is a value of the support: one-hot, not relaxed
+        torch.testing.assert_close(z.detach(), z.detach().round(), rtol=0, atol=1e-12)  # ST: ŷ − sg(y) + y
+        torch.testing.assert_close(z.detach().sum(-1), torch.ones(z.shape[:-1], dtype=z.dtype))
     (z * torch.randn_like(z)).sum().backward()
     assert eta.grad is not None and eta.grad.abs().sum() > 0
 
@@ -124,6 +127,8 @@ def test_labels_round_trip_on_discrete_families(name):
         return
     x = family.from_index(y)
     assert torch.equal(family.to_index(x), y)
+    grid = torch.tensor([[0, 2, 3], [1, 3, 0]])  # [B, M] labels: the event axis is the last one
+    assert torch.equal(family.to_index(family.from_index(grid)), grid)
     # a label's log-probability is the log-probability of its sample
     values = support()
     assert torch.equal(family.from_index(torch.tensor(3)).to(DT), values[3])
@@ -138,3 +143,13 @@ def test_log_partition_is_convex_along_a_line(name):
         chord = t * family.log_partition(eta) + (1 - t) * family.log_partition(other)
         assert (mix <= chord + 1e-12).all()
     assert math.isfinite(float(family.log_partition(eta).sum()))
+
+
+def test_shapes_of_the_statistics(name):
+    """T(x) has n_params entries, log h(x) and log p(x) one value per variable."""
+    family, eta, _ = _setup(name)
+    x = family.sample(eta, generator=torch.Generator().manual_seed(4))
+    assert family.sufficient_stats(x).shape == eta.shape
+    assert eta.shape[-1] == family.n_params
+    assert family.log_base_measure(x).shape == eta.shape[:-1]
+    assert family.log_prob(x, eta).shape == eta.shape[:-1]

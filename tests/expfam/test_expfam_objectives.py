@@ -146,6 +146,7 @@ def test_other_anneal_kinds():
     assert kl_anneal_weight(123_456, kind="none") == 1.0
     assert kl_anneal_weight(1250, kind="linear") == pytest.approx(0.5)
     assert kl_anneal_weight(10_000, kind="linear") == 1.0
+    assert kl_anneal_weight(0, kind="linear", x0=0) == 1.0  # no warm-up: full weight from the first step
     with pytest.raises(ValueError):
         kl_anneal_weight(0, kind="cosine")
 
@@ -239,6 +240,11 @@ def test_free_bits_on_z_use_the_exact_kl():
     torch.testing.assert_close(
         objective(t_big, ObjectiveConfig(free_bits_z=4.0), 0.5), objective(t_big, ObjectiveConfig(), 0.5)
     )
+    # a budget below one nat still hinges: share 0.9/2 = 0.45; exact [[0.3, 1.0], [0.5, 0.2]] -> 0, 1, 0.5, 0
+    t_small = Terms(rec=torch.zeros(2, dtype=DT), kl_z_avg=torch.tensor([[0.2, 0.5], [0.5, 0.1]], dtype=DT),
+                    dispersion=torch.tensor([[0.1, 0.5], [0.0, 0.1]], dtype=DT))
+    got = objective(t_small, ObjectiveConfig(free_bits_z=0.9), 1.0)
+    assert float(got) == pytest.approx((1.0 + 0.5) / 2, abs=1e-12)
 
 
 def test_neg_elbo_sums_all_terms():
@@ -307,3 +313,14 @@ def test_beta_outside_the_papers_range_is_rejected():
     for beta in (-0.5, 1.5):
         with pytest.raises(ConfigError, match="beta"):
             from_dict({"objective": {"beta": beta}})
+
+
+def test_perplexity_against_the_definition():
+    import math
+
+    from demvae.objectives import perplexity
+
+    assert perplexity(230.0, 100) == pytest.approx(math.exp(2.3), rel=1e-12)
+    assert perplexity(1.5, 0) == pytest.approx(math.exp(1.5), rel=1e-12)  # no token: the NLL itself
+    assert perplexity(800.0, 1) == math.inf  # exp(800) overflows a float: a diverged model, not an error
+    assert perplexity(709.0, 1) == pytest.approx(math.exp(709.0), rel=1e-12)

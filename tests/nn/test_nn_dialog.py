@@ -13,10 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from demvae.nn import attention_decoder
 from demvae.nn.attention import AdditiveAttention, AttentionPooling, masked_softmax
 from demvae.nn.attention_decoder import AttentionDecoder
 from demvae.nn.context import ContextEncoder, PolicyNetwork, UtteranceEncoder
-from demvae.nn.decoding import real_targets
+from demvae.nn.decoding import real_targets, token_nll
 
 V, E = 11, 6
 BOS, EOS = 2, 3
@@ -221,7 +222,7 @@ def decoder_reference(dec: AttentionDecoder, tokens, n, memory, mask, init) -> t
     return total
 
 
-def test_decoder_log_likelihood_is_the_step_by_step_formula():
+def test_decoder_log_likelihood_is_the_step_by_step_formula(monkeypatch):
     dec = make_decoder()
     memory, mask, init = memory_batch(4)
     g = torch.Generator().manual_seed(9)
@@ -230,9 +231,14 @@ def test_decoder_log_likelihood_is_the_step_by_step_formula():
     tokens[:, 0] = BOS
     tokens = tokens * (torch.arange(7) < lengths.unsqueeze(1))
     projected = []
-    hook = dec.out.register_forward_hook(lambda m, i, o: projected.append(i[0].shape[0]))
+
+    def recording(hidden, *args, **kwargs):
+        projected.append(hidden.shape[0])
+        return token_nll(hidden, *args, **kwargs)
+
+    monkeypatch.setattr(attention_decoder, "token_nll", recording)
     ll = dec.log_likelihood(tokens, lengths, init, memory, mask)
-    hook.remove()
+    monkeypatch.undo()
     assert projected == [int((lengths - 1).sum())]  # only the real targets reach the vocabulary layer
     for b in range(4):
         torch.testing.assert_close(ll[b], decoder_reference(dec, tokens[b], int(lengths[b]), memory[b], mask[b],

@@ -18,7 +18,9 @@ import math
 import torch
 
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
+from demvae.errors import ConfigError
 from demvae.models import TextVAE
+from demvae.objectives import perplexity
 
 
 @torch.no_grad()
@@ -28,9 +30,19 @@ def log_likelihoods(
     n_samples: int = 500,
     rows_per_step: int = 8192,
     sentences_per_batch: int | None = None,
+    max_memory: int | None = None,
 ) -> torch.Tensor:
-    """Per-sentence ``log p(x)`` estimates [N] (float64, in the split's order)."""
+    """Per-sentence ``log p(x)`` estimates [N] (float64, in the split's order).
+
+    Sentences are sorted by length and cut into batches of ``sentences_per_batch`` (default: as many
+    as fill ``rows_per_step`` decoder rows of ``n_samples``); each batch is encoded once and its samples
+    drawn at once, then decoded ``rows_per_step`` rows (sentence × sample) at a time. ``max_memory``
+    (bytes) replaces ``rows_per_step`` by the most rows whose decoder working memory fits in it
+    (:meth:`~demvae.nn.decoders.LatentDecoder.eval_bytes`). The decoder chunking changes no number.
+    """
     model.eval()
+    if max_memory is not None:
+        rows_per_step = rows_within(model, max_memory, int(split.lengths.max()) - 1 if len(split) else 0)
     per_batch = sentences_per_batch or max(1, rows_per_step // n_samples)
     n_draws = 1 if not model.has_latent else n_samples
     out = torch.empty(len(split), dtype=torch.float64)
@@ -41,9 +53,15 @@ def log_likelihoods(
     return out
 
 
-def safe_exp(x: float) -> float:
-    """``exp(x)``, or inf where it would overflow (a diverged model's perplexity)."""
-    return math.exp(x) if x < 709.0 else math.inf
+def rows_within(model: TextVAE, max_memory: int, steps: int) -> int:
+    """The most decoder rows of ≤ ``steps`` predicted tokens whose evaluation working memory fits in
+    ``max_memory`` bytes."""
+    fixed = model.decoder.eval_bytes(0, steps)
+    per_row = model.decoder.eval_bytes(1, steps) - fixed
+    if max_memory < fixed + per_row:
+        raise ConfigError(f"max_memory of {max_memory / 2**20:.1f} MiB is below the "
+                          f"{(fixed + per_row) / 2**20:.1f} MiB that one decoder row needs")
+    return (max_memory - fixed) // per_row
 
 
 def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
@@ -54,12 +72,12 @@ def nll_report(log_px: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
     return {
         "nll": total / n,
         "nll_se": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0,
-        "ppl": safe_exp(total / targets),
-        "ppl_words": safe_exp(total / (targets - n)),
+        "ppl": perplexity(total, targets),
+        "ppl_words": perplexity(total, targets - n),
         "n_sentences": n,
     }
 
 
 def importance_sampled_nll(model: TextVAE, split: EncodedSplit, n_samples: int = 500,
-                           rows_per_step: int = 8192) -> dict[str, float]:
-    return nll_report(log_likelihoods(model, split, n_samples, rows_per_step), split)
+                           rows_per_step: int = 8192, max_memory: int | None = None) -> dict[str, float]:
+    return nll_report(log_likelihoods(model, split, n_samples, rows_per_step, max_memory=max_memory), split)

@@ -76,6 +76,8 @@ class EvalOptions:
     """Metric groups; None: every group that applies to the run (sentence or dialog model)."""
     is_samples: int | None = None
     """Importance samples per sentence (None: the budget's)."""
+    is_max_memory: float | None = None
+    """MiB of decoder working memory per importance-sampling call (None: 8192 rows per call)."""
     n_prior_samples: int | None = None
     """Prior samples for wKL and rPPL (None: the budget's, at most twice the training split)."""
     rppl_steps: int | None = None
@@ -132,6 +134,10 @@ def budget(opts: EvalOptions, device: torch.device, n_train: int) -> dict[str, i
     return chosen
 
 
+def _bytes(mib: float | None) -> int | None:
+    return None if mib is None else int(mib * 2**20)
+
+
 def metrics_path(run_dir: Path, opts: EvalOptions) -> Path:
     """Where the results go; a read-only run folder needs ``out`` (checked before any work)."""
     if opts.out is not None:
@@ -182,8 +188,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
         "posterior": lambda: posterior_stats(model, split, cfg.objective),
-        "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v
-                        for k, v in importance_sampled_nll(model, split, sizes["is_samples"]).items()},
+        "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
+            model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed),
         "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),

@@ -100,7 +100,9 @@ class TextVAE(nn.Module):
     @torch.no_grad()
     def log_weights(self, batch: Batch, n: int, chunk_rows: int = 4096) -> Tensor:
         """``log p(x | latent) + log p(latent) − log q(latent | x)`` for n posterior samples: [B, n]
-        (float64). For the RNN-LM it is the exact ``log p(x)`` repeated."""
+        (float64). For the RNN-LM it is the exact ``log p(x)`` repeated. The encoder runs once and the
+        n samples are drawn at once; the decoder takes at most ``chunk_rows`` rows (sentence × sample)
+        per call, sentences of similar lengths together."""
         if not self.has_latent:
             return self.decoder.log_likelihood(batch.tokens, batch.host_lengths).double().unsqueeze(1).expand(-1, n)
         h = self.encode(batch)
@@ -109,15 +111,19 @@ class TextVAE(nn.Module):
             f, lr = block.importance_sample(h, n)
             features.append(f)
             log_ratio = log_ratio + lr
-        per_chunk = max(1, chunk_rows // n)
-        log_px = []
-        for start in range(0, batch.size, per_chunk):
-            sl = slice(start, start + per_chunk)
-            init, inputs = self.decoder_inputs([f[sl].flatten(0, 1) for f in features])
-            log_px.append(
-                self.decoder.log_likelihood(batch.tokens[sl], batch.host_lengths[sl], init, inputs, n).view(-1, n)
-            )
-        return torch.cat(log_px).double() + log_ratio.double()
+        order = torch.argsort(batch.host_lengths, stable=True)
+        per_call, samples = max(1, chunk_rows // n), min(n, chunk_rows)  # sentences, samples per call
+        log_px = torch.empty(batch.size, n, dtype=torch.float64, device=h.device)
+        for start in range(0, batch.size, per_call):
+            host = order[start:start + per_call]
+            idx = host.to(h.device)
+            for first in range(0, n, samples):
+                k = min(samples, n - first)
+                sl = slice(first, first + k)
+                init, inputs = self.decoder_inputs([f[idx, sl].flatten(0, 1) for f in features])
+                log_px[idx, sl] = self.decoder.log_likelihood(
+                    batch.tokens[idx], batch.host_lengths[host], init, inputs, k).view(-1, k).double()
+        return log_px + log_ratio.double()
 
     @torch.no_grad()
     def code_probs(self, batch: Batch) -> Tensor | None:

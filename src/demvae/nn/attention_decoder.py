@@ -59,7 +59,7 @@ class AttentionDecoder(nn.Module):
         flat, row = real_targets(lengths, steps)
         flat, row = flat.to(tokens.device, non_blocking=True), row.to(tokens.device, non_blocking=True)
         out = self.outputs(tokens, init, memory, memory_mask).flatten(0, 1).index_select(0, flat)  # [N_real, H]
-        nll = token_nll(self.out, out, targets.flatten().index_select(0, flat))
+        nll = token_nll(out, self.out.weight, self.out.bias, targets.flatten().index_select(0, flat))
         return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
 
     def _step(self, memory: Tensor, mask: Tensor):

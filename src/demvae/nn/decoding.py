@@ -1,5 +1,6 @@
-r"""What every autoregressive decoder here shares: picking the real targets of a padded batch, the per-token NLL,
-and the decoding loops (greedy or sampled, and beam search), driven by a one-step function.
+r"""What every autoregressive decoder here shares: picking the real targets of a padded batch, the per-token NLL
+(output layer and cross-entropy fused, chunked), and the decoding loops (greedy or sampled, and beam search), driven
+by a one-step function.
 
 A step function maps ``(word [R, 1], state) -> (logits [R, V], state)`` for R sequences decoded side by side; the
 state is a GRU hidden state ``[layers, R, H]`` (the beam search reorders it along dim 1).
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from demvae.nn.fused import linear_cross_entropy
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -28,17 +30,15 @@ def real_targets(host_lengths: Tensor, steps: int, replicas: int = 1) -> tuple[T
     return flat, flat // steps
 
 
-def token_nll(logits: Callable[[Tensor], Tensor], hidden: Tensor, targets: Tensor, chunk: int = 4096) -> Tensor:
-    """−log softmax(logits(h))[target] per position: hidden [N, H], targets [N] -> [N].
+def token_nll(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor, chunk: int = 1024) -> Tensor:
+    """−log softmax(h Wᵀ + b)[target] per position: hidden [N, H], the output layer's W [V, H] and b [V] (or None:
+    a layer tied to the embedding), targets [N] -> [N].
 
-    Without gradients the vocabulary-sized logits are made ``chunk`` positions at a time, so evaluation memory does
-    not grow with the batch.
+    The output layer and the cross-entropy are fused (:func:`~demvae.nn.fused.linear_cross_entropy`): the
+    vocabulary-sized logits are made ``chunk`` positions at a time, in the forward and in the backward pass, so
+    memory does not grow with the batch × vocabulary.
     """
-    if torch.is_grad_enabled():
-        return F.cross_entropy(logits(hidden), targets, reduction="none")
-    return torch.cat([
-        F.cross_entropy(logits(h), t, reduction="none") for h, t in zip(hidden.split(chunk), targets.split(chunk))
-    ])
+    return linear_cross_entropy(hidden, weight, bias, targets, chunk)
 
 
 def sample_decode(
