@@ -119,3 +119,45 @@ def test_joint_code_edge_cases():
     assert joint_code(floats).tolist() == [1, 0, 1]
     with pytest.raises(ValueError, match="integers"):
         joint_code(np.array([[1.5, 2.0]]))
+
+
+def test_split_codes_views():
+    from demvae.evaluation.codes import SplitCodes
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=(4, 3))  # [N = 4, M = 3, K = 5]: M ≠ K, so a wrong axis shows
+    codes = SplitCodes(probs)
+    assert codes.codes.shape == (4, 3)
+    assert codes.codes.tolist() == [[int(np.argmax(probs[n, m])) for m in range(3)] for n in range(4)]
+    expected = [np.prod([probs[n, m].max() for m in range(3)]) for n in range(4)]
+    np.testing.assert_allclose(codes.confidence, expected, rtol=1e-12)
+    assert codes.joint.tolist() == joint_code(codes.codes).tolist()
+
+
+def test_label_scores_skip_missing_labels_only():
+    """-1 marks an example without the label; class 0 is a class like any other."""
+    import torch
+
+    from demvae.evaluation.codes import SplitCodes, label_scores
+
+    probs = np.zeros((6, 1, 3))
+    probs[np.arange(6), 0, [0, 0, 1, 1, 2, 2]] = 1.0  # joint codes 0 0 1 1 2 2
+
+    class Split:
+        labels = {"a": torch.tensor([0, 1, 1, 1, -1, -1]), "none": torch.tensor([-1] * 6)}
+
+    scores = label_scores(SplitCodes(probs), Split())
+    assert set(scores) == {"a"}  # a label nobody has is not scored
+    expected = cluster_scores([0, 1, 1, 1], [0, 0, 1, 1])
+    assert scores["a"] == pytest.approx(expected)
+    assert scores["a"]["homogeneity"] < 0.9  # code 0 mixes classes 0 and 1 (dropping class 0 would hide it)
+
+
+def test_parse_code_bounds():
+    from demvae.errors import ConfigError
+    from demvae.evaluation.codes import parse_code
+
+    assert parse_code("0,4", (2, 5)) == [0, 4]
+    for bad in ("0,5", "-1,0", "0", "0,1,2"):
+        with pytest.raises(ConfigError, match="2 value"):
+            parse_code(bad, (2, 5))

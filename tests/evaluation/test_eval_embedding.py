@@ -99,7 +99,9 @@ def test_load_word_vectors_word2vec_header(tmp_path):
 
 @pytest.mark.parametrize(
     "text,line",
-    [("a 1 2 3\nb 1 2\n", 2), ("a 1 2 3\nb 1 x 3\n", 2), ("a 1 2\nb 1 2\nc\n", 3)],
+    [("a 1 2 3\nb 1 2\n", 2), ("a 1 2 3\nb 1 x 3\n", 2), ("a 1 2\nb 1 2\nc\n", 3),
+     ("a 1 2 3\n1 2 3\n", 2),  # the word is missing: three numbers are not a word and three values
+     ("word\n", 1)],
 )
 def test_load_word_vectors_malformed(tmp_path, text, line):
     p = tmp_path / "bad.txt"
@@ -122,3 +124,13 @@ def test_load_word_vectors_bad_encoding(tmp_path):
     p.write_bytes(b"a 1 2\n\xe9t\xe9 3 4\n")
     with pytest.raises(DataError, match=r"latin\.txt:2: .*UTF-8"):
         load_word_vectors(p)
+
+
+def test_zero_vectors_score_zero_not_nan():
+    from demvae.evaluation.embedding import _cos, _unit_rows
+
+    assert _cos(np.zeros(3), np.array([1.0, 2.0, 3.0])) == 0.0
+    assert _cos(np.array([1.0, 0.0]), np.zeros(2)) == 0.0
+    assert _cos(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == pytest.approx(1.0)
+    rows = _unit_rows(np.array([[0.0, 0.0], [3.0, 4.0]]))
+    np.testing.assert_allclose(rows, [[0.0, 0.0], [0.6, 0.8]])
