@@ -153,24 +153,39 @@ def sample(
     run_dir: Path,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of sentences.")] = 10,
     code: Annotated[str | None, typer.Option(help="Discrete code: one value per variable, e.g. 3,0,4.")] = None,
+    procedure: Annotated[str, typer.Option(help="How z is chosen for --code: aggregate (the code's aggregate "
+                                           "posterior on train), prior (p(z|code), the paper's) or mode.")]
+    = "aggregate",
+    temperature: Annotated[float | None, typer.Option(min=0, help="Spread of z for --code (0: the mean); default "
+                                                      "0.5 for aggregate, 1 for prior.")] = None,
     sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words, not greedy decoding.")] = False,
     seed: int = 0,
     device: Device = "cpu",
 ):
-    """Generate sentences from the prior, optionally for a chosen discrete code."""
+    """Generate sentences from the prior, or for a chosen discrete code by a generation procedure (printed on
+    stderr)."""
     import torch
 
     from demvae.evaluation.codes import parse_code
+    from demvae.evaluation.run import procedure_of
+    from demvae.models.generation import generate_from_codes
+    from demvae.training.run_folder import load_code_stats
 
+    chosen = procedure_of(procedure, temperature)  # a bad name fails before the model loads
     run = _sentence_run(run_dir, device, "sample")
-    codes = None
+    greedy = None if not sample_words else False
     if code is not None:
         shape = run.model.code_shape()
         if shape is None:
             raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
         codes = torch.tensor([parse_code(code, shape)] * n)
-    torch.manual_seed(seed)
-    ids = run.model.sample_prior(n, codes=codes, greedy=None if not sample_words else False)
+        stats = load_code_stats(run) if chosen.needs_stats else None
+        typer.echo(chosen.describe(), err=True)
+        torch.manual_seed(seed)
+        ids = generate_from_codes(run.model, codes, chosen, stats, greedy=sample_words is False)
+    else:
+        torch.manual_seed(seed)
+        ids = run.model.sample_prior(n, greedy=greedy)
     for row in ids.tolist():
         typer.echo(" ".join(run.vocab.decode(row)))
 
@@ -226,7 +241,8 @@ def clusters(
     check_split(split)
     data = run_data(run, corpus, str(data_dir) if data_dir else None, force, max_examples={})  # whole splits
     codes = encode_codes(run.model, data.splits[split])
-    typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters))
+    typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
+                              data=None if run.config.data.max_examples else data))
 
 
 @app.command()
@@ -265,7 +281,7 @@ def respond(
 def eval_(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders.")],
     metrics: Annotated[str | None, typer.Option(help="Comma-separated metric groups (default: every group that "
-                                                "applies: posterior,nll,bleu,prior,clusters, or for a dialog "
+                                                "applies: posterior,nll,bleu,prior,clusters,control, or for a dialog "
                                                 "run responses,clusters).")] = None,
     split: str = "test",
     is_samples: Annotated[int | None, typer.Option(min=1, help="Importance samples per sentence.")] = None,
@@ -281,6 +297,10 @@ def eval_(
     lowercase_vectors: Annotated[bool, typer.Option(
         help="Look words up lower-cased (an uncased vector file); default: as they are, like the original.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write metrics here (a folder), e.g. for a read-only run.")] = None,
+    procedure: Annotated[str, typer.Option(help="The control group's generation procedure: aggregate, prior "
+                                           "(the paper's) or mode.")] = "aggregate",
+    temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0.5 for aggregate, "
+                                                      "1 for prior).")] = None,
     device: Device = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model.
@@ -297,13 +317,16 @@ def eval_(
                            data_dir=str(data_dir) if data_dir else None, force=force,
                            vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
                            out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),
-                           progress=True)
+                           procedure=procedure, temperature=temperature, progress=True)
         results = evaluate_run(run_dir, opts)
         for note in opts.notes:
             warnings.warn(note, DemvaeWarning, stacklevel=1)
         b = results["budget"]
         typer.echo(f"{run_dir}: {b['is_samples']} IS samples, {b['n_prior_samples']:,} prior samples, "
                    f"rPPL LM ≤ {b['rppl_steps']} steps", err=True)
+        if "control" in results:
+            typer.echo(f"{run_dir}: control group: generation procedure {results['control']['procedure']}, "
+                       f"{results['control']['n_per_code']} sentences per code", err=True)
         rows.append(flat_row(results))
     columns, legend = table_columns(rows)
     typer.echo(format_table(rows, columns, title=f"{split} split"))
@@ -371,7 +394,8 @@ def demo(
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps per model.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
 ):
-    """The main job: train a small DGM-VAE on the built-in corpus and show what its codes found."""
+    """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
+    codes found and how faithfully sentences generated from each code follow it."""
     from demvae.report.demo import run_demo
 
     typer.echo(run_demo(out, compare=compare, steps=steps, device=device))

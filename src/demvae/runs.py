@@ -16,7 +16,18 @@ from typing import Any
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
 from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
 from demvae.training import DialogTrainer, Trainer
-from demvae.training.run_folder import CONFIG, LAST, METRICS, MODEL, STAGE1, STAGES, finished, last_state
+from demvae.training.run_folder import (
+    CONFIG,
+    LAST,
+    METRICS,
+    MODEL,
+    STAGE1,
+    STAGES,
+    finished,
+    last_state,
+    load_code_stats,
+    load_run,
+)
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -47,11 +58,23 @@ def _trainer(cfg: RunConfig, run_dir: Path, resume: bool = False, force: bool = 
     return Trainer(cfg, run_dir, resume=resume, force=force)
 
 
+def _fit(cfg: RunConfig, run_dir: Path, until_step: int | None, resume: bool = False, force: bool = False) -> None:
+    """Train; once a sentence model has finished, save its codes' aggregate posterior statistics (the
+    ``aggregate`` generation procedure's, :func:`demvae.training.run_folder.load_code_stats`)."""
+    trainer = _trainer(cfg, run_dir, resume=resume, force=force)
+    result = trainer.fit(until_step=until_step)
+    if (isinstance(trainer, Trainer) and trainer.world.main and (run_dir / MODEL).is_file()
+            and (result.get("done") or result.get("step", 0) >= cfg.train.max_steps)):
+        run = load_run(run_dir)
+        if run.model.code_shape() is not None:
+            load_code_stats(run, trainer.data)
+
+
 def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None = None,
           force: bool = False) -> Path:
     """Train a new run into ``out`` and return its folder (``force``: replace a run already there)."""
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
-    _trainer(cfg, run_dir, force=force).fit(until_step=until_step)
+    _fit(cfg, run_dir, until_step, force=force)
     return run_dir
 
 
@@ -82,9 +105,9 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
         state is not None or (run_dir / f".{LAST}.old").is_dir())
     if not started and not (run_dir / MODEL).exists():  # killed before its first checkpoint: nothing to lose
         warnings.warn(f"{run_dir} has no checkpoint yet: training it from step 0 again", DemvaeWarning, stacklevel=2)
-        _trainer(cfg, run_dir, force=True).fit(until_step=until_step)
+        _fit(cfg, run_dir, until_step, force=True)
         return run_dir
-    _trainer(cfg, run_dir, resume=True).fit(until_step=until_step)
+    _fit(cfg, run_dir, until_step, resume=True)
     return run_dir
 
 

@@ -61,6 +61,24 @@ def test_sample_with_code(run_dir):
     assert len(invoke("sample", run_dir, "--n", "2", "--code", "7,7").splitlines()) == 2
 
 
+def test_sample_with_code_names_its_procedure(run_dir):
+    result = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0"])
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
+    assert "generation procedure: aggregate" in result.stderr and "temperature 0.5" in result.stderr
+    assert (run_dir / "code_stats.json").is_file()  # saved after training
+    prior = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0", "--procedure", "prior"])
+    assert "generation procedure: prior" in prior.stderr and "temperature 1" in prior.stderr
+    zero = [invoke("sample", run_dir, "--n", "3", "--code", "1,0", "--temperature", "0", "--seed", str(s))
+            for s in (0, 1)]
+    assert zero[0] == zero[1] and len(set(zero[0].splitlines())) == 1  # temperature 0: the mean, greedy
+
+
+def test_sample_unknown_procedure(run_dir, run_main):
+    rc, out, err = run_main("sample", run_dir, "--n", "2", "--code", "1,0", "--procedure", "nope")
+    assert rc == 2 and "unknown generation procedure 'nope'" in err and "aggregate" in err
+    assert "Traceback" not in err + out
+
+
 @pytest.mark.parametrize("code, needle", [
     ("99,0", "2 value(s), each in 0..7"),
     ("-1,0", "2 value(s), each in 0..7"),
@@ -101,6 +119,7 @@ def test_clusters(run_dir):
     assert all("size" in h and "intent:" in h and "style:" in h for h in heads)
     assert "codes vs gold labels" in out and "homogeneity" in out
     assert sum(1 for line in out.splitlines() if line.startswith("  > ")) == len(heads)  # 1 generated each
+    assert "generation procedure: aggregate (z ~ the code's aggregate posterior" in out
 
 
 def test_eval_table(run_dir):

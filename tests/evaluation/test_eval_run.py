@@ -45,7 +45,8 @@ def test_every_metric_is_finite(dgm_results):
         assert 0.0 <= scores["homogeneity"] <= 1.0
     assert 1 <= r["codes_used"] <= 64  # 2 variables x 8 values
     assert len(r["prior_examples"]) == 10 and all(isinstance(s, str) for s in r["prior_examples"])
-    assert set(r["seconds"]) == {"posterior", "nll", "bleu", "prior", "clusters"}
+    assert set(r["seconds"]) == {"posterior", "nll", "bleu", "prior", "clusters", "control"}
+    assert r["control"]["procedure"] == "aggregate-t0.5" and 0 <= r["control"]["recovery"] <= 1
     # the importance-sampled bound is at least as tight as the ELBO (up to Monte-Carlo noise)
     assert r["nll"] <= r["neg_elbo"] + 0.5
 

@@ -50,6 +50,16 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention("V-measure", ("v_measure_",), "the same clusters against the same labels (scikit-learn)."),
     Convention("Accuracy", ("acc_", "majority_"), "argmax of each supervised variable's q(v|x) against its label; "
                "`majority_<label>` is the accuracy of always answering the commonest class."),
+    Convention("Code recovery", ("control_recovery",),
+               "`control` group: N sentences (default 20) generated from every code holding >= 1 % of the split "
+               "by the generation procedure named in `control_procedure` (default `aggregate-t0.5`: z from the "
+               "code's aggregate posterior on train, temperature 0.5; `prior`: the paper's p(z|c)), greedy "
+               "decoding; the share that, encoded again, get exactly their code; weighted by code size."),
+    Convention("Control agreement", ("control_agree_", "control_ceiling_", "control_chance_"),
+               "the share of those sentences that a TF-IDF + logistic-regression classifier fitted on the gold "
+               "*train* split gives the code's majority label among its split members; ceiling = the codes' "
+               "purity (members with the majority label), chance = the largest label's share; weighted by the "
+               "codes' labelled members."),
     Convention("Embedding", ("emb_",), "average / extrema / greedy cosine ×100 of reconstructions against "
                "references (pairs with an empty side skipped); look-up as the vector file spells words."),
     Convention("Response BLEU", ("response_bleu", "response_sacrebleu", "response_bleu_words",

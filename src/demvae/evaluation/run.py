@@ -2,7 +2,9 @@
 
 Metric groups (``--metrics``) of a sentence model: ``posterior`` (rec, KL(z), KL(c), dispersion, Var,
 MI, ...), ``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
-``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies). Of a dialog
+``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies), ``control``
+(sentences generated from each code by a generation procedure: code recovery, label agreement against its
+ceiling and chance; :mod:`.control`). Of a dialog
 model: ``responses`` (the paper's Table 3: BLEU of the generated responses with the speaker-token
 convention, sacreBLEU, the embedding metrics; every response written to ``responses-<split>.tsv``
 beside the metrics file) and ``clusters`` (the stage-1 codes of the responses).
@@ -32,6 +34,7 @@ from demvae.data.prepare import check_split, prepare
 from demvae.device import resolve_device
 from demvae.errors import CheckpointError, ConfigError
 from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
+from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.conventions import CONVENTIONS
 from demvae.evaluation.generation import (
     bleu_scores,
@@ -52,13 +55,14 @@ from demvae.evaluation.responses import (
 from demvae.evaluation.rppl import RPPL_RECIPE, reverse_perplexity
 from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
+from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
-from demvae.training.run_folder import read_corpus_record
+from demvae.training.run_folder import load_code_stats, read_corpus_record
 from demvae.training.validation import posterior_stats
 
-SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters")
+SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
 DIALOG_GROUPS = ("responses", "clusters")
-METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "responses")
+METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control", "responses")
 
 PAPER_BUDGET = {"is_samples": 500, "n_prior_samples": 40_000, "rppl_steps": RPPL_RECIPE["train"]["max_steps"]}
 CPU_BUDGET = {"is_samples": 50, "n_prior_samples": 5_000, "rppl_steps": 500}
@@ -97,8 +101,21 @@ class EvalOptions:
     responses group's own stand-in vectors (uncased GloVe 6B) are always looked up lower-cased."""
     out: str | None = None
     """Where to write the metrics file (default: the run folder; needed when it is read-only)."""
+    procedure: str = DEFAULT.name
+    """The ``control`` group's generation procedure (:data:`demvae.models.generation.PROCEDURES`)."""
+    temperature: float | None = None
+    """Its temperature (None: the default procedure's 0.5 for ``aggregate``, 1 for ``prior``)."""
+    n_per_code: int = 20
+    """Sentences the ``control`` group generates per code."""
     progress: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+def procedure_of(name: str, temperature: float | None = None) -> Procedure:
+    """A named procedure; without a temperature, 0.5 for ``aggregate`` (the default), 1 otherwise."""
+    if temperature is None:
+        temperature = DEFAULT.temperature if name == DEFAULT.name else 1.0
+    return Procedure(name, temperature)
 
 
 def budget(opts: EvalOptions, device: torch.device, n_train: int) -> dict[str, int]:
@@ -153,6 +170,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     if opts.metrics is not None:  # a typo fails before the model loads
         _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
     check_split(opts.split)
+    procedure = procedure_of(opts.procedure, opts.temperature)  # a bad name fails before the model loads
     device = resolve_device(opts.device)
     run = load_run(run_dir, device)
     wanted = _groups(opts, run.is_dialog, run_dir)
@@ -175,9 +193,11 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed),
         "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
+        "control": lambda: _control(run, data, split, procedure, opts),
         "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent),
     }
-    skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent}
+    skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent,
+                                        "control": model.code_shape() is None}
     chosen = [g for g in METRIC_GROUPS if g in wanted and not skipped.get(g, False)]
     for group in tqdm(chosen, desc="eval", disable=not opts.progress, leave=False):
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
@@ -240,6 +260,18 @@ def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: P
     return out
 
 
+def _control(run, data, split, procedure: Procedure, opts: EvalOptions) -> dict[str, Any]:
+    """Generation from each code (:mod:`.control`); the statistics come from the run's own train split."""
+    stats = None
+    if procedure.needs_stats:
+        stats = load_code_stats(run, data if opts.max_examples is None else None, opts.corpus, opts.data_dir,
+                                opts.force)
+    result = control_scores(run.model, run.vocab, split, data.splits["train"],
+                            ControlOptions(n_per_code=opts.n_per_code, procedure=procedure, stats=stats,
+                                           seed=opts.seed))
+    return {"control": result.to_dict()}
+
+
 def _clusters(model, split, supervised: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     codes = encode_codes(model, split)
@@ -264,12 +296,19 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     for label, acc in results.get("accuracy", {}).items():
         row[f"acc_{label}"] = acc["accuracy"]
         row[f"majority_{label}"] = acc["majority"]
+    if "control" in results:
+        control = results["control"]
+        row["control_recovery"] = control.get("recovery")
+        for label, scores in control.get("labels", {}).items():
+            for key, name in (("agreement", "agree"), ("ceiling", "ceiling"), ("chance", "chance")):
+                if key in scores:
+                    row[f"control_{name}_{label}"] = scores[key]
     return row
 
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy")
+               "response_embedding_greedy", "control_recovery")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 
@@ -277,10 +316,12 @@ def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """The columns present in ``rows`` in a fixed order, and the conventions that document them."""
     present = set().union(*(r.keys() for r in rows))
     columns = ["model"] + [c for c in TABLE_ORDER if c in present]
-    for prefix in ("homog_", "acc_", "emb_"):
+    for prefix in ("homog_", "acc_", "emb_", "control_agree_"):
         for key in sorted(k for k in present if k.startswith(prefix)):
             columns.append(key)
             if prefix == "acc_":
                 columns.append("majority_" + key[len(prefix):])
+            if prefix == "control_agree_":
+                columns += [f"control_{what}_{key[len(prefix):]}" for what in ("ceiling", "chance")]
     legend = [f"{c.title}: {c.text}" for c in CONVENTIONS if any(c.covers(col) for col in columns)]
     return columns, legend

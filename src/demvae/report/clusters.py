@@ -1,7 +1,9 @@
 """What a person reads to name the clusters a model found (the paper's Table 4): per discovered code its
 size, majority label and purity per label, the most typical sentences and sentences generated from it.
 
-For a sentence model the generated sentences are prior samples for the code; for a dialog model (the
+For a sentence model the generated sentences come from the code by a generation procedure (default
+``aggregate``: z from the code's aggregate posterior on train, :mod:`demvae.models.generation`), greedy
+decoding, and the report names the procedure; for a dialog model (the
 stage-1 codes of the responses) they are the dialog model's responses, with the code fixed (z = its
 component's mean, greedy decoding), to the contexts of the code's most typical members: what the code
 makes the system say where those responses were said, each followed by the context's last turn."""
@@ -16,12 +18,14 @@ import torch
 
 from demvae.data.batching import EncodedSplit
 from demvae.data.dialog import DialogSplit
+from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus
 from demvae.data.vocab import Vocab
 from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
-from demvae.models import DialogModel, TextVAE
-from demvae.training.run_folder import LoadedRun
+from demvae.models import DialogModel
+from demvae.models.generation import DEFAULT, Procedure, generate_from_codes
+from demvae.training.run_folder import LoadedRun, load_code_stats
 
 
 @dataclass
@@ -37,18 +41,21 @@ class CodeSummary:
     typical: list[str]
     """The members with the highest ``q(code|x)``, most typical first (each text once)."""
     generated: list[str]
-    """Sentences generated from the prior for this code (greedy decoding); for a dialog model, responses with
-    this code to the contexts of the most typical members (see the module's docstring)."""
+    """Sentences generated from this code by the generation procedure (greedy decoding); for a dialog model,
+    responses with this code to the contexts of the most typical members (see the module's docstring)."""
 
     @property
     def name(self) -> str:
         return format_code(self.code)
 
 
-def _prior_samples(model: TextVAE, vocab: Vocab, per_variable: np.ndarray, n: int) -> list[list[str]]:
-    """``n`` greedy prior samples for every code [C, M], in one batched decoder call."""
+def _code_samples(run: LoadedRun, per_variable: np.ndarray, n: int, procedure: Procedure,
+                  data: PreparedData | None) -> list[list[str]]:
+    """``n`` greedy samples for every code [C, M] by ``procedure``, in one batched decoder call."""
+    model, vocab = run.model, run.vocab
+    stats = load_code_stats(run, data) if procedure.needs_stats else None
     rows = torch.as_tensor(np.repeat(per_variable, n, axis=0), dtype=torch.long)
-    ids = model.sample_prior(len(rows), codes=rows).tolist()
+    ids = generate_from_codes(model, rows, procedure, stats).tolist()
     return [[" ".join(vocab.decode(r)) for r in ids[i * n:(i + 1) * n]] for i in range(len(per_variable))]
 
 
@@ -68,8 +75,10 @@ def _responses(model: DialogModel, vocab: Vocab, split: DialogSplit, per_variabl
 
 @torch.no_grad()
 def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split: EncodedSplit,
-                    top: int = 5, n_generated: int = 3, max_codes: int = 30, seed: int = 0) -> list[CodeSummary]:
-    """The ``max_codes`` largest codes of the split, largest first (ties: smaller code id first)."""
+                    top: int = 5, n_generated: int = 3, max_codes: int = 30, seed: int = 0,
+                    procedure: Procedure = DEFAULT, data: PreparedData | None = None) -> list[CodeSummary]:
+    """The ``max_codes`` largest codes of the split, largest first (ties: smaller code id first). ``data``: the
+    run's prepared corpus (with its own ``max_examples``), for the codes' statistics if they are not cached."""
     examples = corpus.splits[split_name]
     # a dialog split may hold a subset of the corpus's turns (dialog.speakers): its examples by position
     position = split.example_index.numpy() if isinstance(split, DialogSplit) else np.arange(len(split))
@@ -88,7 +97,7 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
         if run.is_dialog:
             generated = _responses(run.model, run.vocab, split, per_variable, [r[:n_generated] for r in ranked])
         else:
-            generated = _prior_samples(run.model, run.vocab, per_variable, n_generated)
+            generated = _code_samples(run, per_variable, n_generated, procedure, data)
     labels = {name: y.numpy() for name, y in split.labels.items()}
     out = []
     for members, code, sentences in zip(ranked, per_variable, generated):
@@ -107,7 +116,8 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
 
 
 def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split: EncodedSplit,
-                   top: int = 5, n_generated: int = 3, max_clusters: int = 30) -> str:
+                   top: int = 5, n_generated: int = 3, max_clusters: int = 30, procedure: Procedure = DEFAULT,
+                   data: PreparedData | None = None) -> str:
     """The code summaries as text, after the codes' homogeneity etc. with every gold label."""
     n_codes = len(np.unique(codes.joint))
     lines = [f"{n_codes} codes used on {split_name} ({len(codes.joint)} examples); "
@@ -120,7 +130,10 @@ def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: Split
     if run.is_dialog and n_generated:
         lines += ["> lines: the dialog model's response with the code (z = its mean, greedy decoding) to the "
                   "context of a typical member, [after] the context's last turn", ""]
-    for s in summarize_codes(run, corpus, split_name, codes, split, top, n_generated, max_clusters):
+    elif n_generated:
+        lines += [f"> lines: generated from the code, greedy decoding; {procedure.describe()}", ""]
+    for s in summarize_codes(run, corpus, split_name, codes, split, top, n_generated, max_clusters,
+                             procedure=procedure, data=data):
         head = f"code {s.name}  size {s.size} ({s.share:.1%})"
         head += "".join(f" | {name}: {cls} ({purity:.0%})" for name, (cls, purity) in s.majority.items())
         lines += [head, *(f"    {t}" for t in s.typical), *(f"  > {g}" for g in s.generated), ""]

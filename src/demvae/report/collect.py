@@ -160,7 +160,8 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     if codes is not None:
         step("summarising the codes")
         run_data.codes_used = len(np.unique(codes.joint))
-        run_data.codes = summarize_codes(run, corpus, split, codes, encoded, top, n_generated, max_codes)
+        run_data.codes = summarize_codes(run, corpus, split, codes, encoded, top, n_generated, max_codes,
+                                         data=prepared if options.get("max_examples") is None else None)
     step("mapping the latent space")
     block = gaussian_block(run.model)
     shown = None

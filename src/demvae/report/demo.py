@@ -1,5 +1,5 @@
-"""The main job on the built-in corpus: train DGM-VAE (and GM-VAE to compare), show the clusters, write
-the HTML report of the runs."""
+"""The main job on the built-in corpus: train DGM-VAE with the mutual-information term (and GM-VAE to
+compare), show the clusters and how well generation follows the codes, write the HTML report of the runs."""
 
 from __future__ import annotations
 
@@ -7,32 +7,52 @@ from pathlib import Path
 
 from demvae import runs
 from demvae.data.prepare import prepare
-from demvae.evaluation.codes import encode_codes, label_scores
+from demvae.evaluation.codes import encode_codes
+from demvae.evaluation.control import ControlOptions, control_scores
+from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
+from demvae.models.generation import PAPER
 from demvae.report.clusters import cluster_report
 from demvae.report.html import write_report
 from demvae.training import load_run
-from demvae.training.validation import posterior_stats
+
+MAIN, COMPARISON = "dgm-vae-mi", "gm-vae"
+"""The demo's models: DGM-VAE with the mutual-information term (its codes are the purest and the most
+controllable on the built-in corpus, README) and GM-VAE (no dispersion term) to compare."""
 
 
-def summarize(run_dir: Path) -> tuple[dict, object, object, object]:
+def summarize(run_dir: Path, device: str = "auto") -> tuple[dict, dict, object, object, object]:
+    """(homogeneity row, control result of the default procedure, run, prepared data, test codes); writes
+    ``metrics-test.json`` (posterior, clusters, control) that the report reads."""
+    results = evaluate_run(run_dir, EvalOptions(metrics=("posterior", "clusters", "control"), device=device))
     run = load_run(run_dir)
     data = prepare(run.config.data, run.vocab)
     test = data.splits["test"]
-    stats = posterior_stats(run.model, test, run.config.objective)
     codes = encode_codes(run.model, test)
-    scores = label_scores(codes, test)
+    scores = results["homogeneity"]
     row = {
         "model": run.config.model_name,
         "homogeneity(intent)": scores["intent"]["homogeneity"],
         "homogeneity(style)": scores["style"]["homogeneity"],
-        "Var": stats.get("param_var"),
-        "KL(c)": stats.get("kl_c"),
-        "MI": stats.get("mutual_info"),
-        "codes used": len(set(codes.joint.tolist())),
-        "-ELBO": stats["neg_elbo"],
+        "Var": results.get("param_var"),
+        "KL(c)": results.get("kl_c"),
+        "MI": results.get("mutual_info"),
+        "codes used": results["codes_used"],
+        "-ELBO": results["neg_elbo"],
     }
-    return row, run, data, codes
+    return row, results["control"], run, data, codes
+
+
+def control_rows(controls: dict[str, dict]) -> list[dict]:
+    """One row per (model, procedure): code recovery, and per label agreement beside its ceiling and chance."""
+    rows = []
+    for name, c in controls.items():
+        row = {"model, procedure": name, "code recovery": c["recovery"]}
+        for label, s in c["labels"].items():
+            row.update({f"{label} agreement": s["agreement"], f"{label} ceiling": s["ceiling"],
+                        f"{label} chance": s["chance"]})
+        rows.append(row)
+    return rows
 
 
 def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: str | None = None) -> str:
@@ -42,25 +62,43 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
     if device is not None:
         train["device"] = device
     overrides = {"train": train} if train else {}
-    names = ["dgm-vae"] + (["gm-vae"] if compare else [])
-    rows, first, run_dirs = [], None, []
+    names = [MAIN] + ([COMPARISON] if compare else [])
+    rows, controls, first, run_dirs = [], {}, None, []
     for name in names:
         run_dirs.append(runs.train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
-        row, run, data, codes = summarize(run_dirs[-1])
+        row, control, run, data, codes = summarize(run_dirs[-1], device or "auto")
         rows.append(row)
-        first = first or (run, data, codes)
+        controls[f"{name}, {control['procedure']}"] = control
+        if first is None:  # the main model: also the paper's generation, for comparison
+            first = (run, data, codes)
+            prior = control_scores(run.model, run.vocab, data.splits["test"], data.splits["train"],
+                                   ControlOptions(procedure=PAPER))
+            paper = {f"{name}, prior (the paper's)": prior.to_dict()}
+    controls = {**{k: v for i, (k, v) in enumerate(controls.items()) if i == 0}, **paper,
+                **{k: v for i, (k, v) in enumerate(controls.items()) if i > 0}}
     run, data, codes = first
     report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
     columns = list(rows[0])
+    crows = control_rows(controls)
     parts = [
         format_table(rows, columns, title="Built-in corpus (8 intents x 3 styles), test split", floatfmt=".3f"),
         "",
         "Homogeneity: how purely each discovered code holds one intent (1 = perfect, 0 = unrelated).",
         "Var: variance of the prior components' natural parameters; near 0 means the mixture collapsed.",
         "",
-        "What DGM-VAE found:",
-        cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12),
-        f"Runs are in {out}/ (try `demvae sample {out}/dgm-vae --code 0` or `demvae clusters {out}/dgm-vae`).",
+        format_table(crows, list(crows[0]), title="Generation from a code (20 sentences per code holding >= 1% of "
+                     "test)", floatfmt=".3f"),
+        "",
+        "Code recovery: share of generated sentences that encode back to their code. Agreement: share a classifier "
+        "(trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, chance = "
+        "the largest label's share.",
+        "aggregate-t0.5 (the default of sample --code and clusters): z from the code's aggregate posterior on "
+        "train, temperature 0.5; prior: z ~ p(z|code), as the paper generates.",
+        "",
+        f"What {MAIN} found:",
+        cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
+                       data=data),
+        f"Runs are in {out}/ (try `demvae sample {out}/{MAIN} --code 0,0` or `demvae clusters {out}/{MAIN}`).",
         f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)

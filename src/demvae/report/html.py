@@ -285,7 +285,8 @@ def _codes(runs: list[RunData]) -> str:
         control = r.metrics.get("control")
         if control:
             text += (f" Code recovery {_number(control.get('recovery'))} over the codes holding "
-                     f"{_number(control.get('coverage'))} of the split.")
+                     f"{_number(control.get('coverage'))} of the split (generation procedure "
+                     f"{escape(str(control.get('procedure')))}).")
         parts.append(head + f"<p>{text} Click a column to sort; the search box filters the codes by their "
                             f"sentences.</p>" + _codes_table(r, f"codes-{i}"))
     return _section("codes", "Codes", "".join(parts))

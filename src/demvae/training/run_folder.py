@@ -11,6 +11,9 @@ run/
   last/                the latest training state, for --resume:
     model.safetensors  optimizer.pt  trainer_state.json
   corpus.json          where the corpus was read from and the SHA-256 of its files
+  code_stats.json      per code value, its train members' aggregate posterior (the ``aggregate``
+                       generation procedure, :mod:`demvae.models.generation`); written after training,
+                       or on first use for older runs, and recomputed when model.safetensors changes
   .lock                held (flock) by the one process that trains into the folder
 ```
 
@@ -37,6 +40,7 @@ run/
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -60,10 +64,12 @@ from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
+from demvae.models.generation import DEFAULT, STATS_VERSION, CodeStats, code_stats, uses_stats
 
-CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS = (
-    "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json")
-RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS)
+CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS = (
+    "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
+    "code_stats.json")
+RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS)
 STAGE1, STAGES = "stage1", "stages.json"
 """A dialog run's stage-1 folder and its per-stage timings (not in RUN_FILES: stage 2 starts by clearing the
 dialog run's own files, never stage 1's)."""
@@ -288,3 +294,30 @@ def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = N
     if max_examples is not None:
         cfg.max_examples = dict(max_examples)
     return prepare(cfg, run.vocab, run.config.dialog)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: str | None = None,
+                    data_dir: str | None = None, force: bool = False) -> CodeStats | None:
+    """The codes' aggregate posterior statistics of a sentence run (None: no mixture code): read from
+    ``code_stats.json`` if it was computed for the current ``model.safetensors``, else computed on the run's
+    train split (``data``: its prepared corpus, with the run's own ``max_examples``; else located as
+    :func:`run_data` does) and written there (atomic; skipped in a read-only folder)."""
+    if run.is_dialog or not uses_stats(run.model, DEFAULT):
+        return None
+    path, model_file = run.run_dir / CODE_STATS, run.run_dir / MODEL
+    digest = _digest(model_file) if model_file.is_file() else None
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if digest is not None and record.get("model_sha256") == digest and record.get("version") == STATS_VERSION:
+            return CodeStats.from_dict(record)
+    if data is None:
+        data = run_data(run, corpus, data_dir, force)
+    stats = code_stats(run.model, data.splits["train"])
+    if stats is not None and digest is not None and os.access(run.run_dir, os.W_OK):
+        write_json(path, {"version": STATS_VERSION, "model_sha256": digest, "split": "train",
+                          "n_examples": len(data.splits["train"]), **stats.to_dict()})
+    return stats
