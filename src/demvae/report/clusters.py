@@ -10,7 +10,6 @@ makes the system say where those responses were said, each followed by the conte
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +104,8 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
         for name, y in labels.items():
             known = y[members][y[members] >= 0]
             if len(known):
-                cls, count = Counter(known.tolist()).most_common(1)[0]
+                counts = np.bincount(known)
+                cls, count = int(counts.argmax()), int(counts.max())  # a tie goes to the smaller class id
                 names = corpus.label_names.get(name, [])
                 majority[name] = (names[cls] if cls < len(names) else str(cls), count / len(known))
         texts = (" ".join(examples[position[i]].tokens) for i in members)
