@@ -118,7 +118,8 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     cfg = compose(config=config, overrides=overrides)
     if finished(last_state(run_dir), cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps):
         return run_dir  # (a dialog run's last/ is stage 2's)
-    if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir():
+    if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir() or (run_dir / CONFIG).is_file():
+        # interrupted (or killed before its first checkpoint, which resume trains again from step 0)
         return resume(run_dir, {"train": overrides.get("train", {})})
     return train(cfg, run_dir)
 

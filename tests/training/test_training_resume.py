@@ -121,3 +121,19 @@ def test_training_into_an_existing_run_is_refused(full_run, tiny_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="already holds a run"):
         train(tiny_cfg(), run)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_reproduce_continues_a_row_killed_before_its_first_checkpoint(tiny_overrides, tmp_path):
+    """``reproduce`` (train_or_reuse) on a row folder that holds only its config: trained from step 0, not refused."""
+    from demvae.config import compose
+    from demvae.runs import train_or_reuse
+
+    overrides = tiny_overrides({"train": {"max_steps": 6, "eval_every": 3}})
+    run = tmp_path / "row"
+    Trainer(compose(config="builtin/dgm-vae", overrides=overrides), run).close()  # killed before step 3
+    with pytest.warns(DemvaeWarning, match="no checkpoint yet"):
+        train_or_reuse("builtin/dgm-vae", run, overrides)
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 6
+    before = (run / "model.safetensors").read_bytes()
+    train_or_reuse("builtin/dgm-vae", run, overrides)  # finished: reused as it is
+    assert (run / "model.safetensors").read_bytes() == before
