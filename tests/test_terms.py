@@ -40,15 +40,15 @@ def test_totals_per_example_and_per_batch():
 
 def _dialog_terms():
     return DialogTerms(nll=_t(6.0, 3.0), n_tokens=_t(4.0, 2.0), policy=_t([0.5, 1.5], [1.0, 1.0]),
-                       attribute=_t([2.0, 0.0], [0.0, 2.0]), policy_error=_t([1.0, 0.0], [0.0, 0.0]),
+                       attribute=_t([2.0, 0.0], [0.0, 4.0]), policy_error=_t([1.0, 0.0], [0.0, 0.0]),
                        attribute_error=_t([1.0, 1.0], [0.0, 1.0]))
 
 
 def test_dialog_objective_by_hand():
     t = _dialog_terms()
-    # NLL per predicted token (9 / 6), policy CE mean over B·M (4 / 4), attribute CE mean (4 / 4) × 0.1
-    assert float(dialog_objective(t)) == pytest.approx(1.5 + 1.0 + 0.1 * 1.0, abs=1e-12)
-    assert float(dialog_objective(t, attribute_weight=0.5)) == pytest.approx(1.5 + 1.0 + 0.5, abs=1e-12)
+    # NLL per predicted token (9 / 6), policy CE mean over B·M (4 / 4), attribute CE mean (6 / 4) × 0.1
+    assert float(dialog_objective(t)) == pytest.approx(1.5 + 1.0 + 0.1 * 1.5, abs=1e-12)
+    assert float(dialog_objective(t, attribute_weight=0.5)) == pytest.approx(1.5 + 1.0 + 0.75, abs=1e-12)
     means = t.batch_means()
     assert {k: float(v) for k, v in means.items()} == pytest.approx(
-        {"nll": 1.5, "policy": 1.0, "attribute": 1.0, "policy_error": 0.25, "attribute_error": 0.75})
+        {"nll": 1.5, "policy": 1.0, "attribute": 1.5, "policy_error": 0.25, "attribute_error": 0.75})

@@ -161,3 +161,44 @@ def test_parse_code_bounds():
     for bad in ("0,5", "-1,0", "0", "0,1,2"):
         with pytest.raises(ConfigError, match="2 value"):
             parse_code(bad, (2, 5))
+
+
+def test_accuracy_of_one_example_and_supervised_accuracy_keeps_class_zero():
+    import torch
+
+    from demvae.evaluation.codes import supervised_accuracy
+
+    assert accuracy([2], [2]) == {"accuracy": 1.0, "majority": 1.0}
+    with pytest.raises(ValueError):
+        accuracy([], [])
+
+    class Model:  # predicts class 0 for every sentence
+        supervise = {"act": 0}
+
+        def eval(self):
+            return self
+
+        def predict_labels(self, batch):
+            return {"act": torch.zeros(batch.size, dtype=torch.long)}
+
+    class Batch:
+        def __init__(self, n):
+            self.size = n
+
+        def to(self, device):
+            return self
+
+    class Split:
+        lengths = torch.tensor([3, 3, 3, 3])
+        labels = {"act": torch.tensor([0, 0, 1, -1])}
+
+        def __len__(self):
+            return 4
+
+        def batch(self, indices):
+            return Batch(len(indices))
+
+    Model.device = "cpu"
+    out = supervised_accuracy(Model(), Split())
+    assert out["act"]["accuracy"] == pytest.approx(2 / 3)  # 2 of the 3 labelled sentences are class 0
+    assert out["act"]["majority"] == pytest.approx(2 / 3)

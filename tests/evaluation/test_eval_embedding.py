@@ -91,6 +91,13 @@ def test_load_word_vectors(tmp_path):
     assert set(load_word_vectors(p, vocabulary={"the", "dog"})) == {"the"}
 
 
+def test_load_one_dimensional_vectors(tmp_path):
+    p = tmp_path / "v1.txt"
+    p.write_text("a 1.5\nb -2\n", encoding="utf-8")
+    vectors = load_word_vectors(p)
+    assert set(vectors) == {"a", "b"} and float(vectors["b"][0]) == -2.0
+
+
 def test_load_word_vectors_word2vec_header(tmp_path):
     p = tmp_path / "w2v.txt"
     p.write_text("2 3\na 1 2 3\nb 4 5 6\n", encoding="utf-8")

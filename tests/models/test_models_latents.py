@@ -40,8 +40,13 @@ def test_discrete_features_are_one_hot_codes_of_the_right_variables():
     block = _blocks()["discrete"].eval()
     h = torch.randn(B, H)
     probs = block.code_probs(h)
+    assert block.mode_features(h).shape == (B, M * K) and block.posterior_features(h).shape == (B, M * K)
     mode = block.mode_features(h).view(B, M, K)
     assert torch.equal(mode, F.one_hot(probs.argmax(-1), K).float())
+    for i in range(M):  # a supervised variable's prediction and label log-probability
+        assert torch.equal(block.predict_label(h, i), probs[:, i].argmax(-1))
+        labels = torch.arange(B) % K
+        torch.testing.assert_close(block.label_log_prob(h, i, labels), probs[torch.arange(B), i, labels].log())
     torch.manual_seed(1)
     draws = torch.stack([block.posterior_features(h).view(B, M, K) for _ in range(4000)])  # [T, B, M, K]
     assert torch.equal(draws.sum(-1), torch.ones(4000, B, M))

@@ -250,3 +250,25 @@ def test_system_turns_only_for_both_stages(tiny_dialog_cfg, tmp_path):
         assert 0 < len(split) < len(both.splits[name])
         assert bool((split.ids[:, 1] == sys_id).all())  # every response is a system turn ...
         assert int((both.splits[name].ids[:, 1] == sys_id).sum()) == len(split)  # ... and every system turn is one
+
+
+def test_validation_stats_are_the_dialog_terms_summed_by_hand(model_and_batch):
+    """dialog_stats over a split = per-token NLL of the whole split, means over the B·M code variables,
+    and the stage-2 loss assembled from them (the same terms, computed sentence by sentence)."""
+    from demvae.config import DialogConfig
+    from demvae.training.validation import dialog_stats
+
+    model, split, _ = model_and_batch
+    stats = dialog_stats(model, split, DialogConfig(attribute_weight=0.3), batch_size=7)
+    with torch.no_grad():
+        rows = [model(split.batch([i])) for i in range(len(split))]  # one at a time: no padding at all
+    nll = sum(float(t.nll.sum()) for t in rows)
+    tokens = sum(float(t.n_tokens.sum()) for t in rows)
+    per = {k: sum(float(getattr(t, k).mean()) for t in rows) / len(rows)
+           for k in ("policy", "attribute", "policy_error", "attribute_error")}
+    assert stats["nll"] == pytest.approx(nll / tokens, rel=1e-5)
+    for k, v in per.items():
+        assert stats[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+    assert stats["loss"] == pytest.approx(nll / tokens + per["policy"] + 0.3 * per["attribute"], rel=1e-5)
+    assert stats["nll_policy"] == pytest.approx(nll / tokens + per["policy"], rel=1e-5)
+    assert stats["errors"] == pytest.approx(per["policy_error"] + per["attribute_error"], rel=1e-5, abs=1e-7)

@@ -47,8 +47,6 @@ def joint_code(codes, k: int | None = None) -> np.ndarray:
     arr = _codes_2d(codes)
     if k is not None and arr.size and (arr.min() < 0 or arr.max() >= k):
         raise ValueError(f"codes must lie in 0..{k - 1}, got range {arr.min()}..{arr.max()}")
-    if arr.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
     _, ids = np.unique(arr, axis=0, return_inverse=True)
     return ids.reshape(-1).astype(np.int64)
 
