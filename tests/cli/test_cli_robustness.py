@@ -381,7 +381,7 @@ def _interrupt(out: Path, sig: int, seed: int) -> subprocess.CompletedProcess:
 def test_interrupted_training_resumes_to_the_same_weights_and_log(reference, tmp_path, sig, seed):
     out = tmp_path / "run"
     first = _interrupt(out, sig, seed)
-    if first.returncode == 0:
+    if first.returncode == 0 or "best validation" in first.stdout:  # the summary: training had ended
         pytest.skip("the run finished before the signal arrived (a slow start)")
     if sig == signal.SIGINT:
         assert first.returncode == 130, first.stderr
