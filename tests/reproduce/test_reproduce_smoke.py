@@ -73,7 +73,11 @@ def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     rows = tuple(r for r in table.rows if r.label in ("VAE", "DGM-VAE"))
     small = dataclasses.replace(table, name="test-table", rows=rows)
     monkeypatch.setitem(TABLES, "test-table", small)
+    import torch
+
+    threads = torch.get_num_threads()
     results = reproduce("test-table", "smoke", seeds=2, out=tmp_path, corpus="builtin", device="cpu")
+    assert torch.get_num_threads() == threads  # rows run in this process hand the caller its threads back
     check("test-table", tmp_path, results)
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert sorted((r["label"], r["seed"]) for r in rows) == [("DGM-VAE", 0), ("DGM-VAE", 1), ("VAE", 0), ("VAE", 1)]
