@@ -111,6 +111,7 @@ def train(
     from demvae.config import compose
     from demvae.device import resolve_device
 
+    target = resume or out  # where an interrupted run can be resumed from
     try:
         if resume is not None:
             clash = [flag for flag, v in (("--config", config), ("--model", model), ("--corpus", corpus),
@@ -121,6 +122,7 @@ def train(
             run_dir = runs.resume(resume, _overrides(None, None, set_, device))
         else:
             cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
+            target = out if out is not None else runs.default_run_dir(cfg)
             warning = runs.size_warning(cfg, resolve_device(cfg.train.device).type)
             if warning:
                 warnings.warn(warning, DemvaeWarning, stacklevel=1)
@@ -130,7 +132,9 @@ def train(
                    f"resume with: demvae train --resume {exc.run_dir}", err=True)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:  # the second: stopped at once, the last checkpoint is the previous one
-        typer.echo("interrupted; the last checkpoint is kept (resume with `demvae train --resume DIR`)", err=True)
+        where = target if target is not None else "DIR"
+        typer.echo(f"interrupted; the last checkpoint (if one was written) is kept\n"
+                   f"resume with: demvae train --resume {where}", err=True)
         raise typer.Exit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
         typer.echo(runs.summary(run_dir))
