@@ -202,3 +202,11 @@ def test_accuracy_of_one_example_and_supervised_accuracy_keeps_class_zero():
     out = supervised_accuracy(Model(), Split())
     assert out["act"]["accuracy"] == pytest.approx(2 / 3)  # 2 of the 3 labelled sentences are class 0
     assert out["act"]["majority"] == pytest.approx(2 / 3)
+
+
+def test_majority_class_and_share():
+    from demvae.evaluation.clustering import majority
+
+    assert majority(np.array([2, 0, 2, 1])) == (2, 0.5)
+    assert majority(np.array([3, 1, 1, 3])) == (1, 0.5)  # a tie: the smaller class id
+    assert majority(np.array([0])) == (0, 1.0)

@@ -71,6 +71,12 @@ def cluster_scores(labels_true: Sequence, labels_pred: Sequence) -> dict[str, fl
     }
 
 
+def majority(labels: np.ndarray) -> tuple[int, float]:
+    """The commonest class of non-empty, non-negative ``labels`` (the smallest id among ties) and its share."""
+    counts = np.bincount(labels)
+    return int(counts.argmax()), float(counts.max() / labels.size)
+
+
 def accuracy(pred: Sequence, true: Sequence) -> dict[str, float]:
     """``accuracy = mean(pred == true)``; ``majority`` = share of the most frequent true class.
 

@@ -37,6 +37,7 @@ from demvae.data.batching import EncodedSplit
 from demvae.data.types import Example
 from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError
+from demvae.evaluation.clustering import majority
 from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.generation import references
 from demvae.evaluation.tables import format_table
@@ -166,12 +167,6 @@ def _generate(model: TextVAE, vocab: Vocab, sampler: CodeSampler, codes: np.ndar
     return out
 
 
-def _majority(y: np.ndarray) -> tuple[int, float]:
-    """The commonest class (the smallest id among ties) and its share; ``y`` non-empty, >= 0."""
-    counts = np.bincount(y)
-    return int(counts.argmax()), float(counts.max() / y.size)
-
-
 def control_scores(
     model: TextVAE,
     vocab: Vocab,
@@ -226,7 +221,7 @@ def control_scores(
             gold = y[idx][y[idx] >= 0]
             if gold.size == 0:
                 continue
-            row.majority[label], row.ceiling[label] = _majority(gold)
+            row.majority[label], row.ceiling[label] = majority(gold)
             row.agreement[label] = float(np.mean(pred == row.majority[label]))
             weights.append(gold.size)
             agree.append(row.agreement[label])
@@ -236,7 +231,7 @@ def control_scores(
         labels[label] = LabelControl(
             agreement=float(np.average(agree, weights=weights)),
             ceiling=float(np.average(ceil, weights=weights)),
-            chance=_majority(y[y >= 0])[1],
+            chance=majority(y[y >= 0])[1],
             classifier_accuracy=accuracy,
         )
     return ControlResult(

@@ -20,6 +20,7 @@ from demvae.data.dialog import DialogSplit
 from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus
 from demvae.data.vocab import Vocab
+from demvae.evaluation.clustering import majority
 from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
 from demvae.models import DialogModel
@@ -100,17 +101,16 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
     labels = {name: y.numpy() for name, y in split.labels.items()}
     out = []
     for members, code, sentences in zip(ranked, per_variable, generated):
-        majority = {}
+        majorities = {}
         for name, y in labels.items():
             known = y[members][y[members] >= 0]
             if len(known):
-                counts = np.bincount(known)
-                cls, count = int(counts.argmax()), int(counts.max())  # a tie goes to the smaller class id
+                cls, share = majority(known)  # a tie goes to the smaller class id
                 names = corpus.label_names.get(name, [])
-                majority[name] = (names[cls] if cls < len(names) else str(cls), count / len(known))
+                majorities[name] = (names[cls] if cls < len(names) else str(cls), share)
         texts = (" ".join(examples[position[i]].tokens) for i in members)
         typical = list(dict.fromkeys(texts))[:top]  # a corpus may repeat a sentence: show it once
-        out.append(CodeSummary(tuple(int(c) for c in code), len(members), len(members) / len(joint), majority,
+        out.append(CodeSummary(tuple(int(c) for c in code), len(members), len(members) / len(joint), majorities,
                                typical, sentences))
     return out
 
