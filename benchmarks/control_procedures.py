@@ -18,14 +18,14 @@ import torch
 
 from demvae.evaluation.codes import encode_codes, label_scores
 from demvae.evaluation.control import ControlOptions, control_scores, control_table
-from demvae.evaluation.run import procedure_of
+from demvae.models.generation import Procedure
 from demvae.training import load_run
 from demvae.training.run_folder import load_code_stats, run_data
 
 
 def parse(name: str):
     base, _, t = name.partition("-t")
-    return procedure_of(base, float(t) if t else None)
+    return Procedure.named(base, float(t) if t else None)
 
 
 def main() -> None:

@@ -171,11 +171,10 @@ def sample(
     import torch
 
     from demvae.evaluation.codes import parse_code
-    from demvae.evaluation.run import procedure_of
-    from demvae.models.generation import generate_from_codes
+    from demvae.models.generation import Procedure, generate_from_codes
     from demvae.training.run_folder import load_code_stats
 
-    chosen = procedure_of(procedure, temperature)  # a bad name fails before the model loads
+    chosen = Procedure.named(procedure, temperature)  # a bad name fails before the model loads
     run = _sentence_run(run_dir, device, "sample")
     greedy = None if not sample_words else False
     if code is not None:

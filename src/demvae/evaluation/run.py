@@ -111,13 +111,6 @@ class EvalOptions:
     notes: list[str] = field(default_factory=list)
 
 
-def procedure_of(name: str, temperature: float | None = None) -> Procedure:
-    """A named procedure; without a temperature, 0.5 for ``aggregate`` (the default), 1 otherwise."""
-    if temperature is None:
-        temperature = DEFAULT.temperature if name == DEFAULT.name else 1.0
-    return Procedure(name, temperature)
-
-
 def budget(opts: EvalOptions, device: torch.device, n_train: int) -> dict[str, int]:
     """The sampling budget: explicit options win, then the paper's (GPU or ``paper``), then the CPU's."""
     if opts.paper or device.type == "cuda":
@@ -170,7 +163,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     if opts.metrics is not None:  # a typo fails before the model loads
         _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
     check_split(opts.split)
-    procedure = procedure_of(opts.procedure, opts.temperature)  # a bad name fails before the model loads
+    procedure = Procedure.named(opts.procedure, opts.temperature)  # a bad name fails before the model loads
     device = resolve_device(opts.device)
     run = load_run(run_dir, device)
     wanted = _groups(opts, run.is_dialog, run_dir)

@@ -63,6 +63,13 @@ class Procedure:
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"a generation temperature is a number >= 0, got {self.temperature}")
 
+    @classmethod
+    def named(cls, name: str, temperature: float | None = None) -> Procedure:
+        """The procedure ``name``; without a temperature, 0.5 for ``aggregate`` (the default), 1 otherwise."""
+        if temperature is None:
+            temperature = 0.5 if name == "aggregate" else 1.0
+        return cls(name, temperature)
+
     @property
     def needs_stats(self) -> bool:
         return self.name == "aggregate"

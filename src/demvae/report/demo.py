@@ -69,13 +69,11 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         row, control, run, data, codes = summarize(run_dirs[-1], device or "auto")
         rows.append(row)
         controls[f"{name}, {control['procedure']}"] = control
-        if first is None:  # the main model: also the paper's generation, for comparison
+        if first is None:  # the main model: also the paper's generation, for comparison (next row)
             first = (run, data, codes)
             prior = control_scores(run.model, run.vocab, data.splits["test"], data.splits["train"],
                                    ControlOptions(procedure=PAPER))
-            paper = {f"{name}, prior (the paper's)": prior.to_dict()}
-    controls = {**{k: v for i, (k, v) in enumerate(controls.items()) if i == 0}, **paper,
-                **{k: v for i, (k, v) in enumerate(controls.items()) if i > 0}}
+            controls[f"{name}, prior (the paper's)"] = prior.to_dict()
     run, data, codes = first
     report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
     columns = list(rows[0])
