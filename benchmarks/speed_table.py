@@ -17,8 +17,9 @@ are plain shuffled ones (the original code's). ``--recurrences`` lists the decod
 default for the device; ``shared``: the input projection once per token, ``gru``: ``nn.GRU`` on every posterior
 sample's copy of the inputs; see ``demvae.nn.decoders``); the output layer + cross-entropy is always the fused,
 chunked one. bf16 rows run under ``demvae.device.autocast`` (the trainer's ``train.amp``: the latent terms stay
-float32); their "loss vs fp32" column is the relative difference of the mean loss from the fp32 row of the same
-batches and recurrence. ``--quick``: a 64-wide model, 2 steps, 3 IS-NLL sentences: a functional check, no figure.
+float32), and only where the device multiplies bf16 matrices in hardware (``has_bf16_matmul``); their
+"loss vs fp32" column is the relative difference of the mean loss from the fp32 row of the same batches and
+recurrence. ``--quick``: a 64-wide model, 2 steps, 3 IS-NLL sentences: a functional check, no figure.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 
 from demvae.config import compose
 from demvae.data.batching import BucketBatchSampler, EncodedSplit, random_batches
-from demvae.device import autocast
+from demvae.device import autocast, has_bf16_matmul
 from demvae.evaluation.likelihood import log_likelihoods
 from demvae.models import build_model
 from demvae.objectives import objective
@@ -66,13 +67,13 @@ def load_split(data_dir: str | None, name: str, n: int) -> tuple[EncodedSplit, i
     return ptb_like_split(n, seed=0 if name == "train" else 1), PTB_VOCAB, "PTB-shaped random sentences"
 
 
-def _config(spec: dict):
+def paper_config(spec: dict):
     return compose("dgm-vae", "ptb/dgm-vae", overrides={"model": spec["model"]})
 
 
-def _model(spec: dict, vocab: int):
+def paper_model(spec: dict, vocab: int):
     torch.manual_seed(0)
-    model = build_model(_config(spec).model, vocab, 2, 3).to(spec["device"])
+    model = build_model(paper_config(spec).model, vocab, 2, 3).to(spec["device"])
     model.decoder.recurrence = spec["recurrence"]
     return model
 
@@ -85,9 +86,9 @@ def _sync(device: torch.device) -> None:
 def train_row(spec: dict) -> dict:
     device = torch.device(spec["device"])
     split, vocab, source = load_split(spec["data_dir"], "train", 6000)
-    model = _model(spec, vocab).train()
+    model = paper_model(spec, vocab).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    obj = _config(spec).objective
+    obj = paper_config(spec).objective
     n = spec["warmup"] + spec["steps"]
     if spec["batching"] == "random":
         indices = random_batches(len(split), spec["batch_size"], seed=0)[:n]
@@ -128,7 +129,7 @@ def is_nll_row(spec: dict) -> dict:
     full, vocab, source = load_split(spec["data_dir"], "test", spec["is_sentences"])
     keep = torch.arange(min(spec["is_sentences"], len(full)))
     split = EncodedSplit(full.ids[keep], full.lengths[keep], {}, 0, full.max_len)
-    model = _model(spec, vocab).eval()
+    model = paper_model(spec, vocab).eval()
     rows = {"rows_per_step": spec["is_rows"], "max_memory": spec["max_memory"]}
     log_likelihoods(model, EncodedSplit(split.ids[:1], split.lengths[:1], {}), 2, **rows)  # warm-up
     _sync(device)
@@ -208,9 +209,14 @@ def main() -> None:
         base.update(model={"embed_dim": 64, "hidden_size": 64}, steps=2, warmup=1, batch_size=8, samples=4,
                     is_sentences=3, is_samples=20, is_rows=256)
     recurrences = args.recurrences.split(",")
+    precisions = args.precisions.split(",")
+    if "bf16" in precisions and not has_bf16_matmul(torch.device(device)):
+        precisions.remove("bf16")
+        print(f"bf16 rows skipped: {device} here has no bf16 matrix units (see demvae.device.has_bf16_matmul)",
+              file=sys.stderr)
     specs = [] if args.no_training else [
         {**base, "kind": "train", "precision": p, "batching": b, "recurrence": r}
-        for p in args.precisions.split(",") for b in args.batching.split(",") for r in recurrences]
+        for p in precisions for b in args.batching.split(",") for r in recurrences]
     if not args.no_is_nll:
         specs += [{**base, "kind": "is_nll", "recurrence": r} for r in recurrences]
 

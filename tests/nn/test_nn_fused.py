@@ -97,6 +97,23 @@ def test_no_grad_paths_match(recurrence):
                                    plain_log_likelihood(dec, tokens, lengths, feats, feats, 4), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("grad", [True, False])
+def test_auto_recurrence_is_nn_gru_with_gradients_and_the_scan_without(grad, monkeypatch):
+    import demvae.nn.decoders as decoders
+
+    calls = []
+    monkeypatch.setattr(decoders, "shared_input_gru", lambda *a, **k: calls.append(1) or shared_input_gru(*a, **k))
+    tokens, lengths = _tokens(LENGTHS)
+    feats = torch.randn(len(LENGTHS) * 4, F_DIM, dtype=torch.float64)
+    dec = _decoder(True, F_DIM, F_DIM, recurrence="auto", chunk_rows=3)
+    with torch.set_grad_enabled(grad):
+        ll = dec.log_likelihood(tokens, lengths, feats, feats, 4)
+    assert len(calls) == (0 if grad else 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ll.detach(), plain_log_likelihood(dec, tokens, lengths, feats, feats, 4),
+                                   rtol=0, atol=1e-10)
+
+
 def test_shared_input_projection_equals_per_sample_projection_in_a_training_step():
     """A step of the DGM-VAE objective's decoder part: S = 20 posterior samples per sentence, the input
     projection once per token (shared) against once per sample (``nn.GRU`` on repeated inputs)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,6 +142,45 @@ def test_unknown_config_key_lists_valid_keys():
         compose(model="dgm-vae", overrides={"train": {"lr": "fast"}})
     with pytest.raises(ConfigError, match="known models"):
         compose(model="no-such-model")
+
+
+def test_amp_without_bf16_matrix_units_is_a_config_error(tiny_cfg, tmp_path, monkeypatch):
+    import demvae.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "has_bf16_matmul", lambda device: False)
+    with pytest.raises(ConfigError, match="train.amp=false"):
+        Trainer(tiny_cfg(train={"amp": True}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the folder is made
+
+
+def test_amp_with_bf16_matrix_units_trains_under_autocast(tiny_cfg, tmp_path, monkeypatch):
+    import demvae.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "has_bf16_matmul", lambda device: True)
+    seen = []
+    trainer = Trainer(tiny_cfg(train={"amp": True, "max_steps": 2, "eval_every": 2, "log_every": 1}), tmp_path / "run")
+    original = trainer.model.forward
+
+    def spy(batch, n_samples=1):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return original(batch, n_samples)
+
+    trainer.model.forward = spy
+    trainer.fit()
+    assert seen[:2] == [True, True]  # the two training steps (validation runs in float32)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["kind"] == "train"]
+    assert losses and all(math.isfinite(x) for x in losses)
+
+
+def test_bf16_matmul_check_follows_the_cpu_flags():
+    from demvae.device import has_bf16_matmul
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    assert has_bf16_matmul(torch.device("cpu")) == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def test_nan_training_loss_is_a_training_error(tiny_cfg, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ r"""Two hand-written forward/backward pairs for the decoder's hot spots (CPU tra
   sorted by length (longest first), so step t runs only the rows still inside their sentence, and the
   output is *packed*: the hidden states of the real positions, step after step.
 * :func:`linear_cross_entropy` — ``−log softmax(h Wᵀ + b)[target]`` per row, ``chunk`` rows at a
-  time, so the [rows × V] logits never exist in full, neither in the forward nor in the backward pass.
+  time, so the [rows × V] logits never exist in full, neither in the forward nor in the backward pass
+  (each chunk's logits are held transposed, [V × chunk]).
 
 Both follow ``torch.autocast``: under it their matrix products run in the autocast dtype, the gate
 arithmetic, the recurrent state, the softmax and the returned values stay in the input dtype (fp32).
@@ -158,29 +159,35 @@ def shared_input_gru(
 
 
 # --- output layer + cross-entropy, chunked ---------------------------------------------------------
+#
+# Each chunk's logits are made transposed, ``W hᵀ`` [V, c]: on the CPU (MKL) that product runs ~1.5×
+# faster than ``h Wᵀ`` [c, V] (measured on this project's 2-core AVX2 machine: ~150 against ~100
+# GFLOP/s), and the two backward products read the same [V, c] block as they are. The softmax takes one
+# exp pass (max, exp, sum), where ``log_softmax`` then ``exp`` took two.
 
 
-def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> Tensor:
-    """``h Wᵀ + b`` [rows, V] in ``h``'s dtype, the product in ``dtype``."""
-    logits = _mm(h, weight.t(), dtype)
-    return logits if bias is None else logits.add_(bias)
+def _chunk_softmax(h: Tensor, w: Tensor, b: Tensor | None, target: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(−log softmax(h Wᵀ + b)[target] [c], softmax(h Wᵀ + b)ᵀ [V, c]), both in ``h``'s dtype, the product
+    in ``dtype``."""
+    logits = (w @ h.t().to(dtype)).to(h.dtype)  # [V, c]; w is already in dtype
+    if b is not None:
+        logits.add_(b.unsqueeze(1))
+    cols = torch.arange(h.shape[0], device=h.device)
+    top = logits.amax(0)  # [c]
+    picked = logits[target, cols] - top
+    p = logits.sub_(top).exp_()
+    total = p.sum(0)
+    return total.log() - picked, p.div_(total)
 
 
-def _nll(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """(−log softmax(logits)[target] [rows], log softmax(logits) [rows, V])."""
-    log_p = torch.log_softmax(logits, 1)
-    return -log_p.gather(1, target.unsqueeze(1)).squeeze(1), log_p
-
-
-def _softmax_minus_onehot(log_p: Tensor, target: Tensor, scale: Tensor | None) -> Tensor:
-    """``scale_i (softmax_i − onehot(target_i))`` = d (scale_i nll_i) / d logits_i, in place of ``log_p``."""
-    d = log_p.exp_()
-    d[torch.arange(d.shape[0], device=d.device), target] -= 1
-    return d if scale is None else d.mul_(scale.unsqueeze(1))
+def _softmax_minus_onehot(p: Tensor, target: Tensor, scale: Tensor | None) -> Tensor:
+    """``scale_i (softmax_i − onehot(target_i))`` = d (scale_i nll_i) / d logits_i, in place of ``p`` [V, c]."""
+    p[target, torch.arange(p.shape[1], device=p.device)] -= 1
+    return p if scale is None else p.mul_(scale.unsqueeze(0))
 
 
 class _LinearCrossEntropy(Function):
-    """Per chunk: logits, their log-softmax and ``softmax − onehot``, whose products with W and h are
+    """Per chunk: the logits, their softmax and ``softmax − onehot``, whose products with W and h are
     the gradients for an upstream gradient that is the same for every row (the training loss is a mean
     over rows) — the same three products as autograd's. The backward pass scales them when that holds
     and otherwise recomputes each chunk's logits with the true per-row gradient."""
@@ -217,12 +224,12 @@ class _LinearCrossEntropy(Function):
         for start in range(0, hidden.shape[0], chunk):
             sl = slice(start, start + chunk)
             h, t = hidden[sl], target[sl]
-            nll[sl], log_p = _nll(_chunk_logits(h, w, b, dtype), t)
-            d = _softmax_minus_onehot(log_p, t, None if scale is None else scale[sl])
-            d_h[sl] = _mm(d, w, dtype)
-            d_w += _mm(d.t(), h, dtype)
+            nll[sl], p = _chunk_softmax(h, w, b, t, dtype)
+            d = _softmax_minus_onehot(p, t, None if scale is None else scale[sl])  # [V, c]
+            d_h[sl] = _mm(d.t(), w, dtype)
+            d_w += _mm(d, h, dtype)
             if d_b is not None:
-                d_b += d.sum(0)
+                d_b += d.sum(1)
         return nll, d_h, d_w, d_b
 
 
@@ -238,5 +245,5 @@ def linear_cross_entropy(hidden: Tensor, weight: Tensor, bias: Tensor | None, ta
     with torch.autocast(hidden.device.type, enabled=False):
         w = weight.to(dtype)
         b = None if bias is None else bias.to(hidden.dtype)
-        parts = [_nll(_chunk_logits(h, w, b, dtype), t)[0] for h, t in zip(hidden.split(chunk), target.split(chunk))]
+        parts = [_chunk_softmax(h, w, b, t, dtype)[0] for h, t in zip(hidden.split(chunk), target.split(chunk))]
         return torch.cat(parts) if parts else hidden.new_zeros(0)

@@ -43,7 +43,7 @@ from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
-from demvae.device import autocast, resolve_device, seed_everything
+from demvae.device import autocast, has_bf16_matmul, resolve_device, seed_everything
 from demvae.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from demvae.io import write_json, write_text
 from demvae.models import build_for
@@ -103,6 +103,11 @@ class Trainer:
         self.select_metric = SELECTION[tc.select_metric]
         """The validation statistic that model selection, decay and patience minimise."""
         self.device = resolve_device(tc.device)
+        if tc.amp and not has_bf16_matmul(self.device):
+            raise ConfigError(
+                f"train.amp asks for bf16 autocast, but {self.device.type} here has no bf16 matrix units "
+                "(a CPU needs AVX512-BF16 or AMX, a GPU compute capability 8 or newer): its bf16 products "
+                "would run one to two orders of magnitude slower than float32. Use --set train.amp=false.")
         self.world = distributed.init(self.device.type)
         if self.world.size > 1:
             if tc.batch_size % self.world.size:

@@ -1,0 +1,30 @@
+"""The benchmark scripts still run on the current code (``--quick``: tiny sizes, a functional check, no figure)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> str:
+    env = {**os.environ, "DEMVAE_DATA": ""}  # the synthetic PTB-shaped data, whatever this machine holds
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_speed_table_prints_one_markdown_row_per_configuration():
+    out = _run("speed_table.py", "--quick", "--precisions", "fp32", "--batching", "bucketed", "--threads", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| training") or line.startswith("| IS-NLL")]
+    assert len(rows) == 1 + 1, out
+    assert all(line.count("|") == 10 for line in rows)
+
+
+def test_profile_step_prints_the_output_layer_share_and_its_floor():
+    out = _run("profile_step.py", "--quick", "--steps", "1", "--threads", "1")
+    assert "| output layer + CE, forward" in out and "output-layer floor" in out
