@@ -68,14 +68,12 @@ def load_split(data_dir: str | None, name: str, n: int) -> tuple[EncodedSplit, i
 
 
 def paper_config(spec: dict):
-    return compose("dgm-vae", "ptb/dgm-vae", overrides={"model": spec["model"]})
+    return compose("dgm-vae", "ptb/dgm-vae", overrides={"model": {**spec["model"], "recurrence": spec["recurrence"]}})
 
 
 def paper_model(spec: dict, vocab: int):
     torch.manual_seed(0)
-    model = build_model(paper_config(spec).model, vocab, 2, 3).to(spec["device"])
-    model.decoder.recurrence = spec["recurrence"]
-    return model
+    return build_model(paper_config(spec).model, vocab, 2, 3).to(spec["device"])
 
 
 def _sync(device: torch.device) -> None:

@@ -46,3 +46,14 @@ def test_tied_output_needs_equal_sizes():
     with pytest.raises(ConfigError, match="embed_dim == model.hidden_size"):
         from_dict({"model": {"hidden_size": 64}})
     from_dict({"model": {"hidden_size": 64, "tie_output": False}})
+
+
+@pytest.mark.parametrize("recurrence", ["auto", "gru", "shared"])
+def test_model_recurrence_reaches_the_decoder(recurrence):
+    cfg = from_dict({"model": {"embed_dim": 8, "hidden_size": 8, "recurrence": recurrence}})
+    assert build_model(cfg.model, 30, bos_id=2, eos_id=3).decoder.recurrence == recurrence
+
+
+def test_unknown_recurrence_is_refused():
+    with pytest.raises(ConfigError, match="model.recurrence: 'fast' is not one of auto, gru, shared"):
+        from_dict({"model": {"recurrence": "fast"}})

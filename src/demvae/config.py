@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from demvae.errors import ConfigError
+from demvae.nn.decoders import RECURRENCES
 from demvae.objectives import ANNEALING, ObjectiveConfig
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
@@ -59,6 +60,9 @@ class ModelConfig:
     tie_output: bool = _f(True, "Decoder output layer tied to its embedding (needs embed_dim == hidden_size).")
     concat_latent: bool = _f(True, "The decoder reads z at every step (as well as in its initial state).")
     dropout: float = _f(0.3, "Dropout on the decoder's input embeddings and outputs, in [0, 1).")
+    recurrence: str = _f("auto", "Decoder recurrence, the same numbers each way: gru (nn.GRU), shared (a scan that "
+                         "projects each token once for all posterior samples, which share its dropout mask) or "
+                         "auto (nn.GRU in training; the scan in evaluation on a CPU).")
     temperature: float = _f(1.0, "Gumbel-softmax temperature of discrete samples in training.")
     z_head: str = _f("linear", "Head of q(z|x): linear, or Linear-act-Linear with act relu | tanh.")
     code_head: str = _f("relu", "Head of q(c|x): linear, or Linear-act-Linear with act relu | tanh.")
@@ -159,6 +163,7 @@ CHOICES = {
     "model.latent": LATENTS,
     "model.z_head": ("linear", "relu", "tanh"),
     "model.code_head": ("linear", "relu", "tanh"),
+    "model.recurrence": RECURRENCES,
     "train.select_metric": SELECT_METRICS,
     "objective.anneal": ANNEALING,
     "dialog.speakers": SPEAKER_CHOICES,

@@ -62,7 +62,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
     latents = _latents(cfg, encoder.output_size if encoder else 0)
     init_dim = sum(b.feature_dim for b in latents)
     input_dim = sum(b.feature_dim for b in latents if b.concat_latent)
-    decoder = LatentDecoder(dec_emb, cfg.hidden_size, init_dim, input_dim, cfg.dropout, cfg.tie_output)
+    decoder = LatentDecoder(dec_emb, cfg.hidden_size, init_dim, input_dim, cfg.dropout, cfg.tie_output,
+                           recurrence=cfg.recurrence)
     if cfg.supervise and not any(b.supervisable for b in latents):
         raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete or semi)")
     return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)

@@ -8,11 +8,12 @@ output layer + cross-entropy run fused and chunked (:func:`~demvae.nn.decoding.t
 The recurrence runs one of two ways (``recurrence``), which give the same numbers: ``shared`` (the
 input projection computed once per token and shared by the S posterior replicas of a sentence, a
 hand-written scan over packed, length-sorted rows: :func:`~demvae.nn.fused.shared_input_gru`) or
-``gru`` (``nn.GRU``, cuDNN on a GPU, on every replica's own copy of the inputs). ``auto`` picks by what
-was measured on this project's 2-core CPU at the paper's PTB configuration: when gradients flow (training),
-``nn.GRU`` (the scan's backward is slower: 4.27 s/step against 3.42); without them on the CPU (IS-NLL,
-validation), the scan, which skips the padding and the 500-fold input projection (IS-NLL with 500 samples:
-1.22 s/sentence and 0.9 GiB peak RSS against 2.19 s and 3.3 GiB). On a GPU ``auto`` is cuDNN's ``nn.GRU``.
+``gru`` (``nn.GRU``, cuDNN on a GPU, on every replica's own copy of the inputs). ``auto``: when gradients
+flow (training), ``nn.GRU``, whose replicas draw their own embedding-dropout masks as the original's do (the
+scan, which shares them, measured 25 % slower on an AVX-512 CPU and 10 % faster on an AVX2 one, at the paper's
+PTB configuration); without gradients on a CPU (IS-NLL, validation), the scan, which skips the padding and
+the input projection of every importance sample (IS-NLL, 500 samples: 1.35 s/sentence and 0.9 GiB peak RSS
+against 2.20 s and 3.1 GiB; ``results/speed-cpu.md``). On a GPU ``auto`` is cuDNN's ``nn.GRU``.
 Generation always steps ``nn.GRU`` (the same parameters).
 """
 
