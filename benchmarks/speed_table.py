@@ -218,6 +218,9 @@ def main() -> None:
     if not args.no_is_nll:
         specs += [{**base, "kind": "is_nll", "recurrence": r} for r in recurrences]
 
+    if not specs:
+        print("nothing to measure on this device", file=sys.stderr)
+        return
     results: list[list[dict]] = [[] for _ in specs]
     for _ in range(args.repeat):
         for spec, runs in zip(specs, results):

@@ -163,7 +163,7 @@ def shared_input_gru(
 # Each chunk's logits are made transposed, ``W hᵀ`` [V, c]: on the CPU (MKL) that product runs ~1.5×
 # faster than ``h Wᵀ`` [c, V] (measured on this project's 2-core AVX2 machine: ~150 against ~100
 # GFLOP/s), and the two backward products read the same [V, c] block as they are. The softmax takes one
-# exp pass (max, exp, sum), where ``log_softmax`` then ``exp`` took two.
+# exp pass (max, exp, sum), and the NLL comes from that sum: no separate log-softmax pass.
 
 
 def _chunk_softmax(h: Tensor, w: Tensor, b: Tensor | None, target: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
