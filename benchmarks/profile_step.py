@@ -17,7 +17,7 @@ import os
 import time
 
 import torch
-from speed_table import BucketBatchSampler, autocast, load_split, objective, paper_config, paper_model, random_batches
+from speed_table import training
 from torch.profiler import ProfilerActivity, profile
 
 SECTIONS = {  # profiler event -> section (its total time, children included)
@@ -53,25 +53,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = {"device": "cpu", "recurrence": args.recurrence,
-            "model": {"embed_dim": 64, "hidden_size": 64} if args.quick else {}}
-    batch_size, samples = (8, 4) if args.quick else (30, 20)
-    split, vocab, source = load_split(args.data_dir, "train", 6000)
-    model = paper_model(spec, vocab).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    obj = paper_config(spec).objective
-    n = args.steps + 2
-    batches = (random_batches(len(split), batch_size, seed=0)[:n] if args.batching == "random"
-               else BucketBatchSampler(split.lengths, batch_size, shuffle=True, seed=0).batches()[:n])
-    batches = [split.batch(i) for i in batches]
-
-    def step(batch):
-        with autocast(torch.device("cpu"), args.precision == "bf16"):
-            loss = objective(model(batch, samples), obj, 1.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-        opt.step()
+    quick = {"model": {"embed_dim": 64, "hidden_size": 64}, "batch_size": 8, "samples": 4}
+    spec = {"device": "cpu", "data_dir": args.data_dir, "recurrence": args.recurrence, "batching": args.batching,
+            "precision": args.precision, "warmup": 2, "steps": args.steps,
+            **(quick if args.quick else {"model": {}, "batch_size": 30, "samples": 20})}
+    model, batches, step, source = training(spec)
 
     for batch in batches[:2]:
         step(batch)
@@ -86,8 +72,8 @@ def main() -> None:
     for e in events:
         if e.key in SECTIONS:
             seconds[SECTIONS[e.key]] += e.cpu_time_total / 1e6 / args.steps
-    positions = sum(int(b.host_lengths.sum()) - b.size for b in batches[2:]) * samples / args.steps
-    hidden = model.decoder.hidden_size
+    positions = sum(int(b.host_lengths.sum()) - b.size for b in batches[2:]) * spec["samples"] / args.steps
+    hidden, vocab = model.decoder.hidden_size, model.decoder.embedding.num_embeddings
     rate = gemm_rate(hidden, vocab)
     floor = 6 * positions * vocab * hidden / rate / 1e9
 

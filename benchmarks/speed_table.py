@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -81,7 +82,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_row(spec: dict) -> dict:
+def training(spec: dict) -> tuple[torch.nn.Module, list, Callable, str]:
+    """A training row's model, its ``warmup + steps`` batches (on the device), its step function (Adam, clipping, the
+    objective at KL weight 1, under bf16 autocast for ``precision: bf16``; returns the detached loss) and
+    the data's description. ``profile_step.py`` times the same step."""
     device = torch.device(spec["device"])
     split, vocab, source = load_split(spec["data_dir"], "train", 6000)
     model = paper_model(spec, vocab).train()
@@ -93,7 +97,6 @@ def train_row(spec: dict) -> dict:
     else:
         indices = BucketBatchSampler(split.lengths, spec["batch_size"], shuffle=True, seed=0).batches()[:n]
     batches = [split.batch(i).to(device) for i in indices]
-    losses = []
 
     def step(batch):
         with autocast(device, spec["precision"] == "bf16"):
@@ -102,7 +105,18 @@ def train_row(spec: dict) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
-        losses.append(loss.detach())
+        return loss.detach()
+
+    return model, batches, step, source
+
+
+def train_row(spec: dict) -> dict:
+    device = torch.device(spec["device"])
+    _, batches, train_step, source = training(spec)
+    losses = []
+
+    def step(batch):
+        losses.append(train_step(batch))
 
     for batch in batches[: spec["warmup"]]:
         step(batch)

@@ -166,7 +166,9 @@ def shared_input_gru(
 # exp pass (max, exp, sum), and the NLL comes from that sum: no separate log-softmax pass.
 
 
-def _chunk_softmax(h: Tensor, w: Tensor, b: Tensor | None, target: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def _chunk_softmax(
+    h: Tensor, w: Tensor, b: Tensor | None, target: Tensor, dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
     """(−log softmax(h Wᵀ + b)[target] [c], softmax(h Wᵀ + b)ᵀ [V, c]), both in ``h``'s dtype, the product
     in ``dtype``."""
     logits = (w @ h.t().to(dtype)).to(h.dtype)  # [V, c]; w is already in dtype
