@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from demvae.config import compose
+from demvae.training import state_file
 
 # on top of the shared tiny sections (tests/conftest.py): 40 steps, validations at 15, 30, 40
 TRAIN_LAYER = {"train": {"max_steps": 40, "eval_every": 15, "log_every": 10}}
@@ -55,13 +56,13 @@ class Checkpoints:
         cls.same_tensors(run_a / "model.safetensors", run_b / "model.safetensors")
         sa = json.loads((run_a / "last" / "trainer_state.json").read_text())
         assert sa == json.loads((run_b / "last" / "trainer_state.json").read_text())
-        oa = torch.load(run_a / "last" / "optimizer.pt", weights_only=False)
-        ob = torch.load(run_b / "last" / "optimizer.pt", weights_only=False)
-        assert oa["optimizer"]["param_groups"] == ob["optimizer"]["param_groups"]
-        for pid, state in oa["optimizer"]["state"].items():
+        oa, rng_a = state_file.read(run_a / "last" / "optimizer.safetensors")
+        ob, rng_b = state_file.read(run_b / "last" / "optimizer.safetensors")
+        assert oa["param_groups"] == ob["param_groups"]
+        for pid, state in oa["state"].items():
             for k, v in state.items():
-                assert torch.equal(v, ob["optimizer"]["state"][pid][k]), f"Adam {k} of param {pid} differs"
-        assert torch.equal(oa["rng"]["torch"], ob["rng"]["torch"])
+                assert torch.equal(v, ob["state"][pid][k]), f"Adam {k} of param {pid} differs"
+        assert torch.equal(rng_a["torch"], rng_b["torch"]) and rng_a["python"] == rng_b["python"]
         assert cls.records(run_a, "valid") == cls.records(run_b, "valid")
 
 

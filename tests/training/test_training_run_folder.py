@@ -28,7 +28,7 @@ def test_run_folder_files(full_run):
     for name in ("config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors"):
         assert (full_run / name).is_file(), name
     assert sorted(p.name for p in (full_run / "last").iterdir()) == [
-        "model.safetensors", "optimizer.pt", "trainer_state.json"]
+        "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
     assert _leftovers(full_run) == []
     cfg = yaml.safe_load((full_run / "config.yaml").read_text())
     assert cfg["model_name"] == "dgm-vae" and cfg["train"]["max_steps"] == 40
@@ -68,7 +68,7 @@ def test_failed_checkpoint_keeps_the_previous_last(full_run, tmp_path, monkeypat
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", broken_save)
+    monkeypatch.setattr(ckpt.state_file, "save_file", broken_save)
     with pytest.raises(OSError):
         ckpt.save_training_state(run, model, optimizer, {"step": 99})
     assert {p.name: p.read_bytes() for p in (run / "last").iterdir()} == before

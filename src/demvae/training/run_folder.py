@@ -9,7 +9,7 @@ run/
   metrics.jsonl        one JSON record per log step and per validation
   tensorboard/         the same records as TensorBoard event files (only with train.tensorboard: true)
   last/                the latest training state, for --resume:
-    model.safetensors  optimizer.pt  trainer_state.json
+    model.safetensors  optimizer.safetensors  trainer_state.json   (no pickles: :mod:`.state_file`)
   corpus.json          where the corpus was read from and the SHA-256 of its files
   code_stats.json      per code value, its train members' aggregate posterior (the ``aggregate``
                        generation procedure, :mod:`demvae.models.generation`); written after training,
@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from demvae import __version__
 from demvae.config import RunConfig, from_dict, load_yaml
@@ -65,11 +65,15 @@ from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
 from demvae.models.generation import DEFAULT, STATS_VERSION, CodeStats, code_stats, uses_stats
+from demvae.training import state_file
 
 CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS = (
     "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
     "code_stats.json")
 RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS)
+OPTIMIZER, LEGACY_OPTIMIZER, TRAINER_STATE = "optimizer.safetensors", "optimizer.pt", "trainer_state.json"
+"""Files of ``last/``: the optimizer's and RNGs' state (the pickle ``optimizer.pt`` of older runs is read
+without running code), and the loop's :class:`~demvae.training.trainer.TrainState`."""
 STAGE1, STAGES = "stage1", "stages.json"
 """A dialog run's stage-1 folder and its per-stage timings (not in RUN_FILES: stage 2 starts by clearing the
 dialog run's own files, never stage 1's)."""
@@ -153,15 +157,7 @@ def save_model(model: torch.nn.Module, path: Path) -> None:
         seen.add(key)
         state[name] = tensor.detach().cpu().contiguous()
 
-    def write(tmp: Path) -> None:
-        try:
-            save_file(state, str(tmp))
-        except OSError:
-            raise
-        except Exception as exc:  # safetensors reports a failed write (e.g. a full disk) as its own error
-            raise OSError(getattr(exc, "errno", None) or 28, f"cannot write model weights ({exc})", str(path)) from None
-
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: state_file.save_tensors(state, tmp))
 
 
 def load_model_weights(model: torch.nn.Module, path: Path) -> None:
@@ -204,8 +200,8 @@ def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{LAST}."))
     try:
         save_model(model, tmp / MODEL)
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, tmp / "optimizer.pt")
-        write_json(tmp / "trainer_state.json", state)
+        state_file.write(tmp / OPTIMIZER, optimizer.state_dict(), rng_state())
+        write_json(tmp / TRAINER_STATE, state)
         os.chmod(tmp, 0o755)
         last, old = run_dir / LAST, run_dir / f".{LAST}.old"
         if last.exists():
@@ -219,9 +215,19 @@ def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.
 
 
 def last_state(run_dir: Path) -> dict[str, Any] | None:
-    """The trainer state of ``run_dir/last/`` (None before the first checkpoint)."""
-    path = run_dir / LAST / "trainer_state.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The trainer state of ``run_dir/last/`` (None before the first checkpoint); a
+    :class:`CheckpointError` naming the file when it is not one this program wrote."""
+    path = run_dir / LAST / TRAINER_STATE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "done" not in state:
+            raise ValueError("no step or done field")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a trainer state this program wrote ({exc}); resume from another copy "
+                              f"of the run, or start it again: demvae train --force --out {run_dir}") from None
+    return state
 
 
 def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
@@ -230,19 +236,28 @@ def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
 
 
 def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Load ``last/`` into ``model`` and ``optimizer``, restore the RNGs, and return the trainer state. Nothing
+    in the folder is unpickled into code (:mod:`.state_file`)."""
     last = run_dir / LAST
     if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():  # interrupted between the two renames
         os.replace(run_dir / f".{LAST}.old", last)
-    if not (last / "trainer_state.json").is_file():
-        raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {run_dir / LAST}/trainer_state.json)")
+    state = last_state(run_dir)
+    if state is None:
+        raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {last / TRAINER_STATE})")
     load_model_weights(model, last / MODEL)
+    if (last / OPTIMIZER).is_file():
+        optimizer_state, rng = state_file.read(last / OPTIMIZER)
+    elif (last / LEGACY_OPTIMIZER).is_file():
+        optimizer_state, rng = state_file.read_legacy(last / LEGACY_OPTIMIZER)
+    else:
+        raise CheckpointError(f"missing {last / OPTIMIZER}; start the run again: demvae train --force --out {run_dir}")
     try:
-        blob = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise CheckpointError(f"missing {last / 'optimizer.pt'}") from None
-    optimizer.load_state_dict(blob["optimizer"])
-    set_rng_state(blob["rng"])
-    return json.loads((last / "trainer_state.json").read_text())
+        optimizer.load_state_dict(optimizer_state)
+        set_rng_state(rng)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, a foreign RNG state
+        raise CheckpointError(f"{last / OPTIMIZER} does not match this run's model ({exc}); start the run again: "
+                              f"demvae train --force --out {run_dir}") from None
+    return state
 
 
 def read_corpus_record(run_dir: Path) -> dict[str, Any] | None:
