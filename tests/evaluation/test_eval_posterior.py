@@ -73,6 +73,7 @@ def test_mutual_info_by_hand(stats, model, data):
     assert stats["mutual_info"] == pytest.approx(mi.mean(), abs=1e-5)
     assert stats["mutual_info_sum"] == pytest.approx(mi.sum(), abs=1e-5)
     assert stats["components_used"] == int((q.mean(0) > 0.01).sum())
+    assert stats["codes_used"] == len({tuple(row) for row in q.argmax(-1).tolist()})
 
 
 def _hand_kl_terms(model, split):

@@ -146,6 +146,21 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
     write_text(path, "".join(line + "\n" for line in kept))
 
 
+def validation_record(run_dir: Path, step: int) -> dict[str, Any] | None:
+    """The validation record that ``metrics.jsonl`` holds for ``step`` (None if there is none)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a torn last line
+            continue
+        if record.get("kind") == "valid" and record.get("step") == step:
+            return record
+    return None
+
+
 def save_model(model: torch.nn.Module, path: Path) -> None:
     # tied/shared weights appear under several names; safetensors stores each tensor once
     state = {}

@@ -25,8 +25,10 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, has_bf16_matmul, resolve_device, seed_everything
-from demvae.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, Interrupted, TrainingError
 from demvae.io import write_json, write_text
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
@@ -52,7 +54,7 @@ from demvae.terms import Terms
 from demvae.training import run_folder as rf
 from demvae.training.aggressive import AggressiveSchedule, AggressiveState
 from demvae.training.tensorboard import TensorBoardLogger
-from demvae.training.validation import posterior_stats
+from demvae.training.validation import collapse_warning, posterior_stats
 
 SELECTION = {"elbo": "neg_elbo", "loss": "loss", "rec": "rec"}
 """train.select_metric -> the validation statistic it minimises."""
@@ -342,7 +344,21 @@ class Trainer:
         finally:
             bar.close()
             self.close()
+        if (st.done or st.step >= self.max_steps) and self.world.main:
+            self._report_selection()
         return {"best": st.best, "best_step": st.best_step, "step": st.step, "done": st.done}
+
+    def _report_selection(self) -> None:
+        """The collapse guard: print the selected checkpoint's codes used and MI, and warn when they collapsed
+        (what a second stage or a table would otherwise build on silently)."""
+        record = rf.validation_record(self.run_dir, self.state.best_step)
+        if record is None or "mutual_info" not in record:
+            return
+        print(f"selected checkpoint: step {self.state.best_step}, {record.get('codes_used', '?')} joint codes used "
+              f"on the validation split, MI {record['mutual_info']:.3f} nats per variable", file=sys.stderr)
+        warning = collapse_warning(record, self.state.best_step)
+        if warning:
+            warnings.warn(warning, DemvaeWarning, stacklevel=2)
 
     def _log_train(self, record: dict[str, float], weight: float, bar) -> None:
         if not math.isfinite(record["loss"]):

@@ -7,8 +7,9 @@ summed over its variables (``rec``, ``kl_c``, ``kl_z_avg``, ``dispersion``, ``pa
 training objective at w = 1) and ``ppl`` (of ``rec``); and over the split as a whole:
 ``mutual_info`` = I(x; c) per variable averaged over the variables (the paper's footnote 5),
 computed from the split's aggregate posterior ``q̄(c) = mean_x q(c|x)`` (the original averaged
-per-batch estimates, which are biased low), and ``components_used`` (how many of the M·K components
-receive at least 1% of the aggregate mass).
+per-batch estimates, which are biased low), ``components_used`` (how many of the M·K components
+receive at least 1% of the aggregate mass) and ``codes_used`` (how many joint codes argmax q(c|x) the split's
+sentences fall into). :func:`collapse_warning` reads the last two and the MI: the collapse guard.
 
 :func:`dialog_stats` is stage 2's validation of a dialog model: NLL per predicted token (and its
 perplexity), the policy's and the attribute loss's cross-entropies and error rates against the
@@ -40,6 +41,7 @@ def posterior_stats(
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     q_sum = q_entropy = None
+    codes: list[torch.Tensor] = []
     n, n_targets = 0, 0
     for batch in iterate(split, BucketBatchSampler(split.lengths, batch_size, shuffle=False)):
         batch = batch.to(model.device)
@@ -54,6 +56,8 @@ def posterior_stats(
             q_sum = q.sum(0).double() if q_sum is None else q_sum + q.sum(0).double()
             h = entropy(q).sum(0).double()
             q_entropy = h if q_entropy is None else q_entropy + h
+            powers = q.shape[-1] ** torch.arange(q.shape[1], device=q.device)  # [M]: the joint code's digits
+            codes.append((q.argmax(-1) * powers).sum(-1))  # [B]
         n += batch.size
         n_targets += batch.n_targets
     out = {k: float(v) / n for k, v in sums.items()}
@@ -66,8 +70,30 @@ def posterior_stats(
         out["mutual_info"] = float(mi.mean())
         out["mutual_info_sum"] = float(mi.sum())
         out["components_used"] = int((q_bar > 0.01).sum())
+        out["codes_used"] = int(torch.cat(codes).unique().numel())
     model.train(was_training)
     return out
+
+
+MIN_MUTUAL_INFO = 0.01
+"""Nats per variable below which a model's codes say nothing about its sentences (the collapse guard)."""
+
+
+def collapse_warning(stats: dict[str, float], step: int) -> str | None:
+    """Why the codes of the checkpoint selected at ``step`` are collapsed (one joint code in use, or
+    I(x; c) < :data:`MIN_MUTUAL_INFO` per variable), with the usual cause and the fix; None if they are not
+    (or the model has no code)."""
+    if "mutual_info" not in stats:
+        return None
+    mi, used = stats["mutual_info"], stats.get("codes_used", 2)
+    if used > 1 and mi >= MIN_MUTUAL_INFO:
+        return None
+    return (f"the codes of the selected checkpoint (step {step}) collapsed: {used} joint code(s) in use on the "
+            f"validation split, MI {mi:.3f} nats per variable (< {MIN_MUTUAL_INFO} or one code), so they say "
+            "nothing about the sentences and a second stage or a table built on them is meaningless. Usual cause: "
+            "the KL weight w(t) reached 1 before the decoder used z (too few steps for the annealing schedule, or "
+            "no dispersion term). Fix: train longer with the schedule scaled along (train.max_steps, "
+            "objective.anneal_x0, objective.anneal_k), or raise objective.beta")
 
 
 @torch.no_grad()
