@@ -181,3 +181,16 @@ def test_loss_is_the_objective_at_full_weight(stats, model, data):
     torch.manual_seed(0)
     with_mi = posterior_stats(model, data.splits["test"], ObjectiveConfig(mi_weight=1.0), batch_size=17)
     assert 0 < stats["neg_elbo"] - with_mi["loss"] < stats["mutual_info_sum"] * 2
+
+
+@pytest.mark.parametrize("mi,codes,collapsed", [
+    (0.5, 12, False), (0.009, 12, True), (0.5, 1, True), (0.01, 2, False), (0.0, 1, True)])
+def test_collapse_warning_thresholds(mi, codes, collapsed):
+    from demvae.training.validation import MIN_MUTUAL_INFO, collapse_warning
+
+    warning = collapse_warning({"mutual_info": mi, "codes_used": codes}, step=700)
+    assert (warning is not None) == collapsed
+    if collapsed:
+        assert "step 700" in warning and f"{codes} joint code" in warning and str(MIN_MUTUAL_INFO) in warning
+        assert "train.max_steps" in warning and "objective.anneal_x0" in warning  # the fix names real keys
+    assert collapse_warning({"rec": 3.0}, step=1) is None  # a model without a code

@@ -4,6 +4,8 @@ and DGM-VAE's codes match the true intents better."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from demvae.config import compose
@@ -26,11 +28,14 @@ SMALL = {
 def outcome(tmp_path_factory):
     results = {}
     for name in ("gm-vae", "dgm-vae"):
-        run_dir = train(compose(model=name, overrides=SMALL), tmp_path_factory.mktemp(name))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_dir = train(compose(model=name, overrides=SMALL), tmp_path_factory.mktemp(name))
         run = load_run(run_dir)
         test = prepare(run.config.data, run.vocab).splits["test"]
         stats = posterior_stats(run.model, test, run.config.objective)
         stats["homogeneity"] = label_scores(encode_codes(run.model, test), test)["intent"]["homogeneity"]
+        stats["collapse_warned"] = any("collapsed" in str(w.message) for w in caught)
         results[name] = stats
     return results
 
@@ -51,3 +56,9 @@ def test_dgm_vae_keeps_components_apart(outcome):
 
 def test_dgm_vae_codes_match_intents_better(outcome):
     assert outcome["dgm-vae"]["homogeneity"] > outcome["gm-vae"]["homogeneity"] + 0.1
+
+
+def test_the_collapse_guard_warns_for_gm_vae_alone(outcome):
+    """The guard at the end of training reads the selected checkpoint's validation record."""
+    assert outcome["gm-vae"]["collapse_warned"]
+    assert not outcome["dgm-vae"]["collapse_warned"]

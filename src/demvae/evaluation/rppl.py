@@ -6,10 +6,15 @@ fixed recipe (:data:`RPPL_RECIPE`): the samples, minus the last ``n_valid``, are
 those ``n_valid`` its validation set (model selection), and the real test split is what it is
 measured on. Its vocabulary is the evaluated model's, so every compared model is scored on the
 same words.
+
+:func:`real_data_anchor` runs the same recipe on as many *real* train sentences as the model's samples: the
+rPPL that perfect samples would get at this budget. A model's rPPL means something only next to it (at a
+budget too small for the LM, both are large; a collapsed model's samples stay far above it).
 """
 
 from __future__ import annotations
 
+import random
 import tempfile
 from pathlib import Path
 
@@ -52,3 +57,12 @@ def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Voca
         lm = load_run(Path(tmp) / "lm", device=str(trainer.device))  # the best on validation
         stats = posterior_stats(lm.model, test, cfg.objective)
     return {"rppl": stats["ppl"], "rppl_nll": stats["rec"], "rppl_train_sentences": len(train_ex)}
+
+
+def real_data_anchor(train_sentences: list[list[str]], n: int, test: EncodedSplit, vocab: Vocab,
+                     max_steps: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, float]:
+    """:func:`reverse_perplexity` of ``n`` real train sentences (a seeded draw; all of them if fewer): the
+    upper anchor of rPPL at the same LM budget. Keys ``rppl_real``, ``rppl_real_nll``, ``rppl_real_train_sentences``."""
+    chosen = random.Random(seed).sample(train_sentences, min(n, len(train_sentences)))
+    out = reverse_perplexity(chosen, test, vocab, max_steps=max_steps, device=device, seed=seed)
+    return {key.replace("rppl", "rppl_real", 1): value for key, value in out.items()}
