@@ -59,6 +59,31 @@ def test_latent_terms_and_gradients_equal_float32_under_bf16_autocast(family, sc
     torch.testing.assert_close(amp_hgrad, ref_hgrad, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "evaluation"])
+def test_sentence_nll_under_bf16_autocast_is_summed_in_float32(grad):
+    """The decoder's states come out in bf16 under autocast (its initial state is a bf16 product of z); a
+    sentence's NLL is still a float32 sum (in bf16 a sum near 100 nats rounds to steps of 0.5), and
+    evaluation's softmax runs in float32 too."""
+    from demvae.config import ModelConfig
+    from demvae.data.types import Batch
+    from demvae.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent="gaussian", gaussian_dim=4, embed_dim=16, hidden_size=16,
+                                    recurrence="gru", dropout=0.0), 40, 2, 3)
+    tokens = torch.randint(4, 40, (6, 30))
+    tokens[:, 0], tokens[:, -1] = 2, 3
+    batch = Batch(tokens, torch.full((6,), 30), {})
+    with torch.set_grad_enabled(grad):
+        torch.manual_seed(1)
+        ref = model(batch, 2).rec
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.manual_seed(1)
+            bf16 = model(batch, 2).rec
+    assert bf16.dtype == torch.float32
+    assert 0 < (bf16 - ref).abs().max() < (0.2 if grad else 0.05)  # of ≈ 110 nats a sentence
+
+
 # --- train.amp: auto ---------------------------------------------------------------------------------------
 
 
