@@ -294,7 +294,7 @@ def test_latent_estimate_in_split_order_for_any_batch_size(make):
 
 @pytest.mark.parametrize("recurrence", ["auto", "gru"])  # the CPU's scan; nn.GRU (bf16 states), as on a GPU
 @pytest.mark.parametrize("latent", ["gm", "gaussian", "discrete"])
-def test_bf16_autocast_estimate_equals_float32_within_005_nats_per_sentence(latent, recurrence):
+def test_bf16_autocast_estimate_equals_float32_within_002_nats_per_sentence(latent, recurrence):
     """Under bf16 autocast (``demvae eval --precision bf16``) the encoder and decoder run in bf16; the
     latent terms, the softmax, the log-weights and their logsumexp stay float32/float64. (bf16 autocast
     runs on any CPU, slowly without bf16 units: a tiny model takes milliseconds.)"""
@@ -310,7 +310,7 @@ def test_bf16_autocast_estimate_equals_float32_within_005_nats_per_sentence(late
         bf16 = log_likelihoods(model, split, 20)
     assert bf16.dtype == torch.float64
     difference = (bf16 - fp32).abs()
-    assert 0 < difference.max() < 0.02, difference  # > 0: the products did run in bf16
+    assert 0 < difference.max() < 0.02, difference  # (the issue asks 0.05); > 0: the products did run in bf16
     assert abs(float(bf16.mean() - fp32.mean())) < 0.05
 
 
