@@ -28,3 +28,12 @@ def test_speed_table_prints_one_markdown_row_per_configuration():
 def test_profile_step_prints_the_output_layer_share_and_its_floor():
     out = _run("profile_step.py", "--quick", "--steps", "1", "--threads", "1")
     assert "| output layer + CE, forward" in out and "output-layer floor" in out
+
+
+def test_time_to_target_prints_each_validation_and_when_the_target_was_reached():
+    out = _run("time_to_target.py", "--quick", "--threads", "1")  # the built-in corpus is far below 128 nats
+    assert "precision fp32 (train.amp: auto)" in out or "precision bf16 (train.amp: auto)" in out
+    rows = [line for line in out.splitlines() if line.startswith("| 10 |")]
+    assert len(rows) == 1 and rows[0].count("|") == 4, out
+    assert "target reached at step 10 after" in out
+

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
+import yaml
 
-from demvae.config import LATENTS, SECTIONS, RunConfig, compose, doc, from_dict, presets
+from demvae.config import LATENTS, SECTIONS, RunConfig, compose, doc, from_dict, parse_overrides, presets
 from demvae.errors import ConfigError
 from demvae.models import build_model
 
@@ -57,3 +58,15 @@ def test_model_recurrence_reaches_the_decoder(recurrence):
 def test_unknown_recurrence_is_refused():
     with pytest.raises(ConfigError, match="model.recurrence: 'fast' is not one of auto, gru, shared"):
         from_dict({"model": {"recurrence": "fast"}})
+
+
+def test_train_amp_is_auto_by_default_and_takes_true_false_or_auto():
+    assert RunConfig().train.amp == compose("dgm-vae", "ptb/dgm-vae").train.amp == "auto"
+    for value in (True, False, "auto"):
+        cfg = compose("dgm-vae", overrides=parse_overrides([f"train.amp={str(value).lower()}"]))
+        assert cfg.train.amp == value and type(cfg.train.amp) is type(value)
+        assert from_dict(yaml.safe_load(cfg.to_yaml())).train.amp == value  # the saved config keeps it
+    with pytest.raises(ConfigError, match="train.amp: 'bf16' is not one of true, false, auto"):
+        from_dict({"train": {"amp": "bf16"}})
+    with pytest.raises(ConfigError, match="train.amp: expected bool or str, got 1"):
+        from_dict({"train": {"amp": 1}})

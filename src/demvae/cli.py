@@ -305,6 +305,9 @@ def eval_(
     temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0.5 for aggregate, "
                                                       "1 for prior).")] = None,
     device: Device = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast; log-weights and latent terms stay float32) "
+                                           "or auto (bf16 where the device has bf16 units, as train.amp: auto).")]
+    = "auto",
 ):
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model.
     Budgets fit the device unless given: on a CPU 50 IS samples, ≤ 5,000 prior samples and a
@@ -320,13 +323,13 @@ def eval_(
                            data_dir=str(data_dir) if data_dir else None, force=force,
                            vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
                            out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),
-                           procedure=procedure, temperature=temperature, progress=True)
+                           procedure=procedure, temperature=temperature, precision=precision, progress=True)
         results = evaluate_run(run_dir, opts)
         for note in opts.notes:
             warnings.warn(note, DemvaeWarning, stacklevel=1)
         b = results["budget"]
         typer.echo(f"{run_dir}: {b['is_samples']} IS samples, {b['n_prior_samples']:,} prior samples, "
-                   f"rPPL LM ≤ {b['rppl_steps']} steps", err=True)
+                   f"rPPL LM ≤ {b['rppl_steps']} steps, {results['precision']}", err=True)
         if "control" in results:
             typer.echo(f"{run_dir}: control group: generation procedure {results['control']['procedure']}, "
                        f"{results['control']['n_per_code']} sentences per code", err=True)

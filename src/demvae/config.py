@@ -70,6 +70,8 @@ class ModelConfig:
 
 
 SELECT_METRICS = ("elbo", "loss", "rec")
+AMP_CHOICES = (True, False, "auto")
+"""train.amp: bf16 autocast on, off, or where the device has bf16 units (:func:`demvae.device.auto_precision`)."""
 
 
 @dataclass
@@ -90,7 +92,11 @@ class TrainConfig:
     improve_threshold: float = _f(0.996, "An improvement must beat the best by this factor to extend patience.")
     min_lr: float = _f(1e-6, "Stop when the learning rate falls to this.")
     eval_batch_size: int = _f(100, "Sentences per validation batch.")
-    amp: bool = _f(False, "bf16 autocast (CUDA, or a CPU with bf16 units); the latent terms stay float32.")
+    amp: bool | str = _f("auto", "bf16 autocast in training and validation (the latent terms stay float32): auto "
+                         "(where the device multiplies bf16 in hardware: a GPU of compute capability ≥ 8, a CPU "
+                         "with AMX/AVX512-BF16 whose bf16 product proves faster when timed at start-up; else "
+                         "fp32), true (refused on a device without bf16 units) or false (fp32). The precision "
+                         "used is recorded in versions.json.")
     log_every: int = _f(50, "Steps between training log records.")
     aggressive: bool = _f(False, "He et al. (2019) aggressive encoder updates until the validation MI stops rising.")
     aggressive_max_inner: int = _f(50, "Encoder-only updates per outer step at most.")
@@ -165,6 +171,7 @@ CHOICES = {
     "model.code_head": ("linear", "relu", "tanh"),
     "model.recurrence": RECURRENCES,
     "train.select_metric": SELECT_METRICS,
+    "train.amp": AMP_CHOICES,
     "objective.anneal": ANNEALING,
     "dialog.speakers": SPEAKER_CHOICES,
     "dialog.posterior_latent": ("sample", "mode"),
@@ -208,7 +215,14 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _check_type(name, value, inner[0])
+        for option in inner:  # the first type that takes the value (e.g. train.amp: true or auto)
+            try:
+                return _check_type(name, value, option)
+            except ConfigError:
+                if len(inner) == 1:
+                    raise
+        raise ConfigError(f"{name}: expected {' or '.join(getattr(a, '__name__', str(a)) for a in inner)}, "
+                          f"got {value!r}")
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
@@ -261,7 +275,8 @@ def validate(cfg: RunConfig) -> None:
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+            shown = ", ".join(str(c).lower() if isinstance(c, bool) else c for c in choices)
+            raise ConfigError(f"{key}: {value!r} is not one of {shown}")
     for key, minimum in MINIMA.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
@@ -387,7 +402,7 @@ def replace(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 
 __all__ = [
-    "CHOICES", "CODE_CHOICES", "DECODINGS", "DataConfig", "DialogConfig", "LATENTS", "SPEAKER_CHOICES",
+    "AMP_CHOICES", "CHOICES", "CODE_CHOICES", "DECODINGS", "DataConfig", "DialogConfig", "LATENTS", "SPEAKER_CHOICES",
     "ModelConfig", "ObjectiveConfig", "RunConfig", "TrainConfig", "Z_CHOICES",
     "compose", "doc", "find_config", "from_dict", "load_yaml", "merge", "parse_overrides", "preset", "presets",
     "replace",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -67,6 +68,63 @@ def has_bf16_matmul(device: torch.device) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
         return False
+
+
+PRECISIONS = ("fp32", "bf16")
+"""The precisions a run computes in: float32, or bf16 autocast with float32 latent terms."""
+BF16_MARGIN = 1.25
+"""``auto`` picks bf16 on a CPU only if its timed product is at least this many times faster than float32's."""
+
+
+def matmul_seconds(dtype: torch.dtype, device: torch.device, size: int = 512, repeats: int = 3) -> float:
+    """The best of ``repeats`` timed ``size``³ matrix products in ``dtype`` on ``device`` (after one
+    untimed product, which creates the kernels). At 512 on a CPU with bf16 units: about 1-3 ms each."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def auto_precision(device: torch.device,
+                   time_matmul: Callable[[torch.dtype, torch.device], float] | None = None) -> str:
+    """What ``train.amp: auto`` means on ``device``: ``bf16`` where it multiplies bf16 matrices in
+    hardware, else ``fp32``.
+
+    A CUDA device of compute capability ≥ 8 is trusted. A CPU must also prove it: its flags can
+    claim bf16 units that multiply slowly (an emulating hypervisor, a build whose kernels lack
+    them), so a product is timed in both precisions (``time_matmul``, default :func:`matmul_seconds`: a
+    few ms) and bf16 chosen only if it is :data:`BF16_MARGIN` times faster. Without the flags nothing
+    is timed.
+    """
+    if not has_bf16_matmul(device):
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16"
+    time_matmul = time_matmul or matmul_seconds
+    fast = time_matmul(torch.bfloat16, device) * BF16_MARGIN <= time_matmul(torch.float32, device)
+    return "bf16" if fast else "fp32"
+
+
+def resolve_precision(amp: bool | str, device: torch.device, fix: str = "--set train.amp=false (or auto)") -> str:
+    """The precision of ``amp`` on ``device``: ``bf16`` or ``fp32``. ``amp`` is ``train.amp``'s value
+    (``True``, ``False`` or ``auto``) or a precision's name (``bf16``, ``fp32``, ``auto``); bf16 asked
+    for on a device without bf16 matrix units is a :class:`ConfigError` that names ``fix``."""
+    amp = {"bf16": True, "fp32": False}.get(amp, amp) if isinstance(amp, str) else amp
+    if amp == "auto":
+        return auto_precision(device)
+    if amp is True and not has_bf16_matmul(device):
+        raise ConfigError(
+            f"bf16 autocast asked for, but {device.type} here has no bf16 matrix units "
+            "(a CPU needs AVX512-BF16 or AMX, a GPU compute capability 8 or newer): its bf16 products "
+            f"would run one to two orders of magnitude slower than float32. Use {fix}.")
+    if not isinstance(amp, bool):
+        raise ConfigError(f"precision {amp!r} is not one of auto, {', '.join(PRECISIONS)}")
+    return "bf16" if amp else "fp32"
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

@@ -129,3 +129,13 @@ def mean_over_ranks(value: Tensor, world: World) -> Tensor:
         dist.all_reduce(value)
         value /= world.size
     return value
+
+
+def on_every_rank(flag: bool, world: World, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every rank (e.g. each rank's timed choice of bf16: the ranks must agree)."""
+    if world.size == 1:
+        return flag
+    value = torch.tensor(int(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value)
+

@@ -189,7 +189,7 @@ def test_unknown_split(run_main, tmp_path, command):
 
 
 @pytest.mark.parametrize("item", ["train.device=tpu", "data.max_len=1", "train.batch_size=0",
-                                  "train.select_metric=foo"])
+                                  "train.select_metric=foo", "train.amp=bf16"])
 def test_out_of_range_set_values(run_main, tmp_path, item):
     rc, out, err = run_main("train", *TINY, "--set", item, "--out", tmp_path / "run")
     assert_clean_error(rc, out, err, item.split("=")[0].split(".")[1])

@@ -111,6 +111,26 @@ def test_nll_does_not_depend_on_other_groups(dgm_run, dgm_results):
     assert alone["nll"] == pytest.approx(dgm_results["nll"], abs=1e-9)
 
 
+def test_precision_fp32_bf16_and_auto(dgm_run, dgm_results, monkeypatch):
+    import demvae.device as device_module
+
+    assert dgm_results["precision"] in ("fp32", "bf16")  # auto's decision on this CPU
+    opts = dict(metrics=("posterior", "nll"), is_samples=20, device="cpu")
+    fp32 = evaluate_run(dgm_run, EvalOptions(**opts, precision="fp32"))
+    assert fp32["precision"] == "fp32" and fp32["nll"] == pytest.approx(dgm_results["nll"], abs=1e-9)
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: False)
+    with pytest.raises(ConfigError, match="--precision fp32"):
+        evaluate_run(dgm_run, EvalOptions(**opts, precision="bf16"))
+    assert evaluate_run(dgm_run, EvalOptions(**opts, precision="auto"))["precision"] == "fp32"
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: True)  # bf16 autocast runs on any CPU
+    bf16 = evaluate_run(dgm_run, EvalOptions(**opts, precision="bf16"))
+    assert bf16["precision"] == "bf16"
+    assert 0 < abs(bf16["nll"] - fp32["nll"]) < 0.05  # nats per sentence
+    assert bf16["neg_elbo"] == pytest.approx(fp32["neg_elbo"], abs=0.05)
+    with pytest.raises(ConfigError, match="precision 'fp16' is not one of auto, fp32, bf16"):
+        evaluate_run(dgm_run, EvalOptions(**opts, precision="fp16"))
+
+
 def test_missing_run_folder(tmp_path):
     from demvae.errors import DemvaeError
 

@@ -32,7 +32,9 @@ def test_run_folder_files(full_run):
     assert _leftovers(full_run) == []
     cfg = yaml.safe_load((full_run / "config.yaml").read_text())
     assert cfg["model_name"] == "dgm-vae" and cfg["train"]["max_steps"] == 40
-    assert {"torch", "python", "demvae", "device"} <= set(json.loads((full_run / "versions.json").read_text()))
+    versions = json.loads((full_run / "versions.json").read_text())
+    assert {"torch", "python", "demvae", "device", "precision"} <= set(versions)
+    assert cfg["train"]["amp"] == "auto" and versions["precision"] in ("bf16", "fp32")  # auto, and what it meant
     records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     valid = [r for r in records if r["kind"] == "valid"]
@@ -145,18 +147,36 @@ def test_unknown_config_key_lists_valid_keys():
 
 
 def test_amp_without_bf16_matrix_units_is_a_config_error(tiny_cfg, tmp_path, monkeypatch):
-    import demvae.training.trainer as trainer_module
+    import demvae.device as device_module
 
-    monkeypatch.setattr(trainer_module, "has_bf16_matmul", lambda device: False)
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: False)
     with pytest.raises(ConfigError, match="train.amp=false"):
         Trainer(tiny_cfg(train={"amp": True}), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before the folder is made
 
 
-def test_amp_with_bf16_matrix_units_trains_under_autocast(tiny_cfg, tmp_path, monkeypatch):
-    import demvae.training.trainer as trainer_module
+@pytest.mark.parametrize(("amp", "units", "expected"), [("auto", False, "fp32"), (False, True, "fp32"),
+                                                        ("auto", True, "bf16")])
+def test_the_run_records_the_precision_that_train_amp_resolved_to(tiny_cfg, tmp_path, monkeypatch, capsys,
+                                                                   amp, units, expected):
+    import demvae.device as device_module
 
-    monkeypatch.setattr(trainer_module, "has_bf16_matmul", lambda device: True)
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: units)
+    monkeypatch.setattr(device_module, "matmul_seconds", lambda dtype, device: 1.0 if dtype == torch.float32 else 0.1)
+    cfg = tiny_cfg(train={"amp": amp, "max_steps": 1, "eval_every": 1, "progress": True})
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.precision == expected
+    trainer.fit()
+    assert json.loads((tmp_path / "run" / "versions.json").read_text())["precision"] == expected
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["amp"] == amp  # as asked
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"training on cpu in {expected} (train.amp: {str(amp).lower()})" in first
+
+
+def test_amp_with_bf16_matrix_units_trains_and_validates_under_autocast(tiny_cfg, tmp_path, monkeypatch):
+    import demvae.device as device_module
+
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: True)
     seen = []
     trainer = Trainer(tiny_cfg(train={"amp": True, "max_steps": 2, "eval_every": 2, "log_every": 1}), tmp_path / "run")
     original = trainer.model.forward
@@ -167,7 +187,7 @@ def test_amp_with_bf16_matrix_units_trains_under_autocast(tiny_cfg, tmp_path, mo
 
     trainer.model.forward = spy
     trainer.fit()
-    assert seen[:2] == [True, True]  # the two training steps (validation runs in float32)
+    assert len(seen) > 2 and all(seen)  # the two training steps and the validation's batches
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert losses and all(math.isfinite(x) for x in losses)

@@ -34,11 +34,13 @@ RPPL_RECIPE = {
 
 
 def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Vocab, n_valid: int = 3000,
-                       max_steps: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, float]:
+                       max_steps: int | None = None, device: str = "auto", seed: int = 0,
+                       amp: bool | str = "auto") -> dict[str, float]:
+    """``amp``: the language model's ``train.amp`` (the evaluation's precision)."""
     n_valid = min(n_valid, max(1, len(samples) // 10))
     train_ex = [Example(tuple(s)) for s in samples[:-n_valid]]
     valid_ex = [Example(tuple(s)) for s in samples[-n_valid:]]
-    train_cfg = {**RPPL_RECIPE["train"], "device": device, "seed": seed}
+    train_cfg = {**RPPL_RECIPE["train"], "device": device, "seed": seed, "amp": amp}
     if max_steps is not None:
         train_cfg["max_steps"] = max_steps
     raw = merge(merge(preset("rnnlm"), RPPL_RECIPE), {"model_name": "rnnlm", "train": train_cfg})

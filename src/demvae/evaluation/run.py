@@ -11,8 +11,10 @@ beside the metrics file) and ``clusters`` (the stage-1 codes of the responses).
 
 The sampling budget fits the device unless given: the paper's 500 importance samples, 40,000 prior
 samples and a 4,000-step rPPL language model on a GPU (or with ``paper=True``), a budget of seconds
-to minutes on a CPU. Results are written after every group, so an interrupted evaluation keeps what
-it finished; each group is seeded on its own, so a number does not depend on which others ran.
+to minutes on a CPU. Every group runs in one precision (``precision``: fp32, bf16 autocast, or auto, the
+training's ``train.amp: auto`` decision; recorded in the results). Results are written after every
+group, so an interrupted evaluation keeps what it finished; each group is seeded on its own, so a
+number does not depend on which others ran.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from demvae.config import RunConfig, replace
 from demvae.data.corpora import resolve_data_dir
 from demvae.data.fingerprint import locate
 from demvae.data.prepare import check_split, prepare
-from demvae.device import resolve_device
+from demvae.device import autocast, resolve_device, resolve_precision
 from demvae.errors import CheckpointError, ConfigError
 from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
 from demvae.evaluation.control import ControlOptions, control_scores
@@ -85,6 +87,9 @@ class EvalOptions:
     paper: bool = False
     """The paper's budget (500 / 40,000 / the full rPPL recipe) on any device."""
     device: str = "auto"
+    precision: str = "auto"
+    """fp32, bf16 (autocast: the encoder and decoder in bf16; latent terms, log-weights and their logsumexp
+    in float32/float64) or auto (``train.amp: auto``'s decision for the device)."""
     corpus: str | None = None
     """Read the run's corpus from here instead (a moved file or folder)."""
     data_dir: str | None = None
@@ -165,6 +170,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     check_split(opts.split)
     procedure = Procedure.named(opts.procedure, opts.temperature)  # a bad name fails before the model loads
     device = resolve_device(opts.device)
+    precision = resolve_precision(opts.precision, device, fix="--precision fp32 (or auto)")
     run = load_run(run_dir, device)
     wanted = _groups(opts, run.is_dialog, run_dir)
     path = metrics_path(run_dir, opts)
@@ -176,7 +182,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     data = prepare(cfg.data, run.vocab, cfg.dialog)
     split, model = data.splits[opts.split], run.model
     sizes = budget(opts, device, len(data.splits["train"]))
-    results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split, "budget": sizes}
+    results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split, "budget": sizes,
+                               "precision": precision}
     timings: dict[str, float] = {}
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
@@ -184,7 +191,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
             model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
-        "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed),
+        "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
         "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
         "control": lambda: _control(run, data, split, procedure, opts),
         "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent),
@@ -195,7 +202,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     for group in tqdm(chosen, desc="eval", disable=not opts.progress, leave=False):
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
         t = time.perf_counter()
-        results.update(groups[group]())
+        with autocast(device, precision == "bf16"):  # every group's encoder and decoder passes
+            results.update(groups[group]())
         timings[group] = time.perf_counter() - t
         results["seconds"], results["options"] = timings, asdict(opts)
         write_json(path, results)  # after every group: an interrupted evaluation keeps what it finished
@@ -213,12 +221,13 @@ def _bleu(model, split, vocab, opts: EvalOptions) -> dict[str, Any]:
     return out
 
 
-def _prior(model, data, split, vocab, sizes, device, seed) -> dict[str, Any]:
+def _prior(model, data, split, vocab, sizes, device, seed, precision: str) -> dict[str, Any]:
     samples = prior_samples(model, vocab, sizes["n_prior_samples"], seed=seed)
     train_refs = references(data.splits["train"], vocab)
     out = {"wkl": word_kl(samples, train_refs, variant="smoothed"), "wkl_paper": word_kl(samples, train_refs, "paper"),
            "prior_examples": [" ".join(s) for s in samples[:10]]}
-    out.update(reverse_perplexity(samples, split, vocab, max_steps=sizes["rppl_steps"], device=str(device), seed=seed))
+    out.update(reverse_perplexity(samples, split, vocab, max_steps=sizes["rppl_steps"], device=str(device), seed=seed,
+                                  amp=precision == "bf16"))
     return out
 
 

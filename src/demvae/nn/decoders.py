@@ -97,9 +97,16 @@ class LatentDecoder(nn.Module):
         hidden_of = self._shared_hidden if self._shared_recurrence(torch.is_grad_enabled()) else self._gru_hidden
         hidden, targets, row = hidden_of(tokens, host, init, latent_input, replicas)
         weight, bias = (self.embedding.weight, None) if self.out is None else (self.out.weight, self.out.bias)
-        nll = token_nll(self.dropout(hidden), weight, bias, targets, self.chunk_rows)
+        hidden = self.dropout(hidden)
+        if not torch.is_grad_enabled() and hidden.dtype in (torch.bfloat16, torch.float16):
+            # evaluation under bf16 autocast (nn.GRU's bf16 states): the softmax and the NLL in float32, the
+            # product still in bf16. Training keeps its bf16 softmax (the measured speed of a bf16 step).
+            hidden = hidden.float()
+        nll = token_nll(hidden, weight, bias, targets, self.chunk_rows)
         rows = tokens.shape[0] * replicas
-        return -torch.zeros(rows, device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
+        # a sentence's NLL summed in float32 at least: in bf16 a sum near 100 nats rounds to steps of 0.5
+        total = torch.zeros(rows, device=nll.device, dtype=torch.promote_types(nll.dtype, torch.float32))
+        return -total.index_add_(0, row, nll.to(total.dtype))
 
     def _shared_recurrence(self, grad: bool) -> bool:
         """Whether the scan runs (``grad``: gradients flow); ``auto`` as the module docstring says."""

@@ -34,7 +34,7 @@ from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
-from demvae.device import resolve_device
+from demvae.device import resolve_device, resolve_precision
 from demvae.errors import CheckpointError, ConfigError, Interrupted
 from demvae.io import write_json, write_text
 from demvae.objectives import dialog_objective
@@ -105,6 +105,8 @@ class DialogTrainer:
 
     def _open(self, resume: bool, force: bool) -> None:
         cfg, run_dir = self.cfg, self.run_dir
+        device = resolve_device(cfg.train.device)
+        precision = resolve_precision(cfg.train.amp, device)  # (true may be refused: before any write)
         if resume and not self.has_checkpoint(run_dir):
             raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {self.stage1_dir / rf.LAST} "
                                   f"or {run_dir / rf.LAST})")
@@ -120,7 +122,7 @@ class DialogTrainer:
         write_text(run_dir / rf.CONFIG, cfg.to_yaml())  # on resume: train.* may have changed
         if not resume:
             self.data.vocab.save(run_dir / rf.VOCAB)
-            write_json(run_dir / rf.VERSIONS, rf.versions(str(resolve_device(cfg.train.device))))
+            write_json(run_dir / rf.VERSIONS, rf.versions(str(device), precision))
             write_json(run_dir / rf.CORPUS, fingerprint(cfg.data))
 
     def fit(self, until_step: int | None = None) -> dict[str, Any]:

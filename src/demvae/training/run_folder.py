@@ -198,13 +198,16 @@ def _is_alias(model: torch.nn.Module, name: str, state: dict[str, torch.Tensor])
     return any(tensors[k].data_ptr() == ptr for k in state if k in tensors)
 
 
-def versions(device: str) -> dict[str, str]:
+def versions(device: str, precision: str = "fp32") -> dict[str, str]:
+    """``versions.json``: the software, the device and the precision (``bf16`` or ``fp32``) the run trained in
+    (``train.amp: auto`` in its config is resolved here)."""
     return {
         "demvae": __version__,
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": device,
+        "precision": precision,
         "cuda": str(torch.version.cuda),
     }
 

@@ -45,7 +45,7 @@ from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
-from demvae.device import autocast, has_bf16_matmul, resolve_device, seed_everything
+from demvae.device import autocast, resolve_device, resolve_precision, seed_everything
 from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, Interrupted, TrainingError
 from demvae.io import write_json, write_text
 from demvae.models import build_for
@@ -105,11 +105,6 @@ class Trainer:
         self.select_metric = SELECTION[tc.select_metric]
         """The validation statistic that model selection, decay and patience minimise."""
         self.device = resolve_device(tc.device)
-        if tc.amp and not has_bf16_matmul(self.device):
-            raise ConfigError(
-                f"train.amp asks for bf16 autocast, but {self.device.type} here has no bf16 matrix units "
-                "(a CPU needs AVX512-BF16 or AMX, a GPU compute capability 8 or newer): its bf16 products "
-                "would run one to two orders of magnitude slower than float32. Use --set train.amp=false.")
         self.world = distributed.init(self.device.type)
         if self.world.size > 1:
             if tc.batch_size % self.world.size:
@@ -120,6 +115,10 @@ class Trainer:
                 torch.cuda.set_device(self.device)
         if tc.threads:
             torch.set_num_threads(tc.threads)
+        bf16 = distributed.on_every_rank(resolve_precision(tc.amp, self.device) == "bf16", self.world, self.device)
+        self.precision = "bf16" if bf16 else "fp32"
+        """``bf16`` (autocast, float32 latent terms) or ``fp32``: what ``train.amp`` means on this device
+        (timed on the threads it trains with)."""
         seed_everything(tc.seed)
         if data is None:
             vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
@@ -186,7 +185,7 @@ class Trainer:
             rf.clear_run(self.run_dir)
         write_text(self.run_dir / rf.CONFIG, self.cfg.to_yaml())
         self.vocab.save(self.run_dir / rf.VOCAB)
-        write_json(self.run_dir / rf.VERSIONS, rf.versions(str(self.device)))
+        write_json(self.run_dir / rf.VERSIONS, rf.versions(str(self.device), self.precision))
         write_json(self.run_dir / rf.CORPUS, fingerprint(self.cfg.data))
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -252,7 +251,7 @@ class Trainer:
         """One Adam update on ``batch`` with annealing weight ``weight``; ``frozen`` parameters keep
         their values and their Adam moments. Returns the (detached) loss and logged values."""
         rows = batch.global_size or batch.size
-        with distributed.global_batch(self.world, rows), autocast(self.device, self.cfg.train.amp):
+        with distributed.global_batch(self.world, rows), autocast(self.device, self.precision == "bf16"):
             loss, values = self.compute_loss(batch, weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -264,10 +263,11 @@ class Trainer:
 
     # --- validation and stopping (the original's schedule) ---
     def validate(self) -> dict[str, float]:
-        """Posterior statistics on the validation split. Its own fixed seed (the same noise at
-        every validation) and a forked RNG, so validating never changes the training stream."""
+        """Posterior statistics on the validation split, in the training's precision. Its own fixed seed
+        (the same noise at every validation) and a forked RNG, so validating never changes the training
+        stream."""
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), autocast(self.device, self.precision == "bf16"):
             torch.manual_seed(self.cfg.train.seed + 1)
             return self.validation_stats()
 
@@ -314,6 +314,9 @@ class Trainer:
         resumable checkpoint and raises :class:`~demvae.errors.Interrupted` (a second Ctrl-C stops
         at once); a killed run resumes from its last checkpoint, written at every validation."""
         tc, st = self.cfg.train, self.state
+        if tc.progress and self.world.main:  # the log's first line: what this run computes in
+            tqdm.write(f"{self.cfg.model_name}: training on {self.device} in {self.precision} (train.amp: "
+                       f"{str(tc.amp).lower()}), step {st.step} of at most {self.max_steps}")
         batches = self._batches()
         bar = tqdm(total=self.max_steps, initial=st.step, disable=not (tc.progress and self.world.main),
                    dynamic_ncols=True, desc=self.cfg.model_name)
