@@ -37,3 +37,13 @@ def test_time_to_target_prints_each_validation_and_when_the_target_was_reached()
     assert len(rows) == 1 and rows[0].count("|") == 4, out
     assert "target reached at step 10 after" in out
 
+
+
+def test_respond_study_measures_distinct_responses_and_code_recovery(dialog_run):
+    out = _run("respond_study.py", str(dialog_run), "--contexts", "4", "--top", "3")
+    row = [line for line in out.splitlines() if line.startswith(f"| {dialog_run} |")]
+    assert len(row) == 1, out
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert cells[1] == "4" and 0 <= float(cells[2]) <= 1 and 0 <= float(cells[3]) <= 1
+    assert len(cells[6].split(",")) == 3  # recovery per variable: M = 3
+    assert out.count("\ncontext: ") == 3
