@@ -13,7 +13,10 @@ procedure (:mod:`demvae.models.generation`; default ``aggregate`` at temperature
 * **chance**: the largest label's share of the split (what a generator that ignores the code reaches at
   best);
 * **distinct**: the share of distinct sentences among a code's N (1/N: the procedure always writes the same
-  sentence, as decoding the component's mean greedily does).
+  sentence, as decoding the component's mean greedily does);
+* **distinct-2**: the distinct word bigrams over all word bigrams of a code's N sentences (Li et al., 2016;
+  no boundary tokens; 0 when no sentence has two words): sentences that differ by one word share most bigrams,
+  so this counts how much of the text is new, where the distinct share counts whole sentences.
 
 Averages are weighted by code size (labelled members, for a label's scores). Every sentence is decoded
 in a few batched decoder calls; the result is deterministic for a seed.
@@ -21,7 +24,7 @@ in a few batched decoder calls; the result is deterministic for a seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +58,8 @@ __all__ = [
     "control_scores",
     "control_table",
     "control_code_table",
+    "distinct_share",
+    "distinct_2",
 ]
 
 CodeSampler = Callable[[TextVAE, Tensor], Tensor]
@@ -78,6 +83,17 @@ def text_classifier() -> Any:
         TfidfVectorizer(token_pattern=r"\S+", lowercase=False, ngram_range=(1, 2), sublinear_tf=True),
         LogisticRegression(max_iter=2000),
     )
+
+
+def distinct_share(sentences: Sequence[Sequence[str]]) -> float:
+    """The share of distinct sentences (token sequences) among ``sentences``."""
+    return len({tuple(s) for s in sentences}) / len(sentences)
+
+
+def distinct_2(sentences: Sequence[Sequence[str]]) -> float:
+    """Distinct word bigrams over all word bigrams of ``sentences`` (0 when none has two words)."""
+    bigrams = [pair for s in sentences for pair in zip(s, s[1:])]
+    return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
 
 
 @dataclass
@@ -115,6 +131,7 @@ class CodeControl:
     """Members in the split."""
     recovery: float
     distinct: float
+    distinct_2: float
     majority: dict[str, int] = field(default_factory=dict)
     """Label -> the members' majority class (labels the code has members for)."""
     agreement: dict[str, float] = field(default_factory=dict)
@@ -133,6 +150,8 @@ class ControlResult:
     """Code recovery, weighted by code size."""
     distinct: float
     """Share of distinct sentences among each code's N, weighted by code size."""
+    distinct_2: float
+    """Distinct bigrams over all bigrams of each code's N sentences, weighted by code size."""
     labels: dict[str, LabelControl]
     """Per gold label (empty for an unlabelled corpus)."""
     codes: list[CodeControl]
@@ -192,7 +211,7 @@ def control_scores(
     chosen = chosen[np.argsort(-sizes[chosen], kind="stable")]  # largest first, ties by code id
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
-        return ControlResult(name, n, 0.0, float("nan"), float("nan"), {}, [])
+        return ControlResult(name, n, 0.0, float("nan"), float("nan"), float("nan"), {}, [])
     source = np.repeat(per_variable[first[chosen]], n, axis=0)  # [C·n, M] the code each sentence comes from
     generated = _generate(model, vocab, sampler, source, opts.batch_size, opts.seed)
     regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, split.max_len)
@@ -204,7 +223,8 @@ def control_scores(
     train_texts = np.array([" ".join(w) for w in references(train, vocab)], dtype=object)
     members = [np.nonzero(joint == values[c])[0] for c in chosen]
     rows = [CodeControl(tuple(int(v) for v in per_variable[first[c]]), int(sizes[c]), float(r),
-                        distinct=len(set(texts[i * n: (i + 1) * n])) / n, samples=texts[i * n: i * n + 3])
+                        distinct=distinct_share(generated[i * n: (i + 1) * n]),
+                        distinct_2=distinct_2(generated[i * n: (i + 1) * n]), samples=texts[i * n: i * n + 3])
             for i, (c, r) in enumerate(zip(chosen, recovered))]
     labels: dict[str, LabelControl] = {}
     for label, y_tensor in split.labels.items():
@@ -240,6 +260,7 @@ def control_scores(
         coverage=float(sizes[chosen].sum() / len(split)),
         recovery=float(np.average(recovered, weights=sizes[chosen])),
         distinct=float(np.average([row.distinct for row in rows], weights=sizes[chosen])),
+        distinct_2=float(np.average([row.distinct_2 for row in rows], weights=sizes[chosen])),
         labels=labels,
         codes=rows,
     )
@@ -252,6 +273,7 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
         ("codes scored (share of the split)", lambda r: f"{len(r.codes)} ({r.coverage:.0%})"),
         ("code recovery", lambda r: r.recovery),
         ("distinct sentences per code (share)", lambda r: r.distinct),
+        ("distinct-2 (distinct bigrams / bigrams)", lambda r: r.distinct_2),
     ]
     labels = list(dict.fromkeys(k for r in results.values() for k in r.labels))
     for label in labels:
@@ -270,14 +292,14 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
 
 def control_code_table(result: ControlResult, label_names: Mapping[str, list[str]] | None = None,
                        floatfmt: str = ".2f") -> str:
-    """One row per scored code: size, recovery, distinct and, per label, the majority class, agreement and
-    ceiling."""
+    """One row per scored code: size, recovery, distinct, distinct-2 and, per label, the majority class,
+    agreement and ceiling."""
     label_names = label_names or {}
     labels = list(dict.fromkeys(k for row in result.codes for k in row.majority))
     rows = []
     for code in result.codes:
         row: dict[str, Any] = {"code": format_code(code.code), "size": code.size, "recovery": code.recovery,
-                               "distinct": code.distinct}
+                               "distinct": code.distinct, "distinct-2": code.distinct_2}
         for label in labels:
             if label in code.majority:
                 names = label_names.get(label, [])
@@ -286,7 +308,7 @@ def control_code_table(result: ControlResult, label_names: Mapping[str, list[str
                 row[f"{label} agreement"] = code.agreement[label]
                 row[f"{label} ceiling"] = code.ceiling[label]
         rows.append(row)
-    columns = ["code", "size", "recovery", "distinct"]
+    columns = ["code", "size", "recovery", "distinct", "distinct-2"]
     for label in labels:
         columns += [label, f"{label} agreement", f"{label} ceiling"]
     return format_table(rows, columns, floatfmt=floatfmt)

@@ -55,6 +55,10 @@ CONVENTIONS: tuple[Convention, ...] = (
                "by the generation procedure named in `control_procedure` (default `aggregate-t0.5`: z from the "
                "code's aggregate posterior on train, temperature 0.5; `prior`: the paper's p(z|c)), greedy "
                "decoding; the share that, encoded again, get exactly their code; weighted by code size."),
+    Convention("Variety", ("control_distinct", "control_distinct_2"),
+               "`control` group: per code, the share of distinct sentences among its N (`control_distinct`) and "
+               "distinct-2, the distinct word bigrams over all word bigrams of its N sentences "
+               "(`control_distinct_2`); weighted by code size."),
     Convention("Control agreement", ("control_agree_", "control_ceiling_", "control_chance_"),
                "the share of those sentences that a TF-IDF + logistic-regression classifier fitted on the gold "
                "*train* split gives the code's majority label among its split members; ceiling = the codes' "

@@ -292,6 +292,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     if "control" in results:
         control = results["control"]
         row["control_recovery"] = control.get("recovery")
+        row["control_distinct"] = control.get("distinct")
+        row["control_distinct_2"] = control.get("distinct_2")
         for label, scores in control.get("labels", {}).items():
             for key, name in (("agreement", "agree"), ("ceiling", "ceiling"), ("chance", "chance")):
                 if key in scores:
@@ -301,7 +303,7 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery")
+               "response_embedding_greedy", "control_recovery", "control_distinct", "control_distinct_2")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 
