@@ -21,6 +21,7 @@ from demvae.models.generation import (
     code_stats,
     generate_from_codes,
 )
+from demvae.nn.decoding import nucleus
 from demvae.training import load_run
 from demvae.training.run_folder import CODE_STATS, load_code_stats, run_data
 
@@ -36,7 +37,12 @@ def _block(model):
 
 
 def test_procedures_and_errors():
-    assert PROCEDURES == ("prior", "mode", "aggregate")
+    assert PROCEDURES == ("prior", "mode", "aggregate", "nucleus")
+    nucleus = Procedure.named("nucleus")
+    assert nucleus == Procedure("nucleus", 0.5, 0.9) and nucleus.label == "nucleus-t0.5-p0.9"
+    assert nucleus.needs_stats and nucleus.samples_words and not DEFAULT.samples_words
+    assert "top-p 0.9" in nucleus.describe() and "top-p" not in DEFAULT.describe()
+    assert Procedure.named("aggregate", 1.0, 0.5).label == "aggregate-t1"  # greedy: no top-p
     assert DEFAULT == Procedure("aggregate", 0.5) and DEFAULT.label == "aggregate-t0.5"
     assert PAPER.label == "prior" and Procedure("mode", 0.3).label == "mode"
     assert "aggregate" in DEFAULT.describe() and "temperature 0.5" in DEFAULT.describe()
@@ -44,6 +50,34 @@ def test_procedures_and_errors():
         Procedure("nope")
     with pytest.raises(ConfigError, match=">= 0"):
         Procedure("prior", -1.0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="top-p"):
+            Procedure("nucleus", 0.5, bad)
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
+    # sorted 0.5, 0.3, 0.15, 0.05: the mass before each is 0, 0.5, 0.8, 0.95
+    assert torch.equal(nucleus(probs, 0.7), torch.tensor([[0.0, 0.5, 0.0, 0.3]]))
+    assert torch.equal(nucleus(probs, 0.5), torch.tensor([[0.0, 0.5, 0.0, 0.0]]))  # the most probable always
+    assert torch.equal(nucleus(probs, 0.9), torch.tensor([[0.15, 0.5, 0.0, 0.3]]))
+
+
+def test_nucleus_procedure_is_deterministic_and_samples_words(dgm):
+    run, data = dgm
+    model = run.model
+    stats = code_stats(model, data.splits["train"])
+    codes = torch.tensor([list(max(stats.joint, key=lambda c: stats.joint[c][2]))] * 40)
+    procedure = Procedure.named("nucleus")
+
+    def generate(seed: int, proc: Procedure) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return generate_from_codes(model, codes, proc, stats)
+
+    assert torch.equal(generate(5, procedure), generate(5, procedure))
+    assert not torch.equal(generate(5, procedure), generate(6, procedure))
+    # the same z as aggregate (drawn first): a nucleus of only the most probable word is greedy decoding
+    assert torch.equal(generate(5, Procedure("nucleus", 0.5, 1e-9)), generate(5, Procedure("aggregate", 0.5)))
 
 
 def test_stats_equal_an_independent_computation(dgm):

@@ -45,7 +45,7 @@ from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.generation import references
 from demvae.evaluation.tables import format_table
 from demvae.models import TextVAE
-from demvae.models.generation import DEFAULT, PAPER, CodeStats, Procedure, generate_from_codes, uses_stats
+from demvae.models.generation import DEFAULT, CodeStats, Procedure, generate_from_codes, uses_stats
 
 __all__ = [
     "CodeSampler",
@@ -166,7 +166,7 @@ def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler]:
     if callable(procedure) and not isinstance(procedure, Procedure):
         return getattr(procedure, "__name__", type(procedure).__name__), procedure
     if isinstance(procedure, str):
-        procedure = Procedure(procedure) if procedure != "prior" else PAPER
+        procedure = Procedure.named(procedure)
     if uses_stats(model, procedure) and opts.stats is None:
         raise ConfigError(f"the {procedure.name} procedure needs the codes' statistics (ControlOptions.stats; "
                           "demvae.training.run_folder.load_code_stats)")

@@ -46,48 +46,67 @@ MAX_JOINT_CODES = 4096
 STATS_VERSION = 2
 """Bumped when :func:`code_stats` changes: a cached file of another version is recomputed."""
 
-PROCEDURES = ("prior", "mode", "aggregate")
+PROCEDURES = ("prior", "mode", "aggregate", "nucleus")
 """The names of the generation procedures (module docstring)."""
+
+
+NUCLEUS_TOP_P = 0.9
+"""The ``nucleus`` procedure's default top-p."""
 
 
 @dataclass(frozen=True)
 class Procedure:
-    """A generation procedure: a name in :data:`PROCEDURES` and a temperature (>= 0; ``mode`` ignores it)."""
+    """A generation procedure: a name in :data:`PROCEDURES`, a temperature (>= 0; ``mode`` ignores it) and, for
+    ``nucleus``, the top-p of its word sampling (0 < top_p <= 1; the others decode greedily and ignore it)."""
 
     name: str = "aggregate"
     temperature: float = 0.5
+    top_p: float = NUCLEUS_TOP_P
 
     def __post_init__(self):
         if self.name not in PROCEDURES:
             raise ConfigError(f"unknown generation procedure {self.name!r}; known: {', '.join(PROCEDURES)}")
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"a generation temperature is a number >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"a top-p is a number in (0, 1], got {self.top_p}")
 
     @classmethod
-    def named(cls, name: str, temperature: float | None = None) -> Procedure:
-        """The procedure ``name``; without a temperature, 0.5 for ``aggregate`` (the default), 1 otherwise."""
+    def named(cls, name: str, temperature: float | None = None, top_p: float | None = None) -> Procedure:
+        """The procedure ``name``; without a temperature, 0.5 for ``aggregate`` and ``nucleus``, 1 otherwise;
+        without a top-p, :data:`NUCLEUS_TOP_P`."""
         if temperature is None:
-            temperature = 0.5 if name == "aggregate" else 1.0
-        return cls(name, temperature)
+            temperature = 0.5 if name in ("aggregate", "nucleus") else 1.0
+        return cls(name, temperature, NUCLEUS_TOP_P if top_p is None else top_p)
 
     @property
     def needs_stats(self) -> bool:
-        return self.name == "aggregate"
+        return self.name in ("aggregate", "nucleus")
+
+    @property
+    def samples_words(self) -> bool:
+        """Whether the decoder samples words (from the top-p nucleus) instead of decoding greedily."""
+        return self.name == "nucleus"
 
     @property
     def label(self) -> str:
-        """Short, for tables and file records: ``aggregate-t0.5``, ``prior``, ``mode``."""
+        """Short, for tables and file records: ``aggregate-t0.5``, ``nucleus-t0.5-p0.9``, ``prior``, ``mode``."""
         if self.name == "mode" or (self.name == "prior" and self.temperature == 1.0):
             return self.name
+        if self.samples_words:
+            return f"{self.name}-t{self.temperature:g}-p{self.top_p:g}"
         return f"{self.name}-t{self.temperature:g}"
 
     def describe(self) -> str:
         """One line for the command line's output."""
         what = {"prior": "z ~ p(z|code), the code's prior component",
                 "mode": "z = the mean of the code's prior component",
-                "aggregate": "z ~ the code's aggregate posterior on the train split"}[self.name]
+                "aggregate": "z ~ the code's aggregate posterior on the train split",
+                "nucleus": "z ~ the code's aggregate posterior on the train split, words sampled from the "
+                           "top-p nucleus"}[self.name]
         temperature = "" if self.name == "mode" else f", temperature {self.temperature:g}"
-        return f"generation procedure: {self.name} ({what}{temperature})"
+        top_p = f", top-p {self.top_p:g}" if self.samples_words else ""
+        return f"generation procedure: {self.name} ({what}{temperature}{top_p})"
 
 
 DEFAULT = Procedure("aggregate", 0.5)
@@ -201,9 +220,10 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
     if procedure.name == "prior" and procedure.temperature == 1.0:
         return prior.sample(codes)  # bit for bit the paper's (and the library's earlier) prior samples
     chosen = family.mean_params(prior.chosen(codes))  # [N, M, U, P']
-    if procedure.name == "aggregate":
+    aggregate = procedure.needs_stats  # aggregate, nucleus: z from the code's aggregate posterior
+    if aggregate:
         if stats is None:
-            raise ConfigError("the aggregate procedure needs the codes' posterior statistics (CodeStats)")
+            raise ConfigError(f"the {procedure.name} procedure needs the codes' posterior statistics (CodeStats)")
         variables = torch.arange(block.n_variables, device=codes.device)
         agg = stats.mean_params.to(chosen.device, chosen.dtype)[variables.unsqueeze(0), codes]  # [N, M, U, P']
         seen = stats.counts.to(codes.device)[variables.unsqueeze(0), codes] > 0  # [N, M]
@@ -212,7 +232,7 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
     if family.name == "gaussian":
         mean, var = _moments(chosen)
         z = mean + t * var.sqrt() * torch.randn(mean.shape, device=mean.device, dtype=mean.dtype)
-        if procedure.name == "aggregate" and stats.joint:  # codes with their own statistics: the whole z at once
+        if aggregate and stats.joint:  # codes with their own statistics: the whole z at once
             rows = [i for i, c in enumerate(codes.tolist()) if tuple(c) in stats.joint]
             if rows:
                 mu = torch.stack([stats.joint[tuple(codes[i].tolist())][0] for i in rows]).to(z)
@@ -254,4 +274,7 @@ def generate_from_codes(model: TextVAE, codes: Tensor, procedure: Procedure = DE
         features.append((code_features(block, codes, procedure, stats) if block.has_code
                          else block.prior_features(n, None)).to(model.device))
     init, inputs = model.decoder_inputs(features)
+    if procedure.samples_words:
+        return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy=False,
+                                      top_p=procedure.top_p)
     return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy)
