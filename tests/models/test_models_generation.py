@@ -14,6 +14,7 @@ from demvae.models.generation import (
     DEFAULT,
     PAPER,
     PROCEDURES,
+    RERANK_CANDIDATES,
     STATS_VERSION,
     CodeStats,
     Procedure,
@@ -21,7 +22,7 @@ from demvae.models.generation import (
     code_stats,
     generate_from_codes,
 )
-from demvae.nn.decoding import nucleus
+from demvae.nn.decoding import nucleus, sample_decode
 from demvae.training import load_run
 from demvae.training.run_folder import CODE_STATS, load_code_stats, run_data
 
@@ -37,7 +38,8 @@ def _block(model):
 
 
 def test_procedures_and_errors():
-    assert PROCEDURES == ("prior", "mode", "aggregate", "nucleus")
+    assert PROCEDURES == ("prior", "mode", "aggregate", "nucleus", "rerank")
+    assert Procedure.named("rerank").label == "rerank-t0.5-p0.9" and Procedure.named("rerank").needs_stats
     nucleus = Procedure.named("nucleus")
     assert nucleus == Procedure("nucleus", 0.5, 0.9) and nucleus.label == "nucleus-t0.5-p0.9"
     assert nucleus.needs_stats and nucleus.samples_words and not DEFAULT.samples_words
@@ -61,6 +63,28 @@ def test_nucleus_keeps_the_smallest_set_reaching_p():
     assert torch.equal(nucleus(probs, 0.7), torch.tensor([[0.0, 0.5, 0.0, 0.3]]))
     assert torch.equal(nucleus(probs, 0.5), torch.tensor([[0.0, 0.5, 0.0, 0.0]]))  # the most probable always
     assert torch.equal(nucleus(probs, 0.9), torch.tensor([[0.15, 0.5, 0.0, 0.3]]))
+
+
+def test_word_sampling_without_a_nucleus_is_the_earlier_loop():
+    # top_p = 1 (what every procedure but nucleus/rerank uses when it samples words) draws exactly as before
+    torch.manual_seed(0)
+    table = torch.randn(6, 7)
+
+    def step(word, state):
+        return table[word.squeeze(1) % 6] + state, state
+
+    def earlier(rows):  # the loop before top-p existed, without its early stop
+        word, out = torch.full((rows, 1), 1), []
+        for _ in range(9):
+            logits, _ = step(word, torch.zeros(rows, 7))
+            word = torch.multinomial(torch.softmax(logits.float(), -1), 1)
+            out.append(word)
+        return torch.cat(out, 1)
+
+    torch.manual_seed(4)
+    new = sample_decode(step, torch.zeros(5, 7), 5, bos_id=1, eos_id=99, max_len=10, greedy=False)
+    torch.manual_seed(4)
+    assert torch.equal(new, earlier(5))
 
 
 def test_nucleus_procedure_is_deterministic_and_samples_words(dgm):
@@ -147,6 +171,35 @@ def test_temperature_zero_gives_the_mean_and_prior_at_one_is_the_papers(dgm):
     many = torch.stack([code_features(block, codes[:1], Procedure("aggregate", 0.5), stats)[0] for _ in range(4000)])
     chol = stats.joint[largest][1]
     torch.testing.assert_close(torch.cov(many.T), 0.25 * chol @ chol.T, atol=0.02, rtol=0.15)
+
+
+def test_rerank_keeps_the_candidate_its_code_fits_best(dgm):
+    from demvae.data.batching import EncodedSplit
+    from demvae.data.types import Example
+
+    run, data = dgm
+    model = run.model
+    stats = code_stats(model, data.splits["train"])
+    codes = torch.tensor([list(c) for c in sorted(stats.joint)][:3] * 4)  # [12, M]
+    procedure = Procedure.named("rerank")
+    torch.manual_seed(2)
+    chosen = generate_from_codes(model, codes, procedure, stats)
+    torch.manual_seed(2)
+    assert torch.equal(generate_from_codes(model, codes, procedure, stats), chosen)  # deterministic for a seed
+    # the candidates: nucleus sentences from the same random state, RERANK_CANDIDATES per row
+    rows = codes.repeat_interleave(RERANK_CANDIDATES, 0)
+    torch.manual_seed(2)
+    candidates = generate_from_codes(model, rows, Procedure.named("nucleus"), stats)
+    # scored as the control metric re-encodes sentences (through words), not through _rerank's own batching
+    words = [Example(tuple(run.vocab.decode(r))) for r in candidates.tolist()]
+    split = EncodedSplit.from_examples(words, run.vocab, max_len=None)
+    with torch.no_grad():
+        q = model.code_probs(split.full())  # [R, M, K]
+    score = q.gather(-1, rows.unsqueeze(-1)).squeeze(-1).log().sum(-1).view(len(codes), -1)
+    best = score.argmax(1)
+    width = chosen.shape[1]
+    expected = candidates.view(len(codes), RERANK_CANDIDATES, -1)[torch.arange(len(codes)), best][:, :width]
+    assert torch.equal(chosen, expected)
 
 
 def test_aggregate_needs_stats(dgm):

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
+from demvae.data.types import Batch
 from demvae.errors import ConfigError
 from demvae.models.latents import Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
@@ -46,18 +47,21 @@ MAX_JOINT_CODES = 4096
 STATS_VERSION = 2
 """Bumped when :func:`code_stats` changes: a cached file of another version is recomputed."""
 
-PROCEDURES = ("prior", "mode", "aggregate", "nucleus")
+PROCEDURES = ("prior", "mode", "aggregate", "nucleus", "rerank")
 """The names of the generation procedures (module docstring)."""
 
 
 NUCLEUS_TOP_P = 0.9
-"""The ``nucleus`` procedure's default top-p."""
+"""The ``nucleus`` and ``rerank`` procedures' default top-p."""
+RERANK_CANDIDATES = 4
+"""``rerank`` writes this many ``nucleus`` candidates per sentence and keeps the one its code fits best."""
 
 
 @dataclass(frozen=True)
 class Procedure:
     """A generation procedure: a name in :data:`PROCEDURES`, a temperature (>= 0; ``mode`` ignores it) and, for
-    ``nucleus``, the top-p of its word sampling (0 < top_p <= 1; the others decode greedily and ignore it)."""
+    ``nucleus`` and ``rerank``, the top-p of their word sampling (0 < top_p <= 1; the others decode greedily and
+    ignore it)."""
 
     name: str = "aggregate"
     temperature: float = 0.5
@@ -73,20 +77,20 @@ class Procedure:
 
     @classmethod
     def named(cls, name: str, temperature: float | None = None, top_p: float | None = None) -> Procedure:
-        """The procedure ``name``; without a temperature, 0.5 for ``aggregate`` and ``nucleus``, 1 otherwise;
-        without a top-p, :data:`NUCLEUS_TOP_P`."""
+        """The procedure ``name``; without a temperature, 0.5 for the aggregate posterior's procedures
+        (``aggregate``, ``nucleus``, ``rerank``), 1 otherwise; without a top-p, :data:`NUCLEUS_TOP_P`."""
         if temperature is None:
-            temperature = 0.5 if name in ("aggregate", "nucleus") else 1.0
+            temperature = 0.5 if name in ("aggregate", "nucleus", "rerank") else 1.0
         return cls(name, temperature, NUCLEUS_TOP_P if top_p is None else top_p)
 
     @property
     def needs_stats(self) -> bool:
-        return self.name in ("aggregate", "nucleus")
+        return self.name in ("aggregate", "nucleus", "rerank")
 
     @property
     def samples_words(self) -> bool:
         """Whether the decoder samples words (from the top-p nucleus) instead of decoding greedily."""
-        return self.name == "nucleus"
+        return self.name in ("nucleus", "rerank")
 
     @property
     def label(self) -> str:
@@ -103,7 +107,8 @@ class Procedure:
                 "mode": "z = the mean of the code's prior component",
                 "aggregate": "z ~ the code's aggregate posterior on the train split",
                 "nucleus": "z ~ the code's aggregate posterior on the train split, words sampled from the "
-                           "top-p nucleus"}[self.name]
+                           "top-p nucleus",
+                "rerank": f"the best of {RERANK_CANDIDATES} nucleus sentences by q(code|x)"}[self.name]
         temperature = "" if self.name == "mode" else f", temperature {self.temperature:g}"
         top_p = f", top-p {self.top_p:g}" if self.samples_words else ""
         return f"generation procedure: {self.name} ({what}{temperature}{top_p})"
@@ -269,6 +274,12 @@ def generate_from_codes(model: TextVAE, codes: Tensor, procedure: Procedure = DE
     if model.code_shape() is None:
         raise ConfigError("generation from a code needs a model with a discrete code")
     codes = codes.to(model.device)
+    if procedure.name == "rerank":
+        return _rerank(model, codes, procedure, stats)
+    return _decode(model, codes, procedure, stats, greedy)
+
+
+def _decode(model: TextVAE, codes: Tensor, procedure: Procedure, stats: CodeStats | None, greedy: bool) -> Tensor:
     n, features = codes.shape[0], []
     for block in model.latents:  # as sample_prior: every block with a code gets the codes
         features.append((code_features(block, codes, procedure, stats) if block.has_code
@@ -278,3 +289,29 @@ def generate_from_codes(model: TextVAE, codes: Tensor, procedure: Procedure = DE
         return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy=False,
                                       top_p=procedure.top_p)
     return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy)
+
+
+def _rerank(model: TextVAE, codes: Tensor, procedure: Procedure, stats: CodeStats | None) -> Tensor:
+    """Per row of ``codes``, the ``nucleus`` candidate (of :data:`RERANK_CANDIDATES`) with the highest
+    ``log q(code|x)``. The encoder that judges is the model's own, so the code recovery of these sentences is
+    circular: the candidates' (``nucleus``'s) recovery and a label's agreement are the honest figures."""
+    n, k = codes.shape[0], RERANK_CANDIDATES
+    rows = codes.repeat_interleave(k, 0)
+    ids = _decode(model, rows, Procedure("nucleus", procedure.temperature, procedure.top_p), stats, False)
+    score = torch.gather(model.code_probs(_as_batch(model, ids)).clamp(min=1e-30).log(), -1,
+                         rows.unsqueeze(-1)).squeeze(-1).sum(-1)  # [n·k] Σ_i log q(c_i|x)
+    best = score.view(n, k).argmax(1)
+    return ids.view(n, k, -1)[torch.arange(n, device=ids.device), best]
+
+
+def _as_batch(model: TextVAE, ids: Tensor) -> Batch:
+    """Generated ids [R, L] (``</s>`` then ``<pad>``, or cut without ``</s>``) as an encoder batch:
+    ``<s>`` + ids, a ``</s>`` closing a cut row."""
+    rows, width = ids.shape
+    is_eos = ids == model.eos_id
+    ended = is_eos.any(1)
+    tokens = torch.cat([torch.full((rows, 1), model.bos_id, dtype=ids.dtype, device=ids.device), ids,
+                        torch.zeros(rows, 1, dtype=ids.dtype, device=ids.device)], 1)
+    tokens[~ended, width + 1] = model.eos_id
+    lengths = torch.where(ended, is_eos.int().argmax(1) + 2, torch.full_like(ended, width + 2, dtype=torch.long))
+    return Batch(tokens, lengths)
