@@ -396,12 +396,20 @@ def demo(
     compare: Annotated[bool, typer.Option(help="Also train GM-VAE (no dispersion) and compare.")] = True,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps per model.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds of the main model, e.g. 1,2,3: the "
+                                       "control table shows the mean and range over them.")] = "0",
 ):
     """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
     codes found and how faithfully sentences generated from each code follow it."""
     from demvae.report.demo import run_demo
 
-    typer.echo(run_demo(out, compare=compare, steps=steps, device=device))
+    try:
+        chosen = tuple(dict.fromkeys(int(s) for s in seeds.split(",") if s.strip()))
+    except ValueError:
+        chosen = ()
+    if not chosen or min(chosen) < 0:
+        raise DemvaeError(f"--seeds takes comma-separated whole numbers >= 0, e.g. 1,2,3; got {seeds!r}")
+    typer.echo(run_demo(out, compare=compare, steps=steps, device=device, seeds=chosen))
 
 
 # --- the error boundary ----------------------------------------------------------------------------
