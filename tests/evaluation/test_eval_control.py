@@ -99,7 +99,7 @@ BALANCED = encoded(examples({(y, y): 25 for y in range(N_LABELS)}, TEST_FILLERS)
 
 def test_perfectly_controllable_model_scores_one():
     r = score(ToyModel(), BALANCED)
-    assert r.procedure == "toy_sampler" and r.n_per_code == 20
+    assert r.procedure == "toy_sampler" and r.n_per_code == 20 and r.unfiltered_recovery == r.recovery
     assert r.recovery == 1.0 and r.coverage == 1.0 and len(r.codes) == 4
     intent = r.labels["intent"]
     assert intent.agreement == 1.0 and intent.ceiling == 1.0 and intent.classifier_accuracy == 1.0
@@ -276,13 +276,14 @@ def test_eval_control_group(tmp_path):
     run_dir = train(compose(config="builtin/dgm-vae", overrides=TINY), tmp_path / "dgm")
     results = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     control = results["control"]
-    assert control["procedure"] == "aggregate-t0.5" and control["n_per_code"] == 20  # the default procedure
+    assert control["procedure"] == "rerank-t0-p0.9" and control["n_per_code"] == 20  # the default procedure
     assert set(control["labels"]) == {"intent", "style"}
     assert 0.0 <= control["recovery"] <= 1.0
     row = flat_row(results)
     assert row["control_recovery"] == control["recovery"]
     assert row["control_agree_intent"] == control["labels"]["intent"]["agreement"]
     assert row["control_distinct"] == control["distinct"] and row["control_distinct_2"] == control["distinct_2"]
+    assert row["control_recovery_unfiltered"] == control["unfiltered_recovery"]
     assert (run_dir / "code_stats.json").is_file()  # written after training
     again = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     assert again["control"] == control
@@ -291,6 +292,10 @@ def test_eval_control_group(tmp_path):
             "control_ceiling_intent", "control_chance_intent"} <= set(columns)
     assert any(line.startswith("Code recovery:") for line in legend)
     assert any(line.startswith("Variety:") for line in legend)
+    # rerank filters nucleus candidates by the model's own q(c|x): its unfiltered recovery is nucleus's
+    nucleus = evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="nucleus", device="cpu"))["control"]
+    assert nucleus["procedure"] == "nucleus-t0-p0.9"
+    assert control["unfiltered_recovery"] == nucleus["recovery"] == nucleus["unfiltered_recovery"]  # same seed
     prior = evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="prior", device="cpu"))
     assert prior["control"]["procedure"] == "prior" and prior["options"]["procedure"] == "prior"
     with pytest.raises(ConfigError, match="unknown generation procedure 'nope'"):

@@ -39,15 +39,18 @@ def _block(model):
 
 def test_procedures_and_errors():
     assert PROCEDURES == ("prior", "mode", "aggregate", "nucleus", "rerank")
-    assert Procedure.named("rerank").label == "rerank-t0.5-p0.9" and Procedure.named("rerank").needs_stats
+    assert Procedure.named("rerank").label == "rerank-t0-p0.9" and Procedure.named("rerank").needs_stats
+    assert Procedure.named("rerank").unfiltered == Procedure("nucleus", 0.0, 0.9) and DEFAULT.unfiltered is not None
+    assert Procedure("aggregate").unfiltered is None and PAPER.unfiltered is None
     nucleus = Procedure.named("nucleus")
-    assert nucleus == Procedure("nucleus", 0.5, 0.9) and nucleus.label == "nucleus-t0.5-p0.9"
-    assert nucleus.needs_stats and nucleus.samples_words and not DEFAULT.samples_words
-    assert "top-p 0.9" in nucleus.describe() and "top-p" not in DEFAULT.describe()
+    assert nucleus == Procedure("nucleus", 0.0, 0.9) and nucleus.label == "nucleus-t0-p0.9"
+    assert nucleus.needs_stats and nucleus.samples_words and not Procedure("aggregate").samples_words
+    assert "top-p 0.9" in nucleus.describe() and "top-p" not in Procedure("aggregate").describe()
     assert Procedure.named("aggregate", 1.0, 0.5).label == "aggregate-t1"  # greedy: no top-p
-    assert DEFAULT == Procedure("aggregate", 0.5) and DEFAULT.label == "aggregate-t0.5"
+    assert DEFAULT == Procedure("rerank", 0.0, 0.9) and DEFAULT.label == "rerank-t0-p0.9"
+    assert Procedure("aggregate", 0.5).label == "aggregate-t0.5"
     assert PAPER.label == "prior" and Procedure("mode", 0.3).label == "mode"
-    assert "aggregate" in DEFAULT.describe() and "temperature 0.5" in DEFAULT.describe()
+    assert "best of 4" in DEFAULT.describe() and "temperature 0, top-p 0.9" in DEFAULT.describe()
     with pytest.raises(ConfigError, match="unknown generation procedure 'nope'; known: prior, mode, aggregate"):
         Procedure("nope")
     with pytest.raises(ConfigError, match=">= 0"):
@@ -239,10 +242,10 @@ def test_a_discrete_code_needs_no_statistics(trained):
     run = load_run(run_dir)
     assert load_code_stats(run) is None and not (run_dir / CODE_STATS).exists()
     test, train = trainer.data.splits["test"], trainer.data.splits["train"]
-    result = control_scores(run.model, run.vocab, test, train, ControlOptions(n_per_code=2))  # default: aggregate
-    assert result.procedure == "aggregate-t0.5" and 0 <= result.recovery <= 1
+    result = control_scores(run.model, run.vocab, test, train, ControlOptions(n_per_code=2))  # default: rerank
+    assert result.procedure == "rerank-t0-p0.9" and 0 <= result.recovery <= 1
     codes = torch.tensor([[0] * run.model.code_shape()[0]] * 2)
     torch.manual_seed(0)
-    a = generate_from_codes(run.model, codes, DEFAULT)
+    a = generate_from_codes(run.model, codes, Procedure("aggregate", 0.5))
     torch.manual_seed(0)
     assert torch.equal(a, run.model.sample_prior(2, codes=codes))  # the code is all the decoder sees

@@ -2,9 +2,12 @@ r"""``control``: does generation follow its code?
 
 For every joint code ``c`` (the per-variable argmax of ``q(c|x)``, merged as in :mod:`.clustering`)
 that holds at least ``min_share`` of the split, N sentences are generated from ``c`` by a generation
-procedure (:mod:`demvae.models.generation`; default ``aggregate`` at temperature 0.5) and scored:
+procedure (:mod:`demvae.models.generation`; default ``rerank-t0-p0.9``: z the mean of the code's aggregate
+posterior, words from the top-0.9 nucleus, the best of 4 such sentences by the model's q(c|x)) and scored:
 
-* **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``;
+* **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``; for a
+  procedure that keeps the candidates the model's own encoder prefers (``rerank``) this is circular, and the
+  **unfiltered recovery**, the same share among the candidates it chooses from, is reported beside it;
 * per gold label (e.g. ``intent``), **agreement**: the share of generated sentences that a text
   classifier (TF-IDF + logistic regression, fitted on the gold *train* split only) gives the code's
   majority label among its split members;
@@ -148,6 +151,9 @@ class ControlResult:
     """Share of the split inside the scored codes."""
     recovery: float
     """Code recovery, weighted by code size."""
+    unfiltered_recovery: float
+    """For a procedure that filters candidates by the model's own q(c|x) (``rerank``), whose recovery is then
+    circular: the recovery of the candidates it chooses from (``nucleus`` sentences); else ``recovery``."""
     distinct: float
     """Share of distinct sentences among each code's N, weighted by code size."""
     distinct_2: float
@@ -161,16 +167,19 @@ class ControlResult:
         return asdict(self)
 
 
-def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler]:
+def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler, CodeSampler | None]:
+    """(name, sampler, the sampler of its unfiltered candidates for a procedure that filters them)."""
     procedure = opts.procedure
     if callable(procedure) and not isinstance(procedure, Procedure):
-        return getattr(procedure, "__name__", type(procedure).__name__), procedure
+        return getattr(procedure, "__name__", type(procedure).__name__), procedure, None
     if isinstance(procedure, str):
         procedure = Procedure.named(procedure)
     if uses_stats(model, procedure) and opts.stats is None:
         raise ConfigError(f"the {procedure.name} procedure needs the codes' statistics (ControlOptions.stats; "
                           "demvae.training.run_folder.load_code_stats)")
-    return procedure.label, procedure_sampler(procedure, opts.stats)
+    unfiltered = procedure.unfiltered
+    return (procedure.label, procedure_sampler(procedure, opts.stats),
+            None if unfiltered is None else procedure_sampler(unfiltered, opts.stats))
 
 
 @torch.no_grad()
@@ -186,6 +195,14 @@ def _generate(model: TextVAE, vocab: Vocab, sampler: CodeSampler, codes: np.ndar
     return out
 
 
+def _recovered(model: TextVAE, vocab: Vocab, generated: list[list[str]], source: np.ndarray, n: int,
+               max_len: int | None) -> np.ndarray:
+    """Per code [C], the share of its n generated sentences that encode back to it."""
+    regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, max_len)
+    # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
+    return (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)
+
+
 def control_scores(
     model: TextVAE,
     vocab: Vocab,
@@ -198,7 +215,7 @@ def control_scores(
     score them (module docstring). ``train`` only fits the label classifiers (``classifier()`` makes one:
     any scikit-learn estimator on lists of strings)."""
     opts = opts or ControlOptions()
-    name, sampler = _resolve(opts, model)
+    name, sampler, unfiltered = _resolve(opts, model)
     if opts.n_per_code < 1 or not 0 < opts.min_share <= 1:
         raise ConfigError(f"control needs n_per_code >= 1 and 0 < min_share <= 1, got {opts.n_per_code}, "
                           f"{opts.min_share}")
@@ -211,12 +228,13 @@ def control_scores(
     chosen = chosen[np.argsort(-sizes[chosen], kind="stable")]  # largest first, ties by code id
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
-        return ControlResult(name, n, 0.0, float("nan"), float("nan"), float("nan"), {}, [])
+        return ControlResult(name, n, 0.0, float("nan"), float("nan"), float("nan"), float("nan"), {}, [])
     source = np.repeat(per_variable[first[chosen]], n, axis=0)  # [C·n, M] the code each sentence comes from
     generated = _generate(model, vocab, sampler, source, opts.batch_size, opts.seed)
-    regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, split.max_len)
-    # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
-    recovered = (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)  # [C]
+    recovered = _recovered(model, vocab, generated, source, n, split.max_len)  # [C]
+    recovered_unfiltered = recovered if unfiltered is None else _recovered(
+        model, vocab, _generate(model, vocab, unfiltered, source, opts.batch_size, opts.seed), source, n,
+        split.max_len)
 
     texts = [" ".join(w) for w in generated]
     split_texts = np.array([" ".join(w) for w in references(split, vocab)], dtype=object)
@@ -259,6 +277,7 @@ def control_scores(
         n_per_code=n,
         coverage=float(sizes[chosen].sum() / len(split)),
         recovery=float(np.average(recovered, weights=sizes[chosen])),
+        unfiltered_recovery=float(np.average(recovered_unfiltered, weights=sizes[chosen])),
         distinct=float(np.average([row.distinct for row in rows], weights=sizes[chosen])),
         distinct_2=float(np.average([row.distinct_2 for row in rows], weights=sizes[chosen])),
         labels=labels,
@@ -272,6 +291,7 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
     measures: list[tuple[str, Callable[[ControlResult], Any]]] = [
         ("codes scored (share of the split)", lambda r: f"{len(r.codes)} ({r.coverage:.0%})"),
         ("code recovery", lambda r: r.recovery),
+        ("code recovery of the unfiltered candidates", lambda r: r.unfiltered_recovery),
         ("distinct sentences per code (share)", lambda r: r.distinct),
         ("distinct-2 (distinct bigrams / bigrams)", lambda r: r.distinct_2),
     ]

@@ -104,7 +104,9 @@ class EvalOptions:
     procedure: str = DEFAULT.name
     """The ``control`` group's generation procedure (:data:`demvae.models.generation.PROCEDURES`)."""
     temperature: float | None = None
-    """Its temperature (None: the default procedure's 0.5 for ``aggregate``, 1 for ``prior``)."""
+    """Its temperature (None: :meth:`~demvae.models.generation.Procedure.named`'s default for the procedure)."""
+    top_p: float | None = None
+    """Its top-p, for a procedure that samples words (None: 0.9)."""
     n_per_code: int = 20
     """Sentences the ``control`` group generates per code."""
     progress: bool = False
@@ -163,7 +165,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     if opts.metrics is not None:  # a typo fails before the model loads
         _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
     check_split(opts.split)
-    procedure = Procedure.named(opts.procedure, opts.temperature)  # a bad name fails before the model loads
+    procedure = Procedure.named(opts.procedure, opts.temperature, opts.top_p)  # fails before the model loads
     device = resolve_device(opts.device)
     run = load_run(run_dir, device)
     wanted = _groups(opts, run.is_dialog, run_dir)
@@ -292,6 +294,7 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     if "control" in results:
         control = results["control"]
         row["control_recovery"] = control.get("recovery")
+        row["control_recovery_unfiltered"] = control.get("unfiltered_recovery")
         row["control_distinct"] = control.get("distinct")
         row["control_distinct_2"] = control.get("distinct_2")
         for label, scores in control.get("labels", {}).items():
@@ -303,7 +306,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery", "control_distinct", "control_distinct_2")
+               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered", "control_distinct",
+               "control_distinct_2")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 

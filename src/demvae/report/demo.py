@@ -59,7 +59,8 @@ def control_rows(controls: dict[str, list[dict]]) -> list[dict]:
     rows = []
     for name, results in controls.items():
         row = {"model, procedure": name + (f" ({len(results)} seeds)" if len(results) > 1 else "")}
-        for key, column in (("recovery", "code recovery"), ("distinct", "distinct"), ("distinct_2", "distinct-2")):
+        for key, column in (("recovery", "code recovery"), ("unfiltered_recovery", "unfiltered recovery"),
+                            ("distinct", "distinct"), ("distinct_2", "distinct-2")):
             row[column] = _spread([c[key] for c in results])
         labels = list(dict.fromkeys(label for c in results for label in c["labels"]))
         for label in labels:
@@ -111,7 +112,8 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         format_table(crows, list(crows[0]), title="Generation from a code (20 sentences per code holding >= 1% of "
                      f"test{seeds_note})", floatfmt=".3f"),
         "",
-        "Code recovery: share of generated sentences that encode back to their code. Distinct: share of distinct "
+        "Code recovery: share of generated sentences that encode back to their code (unfiltered: among the "
+        "candidates a procedure that filters by the model's own q(code|x) chooses from). Distinct: share of distinct "
         "sentences among a code's 20; distinct-2: distinct word bigrams over all bigrams. Agreement: share a "
         "classifier (trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, "
         "chance = the largest label's share.",

@@ -286,6 +286,9 @@ def _codes(runs: list[RunData]) -> str:
                 f"{escape(scores)}.")
         control = r.metrics.get("control")
         if control:
+            unfiltered = control.get("unfiltered_recovery", control.get("recovery"))
+            if unfiltered != control.get("recovery"):  # a procedure filtering by the model's own q(c|x)
+                text += f" Code recovery of the unfiltered candidates {_number(unfiltered)}."
             text += (f" Code recovery {_number(control.get('recovery'))} over the codes holding "
                      f"{_number(control.get('coverage'))} of the split, distinct sentences "
                      f"{_number(control.get('distinct'))}, distinct-2 {_number(control.get('distinct_2'))} "
