@@ -62,8 +62,10 @@ def summary(out: dict) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--procedures", default="prior,mode,prior-t0.5,aggregate-t1,aggregate-t0.5,aggregate-t0.3,"
-                                            "aggregate-t0,nucleus-t0.5-p0.9")
+    ap.add_argument("--procedures", default="rerank-t0-p0.9,rerank-t0.3-p0.9,rerank-t0.5-p0.9,rerank-t0.5-p1,"
+                                            "nucleus-t0-p0.9,nucleus-t0-p0.8,nucleus-t0-p0.7,nucleus-t0.3-p0.9,"
+                                            "nucleus-t0.3-p0.7,nucleus-t0.5-p0.9,nucleus-t0.5-p0.7,nucleus-t0.5-p1,"
+                                            "aggregate-t0.5,aggregate-t1,mode,prior")
     ap.add_argument("--split", default="test")
     ap.add_argument("--n-per-code", type=int, default=20)
     ap.add_argument("--json", type=Path)
@@ -83,8 +85,8 @@ def main() -> None:
             r = control_scores(run.model, run.vocab, split, data.splits["train"],
                                ControlOptions(n_per_code=args.n_per_code, procedure=procedure, stats=stats))
             results[r.procedure] = r
-            row = {"procedure": r.procedure, "recovery": r.recovery, "distinct": r.distinct,
-                   "distinct_2": r.distinct_2}
+            row = {"procedure": r.procedure, "recovery": r.recovery, "unfiltered": r.unfiltered_recovery,
+                   "distinct": r.distinct, "distinct_2": r.distinct_2}
             for label, s in r.labels.items():
                 row[f"{label}/ceiling"] = s.agreement / s.ceiling
             row["s/1000"] = seconds_per_1000(run.model, [c.code for c in r.codes], procedure, stats)
