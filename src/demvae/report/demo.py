@@ -120,10 +120,10 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         f"{DEFAULT.label} (the default of sample --code and clusters): "
         f"{DEFAULT.describe().removeprefix('generation procedure: ')}; prior: z ~ p(z|code), as the paper generates.",
         "",
-        f"What {MAIN} found:",
+        f"What {run_dirs[0].name} found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
                        data=data),
-        f"Runs are in {out}/ (try `demvae sample {out}/{MAIN} --code 0,0` or `demvae clusters {out}/{MAIN}`).",
+        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code 0,0` or `demvae clusters {run_dirs[0]}`).",
         f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)
