@@ -68,6 +68,10 @@ def test_sample_with_code_names_its_procedure(run_dir):
     assert (run_dir / "code_stats.json").is_file()  # saved after training
     prior = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0", "--procedure", "prior"])
     assert "generation procedure: prior" in prior.stderr and "temperature 1" in prior.stderr
+    nucleus = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0", "--procedure", "nucleus",
+                                       "--top-p", "0.5"])
+    assert nucleus.exit_code == 0 and "generation procedure: nucleus" in nucleus.stderr
+    assert "temperature 0, top-p 0.5" in nucleus.stderr
     zero = [invoke("sample", run_dir, "--n", "3", "--code", "1,0", "--procedure", "aggregate", "--temperature", "0",
                    "--seed", str(s)) for s in (0, 1)]
     assert zero[0] == zero[1] and len(set(zero[0].splitlines())) == 1  # temperature 0: the mean, greedy
