@@ -61,7 +61,6 @@ STATS_VERSION = 2
 PROCEDURES = ("prior", "mode", "aggregate", "nucleus", "rerank")
 """The names of the generation procedures (module docstring)."""
 
-
 NUCLEUS_TOP_P = 0.9
 """The ``nucleus`` and ``rerank`` procedures' default top-p."""
 RERANK_CANDIDATES = 4
