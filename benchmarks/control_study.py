@@ -95,7 +95,7 @@ def decode(model: TextVAE, z: torch.Tensor) -> torch.Tensor:
     """Greedy sentences from z [n, G, U] (the decoder's h0 and, if concatenated, every input)."""
     block = mixture_block(model)
     flat = z.reshape(z.shape[0], -1).to(model.device)
-    return model.decoder.generate(flat, flat if block.concat_input else None, z.shape[0], model.bos_id,
+    return model.decoder.generate(flat, flat if block.concat_latent else None, z.shape[0], model.bos_id,
                                   model.eos_id, model.max_len, greedy=True)
 
 
@@ -109,7 +109,7 @@ def log_likelihood(model: TextVAE, split: EncodedSplit, z: torch.Tensor, batch_s
         batch = split.batch(indices).to(model.device)
         flat = z[indices].reshape(len(indices), -1).to(model.device)
         ll = model.decoder.log_likelihood(batch.tokens, batch.host_lengths, flat,
-                                          flat if block.concat_input else None)
+                                          flat if block.concat_latent else None)
         out[indices] = ll.cpu()
     return out
 

@@ -157,11 +157,16 @@ def sample(
     run_dir: Path,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of sentences.")] = 10,
     code: Annotated[str | None, typer.Option(help="Discrete code: one value per variable, e.g. 3,0,4.")] = None,
-    procedure: Annotated[str, typer.Option(help="How z is chosen for --code: aggregate (the code's aggregate "
-                                           "posterior on train), prior (p(z|code), the paper's) or mode.")]
-    = "aggregate",
+    procedure: Annotated[str, typer.Option(help="How sentences are written for --code: rerank (the best of 4 "
+                                           "nucleus sentences by q(code|x)), nucleus (z from the code's aggregate "
+                                           "posterior on train, words sampled from the top-p nucleus), aggregate "
+                                           "(its z, greedy words), prior (p(z|code), the paper's) or mode.")]
+    = "rerank",
     temperature: Annotated[float | None, typer.Option(min=0, help="Spread of z for --code (0: the mean); default "
-                                                      "0.5 for aggregate, 1 for prior.")] = None,
+                                                      "0 for rerank and nucleus, 0.5 for aggregate, 1 for prior.")]
+    = None,
+    top_p: Annotated[float | None, typer.Option(min=0, max=1, help="Top-p of nucleus and rerank's word sampling "
+                                                "(default 0.9).")] = None,
     sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words, not greedy decoding.")] = False,
     seed: int = 0,
     device: Device = "cpu",
@@ -174,7 +179,7 @@ def sample(
     from demvae.models.generation import Procedure, generate_from_codes
     from demvae.training.run_folder import load_code_stats
 
-    chosen = Procedure.named(procedure, temperature)  # a bad name fails before the model loads
+    chosen = Procedure.named(procedure, temperature, top_p)  # a bad name fails before the model loads
     run = _sentence_run(run_dir, device, "sample")
     greedy = None if not sample_words else False
     if code is not None:
@@ -300,10 +305,13 @@ def eval_(
     lowercase_vectors: Annotated[bool, typer.Option(
         help="Look words up lower-cased (an uncased vector file); default: as they are, like the original.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write metrics here (a folder), e.g. for a read-only run.")] = None,
-    procedure: Annotated[str, typer.Option(help="The control group's generation procedure: aggregate, prior "
-                                           "(the paper's) or mode.")] = "aggregate",
-    temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0.5 for aggregate, "
-                                                      "1 for prior).")] = None,
+    procedure: Annotated[str, typer.Option(help="The control group's generation procedure: rerank, nucleus, "
+                                           "aggregate, prior (the paper's) or mode (see `demvae sample --help`).")]
+    = "rerank",
+    temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0 for rerank and "
+                                                      "nucleus, 0.5 for aggregate, 1 for prior).")] = None,
+    top_p: Annotated[float | None, typer.Option(min=0, max=1, help="Its top-p, for nucleus and rerank (default "
+                                                "0.9).")] = None,
     device: Device = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast; log-weights and latent terms stay float32) "
                                            "or auto (bf16 where the device has bf16 units, as train.amp: auto).")]
@@ -323,7 +331,8 @@ def eval_(
                            data_dir=str(data_dir) if data_dir else None, force=force,
                            vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
                            out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),
-                           procedure=procedure, temperature=temperature, precision=precision, progress=True)
+                           procedure=procedure, temperature=temperature, top_p=top_p, precision=precision,
+                           progress=True)
         results = evaluate_run(run_dir, opts)
         for note in opts.notes:
             warnings.warn(note, DemvaeWarning, stacklevel=1)
@@ -399,12 +408,20 @@ def demo(
     compare: Annotated[bool, typer.Option(help="Also train GM-VAE (no dispersion) and compare.")] = True,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps per model.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds of the main model, e.g. 1,2,3: the "
+                                       "control table shows the mean and range over them.")] = "0",
 ):
     """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
     codes found and how faithfully sentences generated from each code follow it."""
     from demvae.report.demo import run_demo
 
-    typer.echo(run_demo(out, compare=compare, steps=steps, device=device))
+    try:
+        chosen = tuple(dict.fromkeys(int(s) for s in seeds.split(",") if s.strip()))
+    except ValueError:
+        chosen = ()
+    if not chosen or min(chosen) < 0:
+        raise DemvaeError(f"--seeds takes comma-separated whole numbers >= 0, e.g. 1,2,3; got {seeds!r}")
+    typer.echo(run_demo(out, compare=compare, steps=steps, device=device, seeds=chosen))
 
 
 # --- the error boundary ----------------------------------------------------------------------------

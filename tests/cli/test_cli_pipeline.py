@@ -64,12 +64,16 @@ def test_sample_with_code(run_dir):
 def test_sample_with_code_names_its_procedure(run_dir):
     result = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0"])
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
-    assert "generation procedure: aggregate" in result.stderr and "temperature 0.5" in result.stderr
+    assert "generation procedure: rerank" in result.stderr and "temperature 0, top-p 0.9" in result.stderr
     assert (run_dir / "code_stats.json").is_file()  # saved after training
     prior = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0", "--procedure", "prior"])
     assert "generation procedure: prior" in prior.stderr and "temperature 1" in prior.stderr
-    zero = [invoke("sample", run_dir, "--n", "3", "--code", "1,0", "--temperature", "0", "--seed", str(s))
-            for s in (0, 1)]
+    nucleus = CliRunner().invoke(app, ["sample", str(run_dir), "--n", "2", "--code", "1,0", "--procedure", "nucleus",
+                                       "--top-p", "0.5"])
+    assert nucleus.exit_code == 0 and "generation procedure: nucleus" in nucleus.stderr
+    assert "temperature 0, top-p 0.5" in nucleus.stderr
+    zero = [invoke("sample", run_dir, "--n", "3", "--code", "1,0", "--procedure", "aggregate", "--temperature", "0",
+                   "--seed", str(s)) for s in (0, 1)]
     assert zero[0] == zero[1] and len(set(zero[0].splitlines())) == 1  # temperature 0: the mean, greedy
 
 
@@ -119,7 +123,8 @@ def test_clusters(run_dir):
     assert all("size" in h and "intent:" in h and "style:" in h for h in heads)
     assert "codes vs gold labels" in out and "homogeneity" in out
     assert sum(1 for line in out.splitlines() if line.startswith("  > ")) == len(heads)  # 1 generated each
-    assert "generation procedure: aggregate (z ~ the code's aggregate posterior" in out
+    assert "generation procedure: rerank (the best of 4 nucleus sentences by q(code|x)" in out
+    assert "words sampled; generation procedure" in out
 
 
 def test_eval_table(run_dir):

@@ -25,6 +25,8 @@ from demvae.evaluation.control import (
     control_code_table,
     control_scores,
     control_table,
+    distinct_2,
+    distinct_share,
     text_classifier,
 )
 from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
@@ -97,7 +99,7 @@ BALANCED = encoded(examples({(y, y): 25 for y in range(N_LABELS)}, TEST_FILLERS)
 
 def test_perfectly_controllable_model_scores_one():
     r = score(ToyModel(), BALANCED)
-    assert r.procedure == "toy_sampler" and r.n_per_code == 20
+    assert r.procedure == "toy_sampler" and r.n_per_code == 20 and r.unfiltered_recovery == r.recovery
     assert r.recovery == 1.0 and r.coverage == 1.0 and len(r.codes) == 4
     intent = r.labels["intent"]
     assert intent.agreement == 1.0 and intent.ceiling == 1.0 and intent.classifier_accuracy == 1.0
@@ -186,6 +188,40 @@ def test_distinct_sentences():
     assert 0.2 < score(ToyModel(), BALANCED).distinct <= 10 / 20  # 10 fillers drawn 20 times
 
 
+def test_variety_measures_against_hand_counts():
+    assert distinct_share([("a", "b"), ("a", "b"), ("c",)]) == 2 / 3
+    # bigrams: (a b) (b c) | (a b) | (a b) (b a): 5 in all, 3 distinct; one-word sentences have none
+    assert distinct_2([("a", "b", "c"), ("a", "b"), ("a", "b", "a"), ("d",)]) == 3 / 5
+    assert distinct_2([("a",), ()]) == 0.0
+    # 20 x "please w<y> v0" per code: 40 bigrams, 2 distinct
+    same = score(ToyModel(n_fillers=1), BALANCED)
+    assert same.distinct_2 == 2 / 40 and all(c.distinct_2 == 2 / 40 for c in same.codes)
+    # ignoring the code, each code's 20 sentences are the 4 "please w<y> v0": 8 distinct bigrams of 40
+    assert score(ToyModel(follow_code=False, n_fillers=1), BALANCED).distinct_2 == 8 / 40
+
+
+def test_variety_is_per_code_and_weighted_by_code_size():
+    def sampler(model: ToyModel, codes: torch.Tensor) -> torch.Tensor:
+        # code y writes y + 1 different sentences: fillers cycle through 0..y over the rows
+        y = codes[:, 0] * 2 + codes[:, 1]
+        n = codes.shape[0]
+        filler = model.fillers[torch.arange(n) % (y + 1)]
+        return torch.stack([torch.full((n,), VOCAB.id("please")), model.words[y], filler,
+                            torch.full((n,), EOS_ID)], -1)
+
+    counts = {(0, 0): 80, (1, 1): 40, (2, 2): 60}  # code (content word) 0: 80 members, 2: 60, 1: 40
+    r = control_scores(ToyModel(), VOCAB, encoded(examples(counts, TEST_FILLERS)), TRAIN,
+                       ControlOptions(procedure=sampler))
+    assert [c.size for c in r.codes] == [80, 60, 40]
+    # y + 1 distinct sentences of 20; bigrams: (please w<y>) once + (w<y> v<f>) y + 1 times, of 40
+    assert [c.distinct for c in r.codes] == [1 / 20, 3 / 20, 2 / 20]
+    assert [c.distinct_2 for c in r.codes] == [2 / 40, 4 / 40, 3 / 40]
+    assert r.distinct == pytest.approx((80 * 1 + 60 * 3 + 40 * 2) / 20 / 180)
+    assert r.distinct_2 == pytest.approx((80 * 2 + 60 * 4 + 40 * 3) / 40 / 180)
+    assert "| distinct-2 (distinct bigrams / bigrams) | 0.07 |" in control_table({"r": r}).splitlines()
+    assert control_code_table(r).splitlines()[0].startswith("| code | size | recovery | distinct | distinct-2 |")
+
+
 def test_deterministic_for_a_seed():
     a, b, c = (score(ToyModel(), BALANCED, seed=s) for s in (3, 3, 4))
     assert a == b
@@ -201,7 +237,8 @@ def test_tables():
     assert "| intent agreement | 1.00 | 0.25 |" in lines
     assert "| intent ceiling (code purity) | 1.00 | 1.00 |" in lines
     per_code = control_code_table(good, {"intent": ["a", "b", "c", "d"]})
-    assert f"| 0,0 | 25 | 1.00 | {good.codes[0].distinct:.2f} | a | 1.00 | 1.00 |" in per_code.splitlines()
+    assert (f"| 0,0 | 25 | 1.00 | {good.codes[0].distinct:.2f} | {good.codes[0].distinct_2:.2f} | a | 1.00 | 1.00 |"
+            in per_code.splitlines())
 
 
 def test_bad_options():
@@ -239,19 +276,26 @@ def test_eval_control_group(tmp_path):
     run_dir = train(compose(config="builtin/dgm-vae", overrides=TINY), tmp_path / "dgm")
     results = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     control = results["control"]
-    assert control["procedure"] == "aggregate-t0.5" and control["n_per_code"] == 20  # the default procedure
+    assert control["procedure"] == "rerank-t0-p0.9" and control["n_per_code"] == 20  # the default procedure
     assert set(control["labels"]) == {"intent", "style"}
     assert 0.0 <= control["recovery"] <= 1.0
     row = flat_row(results)
     assert row["control_recovery"] == control["recovery"]
     assert row["control_agree_intent"] == control["labels"]["intent"]["agreement"]
+    assert row["control_distinct"] == control["distinct"] and row["control_distinct_2"] == control["distinct_2"]
+    assert row["control_recovery_unfiltered"] == control["unfiltered_recovery"]
     assert (run_dir / "code_stats.json").is_file()  # written after training
     again = evaluate_run(run_dir, EvalOptions(metrics=("control",), device="cpu"))
     assert again["control"] == control
     columns, legend = table_columns([row])
-    assert {"control_recovery", "control_agree_intent", "control_ceiling_intent", "control_chance_intent"} <= set(
-        columns)
+    assert {"control_recovery", "control_distinct", "control_distinct_2", "control_agree_intent",
+            "control_ceiling_intent", "control_chance_intent"} <= set(columns)
     assert any(line.startswith("Code recovery:") for line in legend)
+    assert any(line.startswith("Variety:") for line in legend)
+    # rerank filters nucleus candidates by the model's own q(c|x): its unfiltered recovery is nucleus's
+    nucleus = evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="nucleus", device="cpu"))["control"]
+    assert nucleus["procedure"] == "nucleus-t0-p0.9"
+    assert control["unfiltered_recovery"] == nucleus["recovery"] == nucleus["unfiltered_recovery"]  # same seed
     prior = evaluate_run(run_dir, EvalOptions(metrics=("control",), procedure="prior", device="cpu"))
     assert prior["control"]["procedure"] == "prior" and prior["options"]["procedure"] == "prior"
     with pytest.raises(ConfigError, match="unknown generation procedure 'nope'"):

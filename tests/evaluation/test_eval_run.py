@@ -46,7 +46,7 @@ def test_every_metric_is_finite(dgm_results):
     assert 1 <= r["codes_used"] <= 64  # 2 variables x 8 values
     assert len(r["prior_examples"]) == 10 and all(isinstance(s, str) for s in r["prior_examples"])
     assert set(r["seconds"]) == {"posterior", "nll", "bleu", "prior", "clusters", "control"}
-    assert r["control"]["procedure"] == "aggregate-t0.5" and 0 <= r["control"]["recovery"] <= 1
+    assert r["control"]["procedure"] == "rerank-t0-p0.9" and 0 <= r["control"]["recovery"] <= 1
     # the importance-sampled bound is at least as tight as the ELBO (up to Monte-Carlo noise)
     assert r["nll"] <= r["neg_elbo"] + 0.5
 

@@ -149,14 +149,19 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     load = load_run(run)
     codes = encode_codes(load.model, run_data(load).splits["test"])
     first = codes.codes[np.argmax(codes.joint == np.argmax(np.bincount(codes.joint)))].tolist()  # the largest code
-    metrics["control"] = {"recovery": 0.5, "coverage": 0.9, "labels": {"intent": {"agreement": 0.4}},
-                          "codes": [{"code": first, "size": 9, "recovery": 0.8125, "majority": {"intent": 0},
+    metrics["control"] = {"recovery": 0.5, "coverage": 0.9, "distinct": 0.55, "distinct_2": 0.45,
+                          "labels": {"intent": {"agreement": 0.4}},
+                          "codes": [{"code": first, "size": 9, "recovery": 0.8125, "distinct": 0.25,
+                                     "distinct_2": 0.375, "majority": {"intent": 0},
                                      "agreement": {"intent": 0.6875}, "ceiling": {"intent": 0.7}}]}
     (run / "metrics-test.json").write_text(json.dumps(metrics))
     page = write_report([run], tmp_path / "b.html", device="cpu", progress=False).read_text()
     assert ">code recovery</th>" in page and ">intent agreement</th>" in page
+    assert ">distinct</th>" in page and ">distinct-2</th>" in page
+    assert "distinct sentences 0.550, distinct-2 0.450" in page
     first_row = page.split('id="codes-0"')[1].split("<tbody><tr>")[1].split("</tr>")[0]
     assert 'data-v="0.8125" class="num">81%<' in first_row and 'data-v="0.6875" class="num">69%<' in first_row
+    assert 'data-v="0.25" class="num">25%<' in first_row and 'data-v="0.375" class="num">38%<' in first_row
     assert "metrics-test.json was missing" not in page
 
 

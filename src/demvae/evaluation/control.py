@@ -2,9 +2,12 @@ r"""``control``: does generation follow its code?
 
 For every joint code ``c`` (the per-variable argmax of ``q(c|x)``, merged as in :mod:`.clustering`)
 that holds at least ``min_share`` of the split, N sentences are generated from ``c`` by a generation
-procedure (:mod:`demvae.models.generation`; default ``aggregate`` at temperature 0.5) and scored:
+procedure (:mod:`demvae.models.generation`; default ``rerank-t0-p0.9``: z the mean of the code's aggregate
+posterior, words from the top-0.9 nucleus, the best of 4 such sentences by the model's q(c|x)) and scored:
 
-* **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``;
+* **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``; for a
+  procedure that keeps the candidates the model's own encoder prefers (``rerank``) this is circular, and the
+  **unfiltered recovery**, the same share among the candidates it chooses from, is reported beside it;
 * per gold label (e.g. ``intent``), **agreement**: the share of generated sentences that a text
   classifier (TF-IDF + logistic regression, fitted on the gold *train* split only) gives the code's
   majority label among its split members;
@@ -13,7 +16,10 @@ procedure (:mod:`demvae.models.generation`; default ``aggregate`` at temperature
 * **chance**: the largest label's share of the split (what a generator that ignores the code reaches at
   best);
 * **distinct**: the share of distinct sentences among a code's N (1/N: the procedure always writes the same
-  sentence, as decoding the component's mean greedily does).
+  sentence, as decoding the component's mean greedily does);
+* **distinct-2**: the distinct word bigrams over all word bigrams of a code's N sentences (Li et al., 2016;
+  no boundary tokens; 0 when no sentence has two words): sentences that differ by one word share most bigrams,
+  so this counts how much of the text is new, where the distinct share counts whole sentences.
 
 Averages are weighted by code size (labelled members, for a label's scores). Every sentence is decoded
 in a few batched decoder calls; the result is deterministic for a seed.
@@ -21,7 +27,7 @@ in a few batched decoder calls; the result is deterministic for a seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,7 +48,7 @@ from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.generation import references
 from demvae.evaluation.tables import format_table
 from demvae.models import TextVAE
-from demvae.models.generation import DEFAULT, PAPER, CodeStats, Procedure, generate_from_codes, uses_stats
+from demvae.models.generation import DEFAULT, CodeStats, Procedure, generate_from_codes, uses_stats
 
 __all__ = [
     "CodeSampler",
@@ -55,6 +61,8 @@ __all__ = [
     "control_scores",
     "control_table",
     "control_code_table",
+    "distinct_share",
+    "distinct_2",
 ]
 
 CodeSampler = Callable[[TextVAE, Tensor], Tensor]
@@ -78,6 +86,17 @@ def text_classifier() -> Any:
         TfidfVectorizer(token_pattern=r"\S+", lowercase=False, ngram_range=(1, 2), sublinear_tf=True),
         LogisticRegression(max_iter=2000),
     )
+
+
+def distinct_share(sentences: Sequence[Sequence[str]]) -> float:
+    """The share of distinct sentences (token sequences) among ``sentences``."""
+    return len({tuple(s) for s in sentences}) / len(sentences)
+
+
+def distinct_2(sentences: Sequence[Sequence[str]]) -> float:
+    """Distinct word bigrams over all word bigrams of ``sentences`` (0 when none has two words)."""
+    bigrams = [pair for s in sentences for pair in zip(s, s[1:])]
+    return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
 
 
 @dataclass
@@ -115,6 +134,7 @@ class CodeControl:
     """Members in the split."""
     recovery: float
     distinct: float
+    distinct_2: float
     majority: dict[str, int] = field(default_factory=dict)
     """Label -> the members' majority class (labels the code has members for)."""
     agreement: dict[str, float] = field(default_factory=dict)
@@ -131,8 +151,13 @@ class ControlResult:
     """Share of the split inside the scored codes."""
     recovery: float
     """Code recovery, weighted by code size."""
+    unfiltered_recovery: float
+    """For a procedure that filters candidates by the model's own q(c|x) (``rerank``), whose recovery is then
+    circular: the recovery of the candidates it chooses from (``nucleus`` sentences); else ``recovery``."""
     distinct: float
     """Share of distinct sentences among each code's N, weighted by code size."""
+    distinct_2: float
+    """Distinct bigrams over all bigrams of each code's N sentences, weighted by code size."""
     labels: dict[str, LabelControl]
     """Per gold label (empty for an unlabelled corpus)."""
     codes: list[CodeControl]
@@ -142,16 +167,19 @@ class ControlResult:
         return asdict(self)
 
 
-def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler]:
+def _resolve(opts: ControlOptions, model: TextVAE) -> tuple[str, CodeSampler, CodeSampler | None]:
+    """(name, sampler, the sampler of its unfiltered candidates for a procedure that filters them)."""
     procedure = opts.procedure
     if callable(procedure) and not isinstance(procedure, Procedure):
-        return getattr(procedure, "__name__", type(procedure).__name__), procedure
+        return getattr(procedure, "__name__", type(procedure).__name__), procedure, None
     if isinstance(procedure, str):
-        procedure = Procedure(procedure) if procedure != "prior" else PAPER
+        procedure = Procedure.named(procedure)
     if uses_stats(model, procedure) and opts.stats is None:
         raise ConfigError(f"the {procedure.name} procedure needs the codes' statistics (ControlOptions.stats; "
                           "demvae.training.run_folder.load_code_stats)")
-    return procedure.label, procedure_sampler(procedure, opts.stats)
+    unfiltered = procedure.unfiltered
+    return (procedure.label, procedure_sampler(procedure, opts.stats),
+            None if unfiltered is None else procedure_sampler(unfiltered, opts.stats))
 
 
 @torch.no_grad()
@@ -167,6 +195,14 @@ def _generate(model: TextVAE, vocab: Vocab, sampler: CodeSampler, codes: np.ndar
     return out
 
 
+def _recovered(model: TextVAE, vocab: Vocab, generated: list[list[str]], source: np.ndarray, n: int,
+               max_len: int | None) -> np.ndarray:
+    """Per code [C], the share of its n generated sentences that encode back to it."""
+    regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, max_len)
+    # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
+    return (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)
+
+
 def control_scores(
     model: TextVAE,
     vocab: Vocab,
@@ -179,7 +215,7 @@ def control_scores(
     score them (module docstring). ``train`` only fits the label classifiers (``classifier()`` makes one:
     any scikit-learn estimator on lists of strings)."""
     opts = opts or ControlOptions()
-    name, sampler = _resolve(opts, model)
+    name, sampler, unfiltered = _resolve(opts, model)
     if opts.n_per_code < 1 or not 0 < opts.min_share <= 1:
         raise ConfigError(f"control needs n_per_code >= 1 and 0 < min_share <= 1, got {opts.n_per_code}, "
                           f"{opts.min_share}")
@@ -192,19 +228,21 @@ def control_scores(
     chosen = chosen[np.argsort(-sizes[chosen], kind="stable")]  # largest first, ties by code id
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
-        return ControlResult(name, n, 0.0, float("nan"), float("nan"), {}, [])
+        return ControlResult(name, n, 0.0, float("nan"), float("nan"), float("nan"), float("nan"), {}, [])
     source = np.repeat(per_variable[first[chosen]], n, axis=0)  # [C·n, M] the code each sentence comes from
     generated = _generate(model, vocab, sampler, source, opts.batch_size, opts.seed)
-    regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, split.max_len)
-    # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
-    recovered = (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)  # [C]
+    recovered = _recovered(model, vocab, generated, source, n, split.max_len)  # [C]
+    recovered_unfiltered = recovered if unfiltered is None else _recovered(
+        model, vocab, _generate(model, vocab, unfiltered, source, opts.batch_size, opts.seed), source, n,
+        split.max_len)
 
     texts = [" ".join(w) for w in generated]
     split_texts = np.array([" ".join(w) for w in references(split, vocab)], dtype=object)
     train_texts = np.array([" ".join(w) for w in references(train, vocab)], dtype=object)
     members = [np.nonzero(joint == values[c])[0] for c in chosen]
     rows = [CodeControl(tuple(int(v) for v in per_variable[first[c]]), int(sizes[c]), float(r),
-                        distinct=len(set(texts[i * n: (i + 1) * n])) / n, samples=texts[i * n: i * n + 3])
+                        distinct=distinct_share(generated[i * n: (i + 1) * n]),
+                        distinct_2=distinct_2(generated[i * n: (i + 1) * n]), samples=texts[i * n: i * n + 3])
             for i, (c, r) in enumerate(zip(chosen, recovered))]
     labels: dict[str, LabelControl] = {}
     for label, y_tensor in split.labels.items():
@@ -239,7 +277,9 @@ def control_scores(
         n_per_code=n,
         coverage=float(sizes[chosen].sum() / len(split)),
         recovery=float(np.average(recovered, weights=sizes[chosen])),
+        unfiltered_recovery=float(np.average(recovered_unfiltered, weights=sizes[chosen])),
         distinct=float(np.average([row.distinct for row in rows], weights=sizes[chosen])),
+        distinct_2=float(np.average([row.distinct_2 for row in rows], weights=sizes[chosen])),
         labels=labels,
         codes=rows,
     )
@@ -251,7 +291,9 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
     measures: list[tuple[str, Callable[[ControlResult], Any]]] = [
         ("codes scored (share of the split)", lambda r: f"{len(r.codes)} ({r.coverage:.0%})"),
         ("code recovery", lambda r: r.recovery),
+        ("code recovery of the unfiltered candidates", lambda r: r.unfiltered_recovery),
         ("distinct sentences per code (share)", lambda r: r.distinct),
+        ("distinct-2 (distinct bigrams / bigrams)", lambda r: r.distinct_2),
     ]
     labels = list(dict.fromkeys(k for r in results.values() for k in r.labels))
     for label in labels:
@@ -270,14 +312,14 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
 
 def control_code_table(result: ControlResult, label_names: Mapping[str, list[str]] | None = None,
                        floatfmt: str = ".2f") -> str:
-    """One row per scored code: size, recovery, distinct and, per label, the majority class, agreement and
-    ceiling."""
+    """One row per scored code: size, recovery, distinct, distinct-2 and, per label, the majority class,
+    agreement and ceiling."""
     label_names = label_names or {}
     labels = list(dict.fromkeys(k for row in result.codes for k in row.majority))
     rows = []
     for code in result.codes:
         row: dict[str, Any] = {"code": format_code(code.code), "size": code.size, "recovery": code.recovery,
-                               "distinct": code.distinct}
+                               "distinct": code.distinct, "distinct-2": code.distinct_2}
         for label in labels:
             if label in code.majority:
                 names = label_names.get(label, [])
@@ -286,7 +328,7 @@ def control_code_table(result: ControlResult, label_names: Mapping[str, list[str
                 row[f"{label} agreement"] = code.agreement[label]
                 row[f"{label} ceiling"] = code.ceiling[label]
         rows.append(row)
-    columns = ["code", "size", "recovery", "distinct"]
+    columns = ["code", "size", "recovery", "distinct", "distinct-2"]
     for label in labels:
         columns += [label, f"{label} agreement", f"{label} ceiling"]
     return format_table(rows, columns, floatfmt=floatfmt)

@@ -50,11 +50,18 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention("V-measure", ("v_measure_",), "the same clusters against the same labels (scikit-learn)."),
     Convention("Accuracy", ("acc_", "majority_"), "argmax of each supervised variable's q(v|x) against its label; "
                "`majority_<label>` is the accuracy of always answering the commonest class."),
-    Convention("Code recovery", ("control_recovery",),
+    Convention("Code recovery", ("control_recovery", "control_recovery_unfiltered"),
                "`control` group: N sentences (default 20) generated from every code holding >= 1 % of the split "
-               "by the generation procedure named in `control_procedure` (default `aggregate-t0.5`: z from the "
-               "code's aggregate posterior on train, temperature 0.5; `prior`: the paper's p(z|c)), greedy "
-               "decoding; the share that, encoded again, get exactly their code; weighted by code size."),
+               "by the generation procedure named in `control_procedure` (default `rerank-t0-p0.9`: z the mean of the "
+               "code's aggregate posterior on train, words sampled from the top-0.9 nucleus, the best of 4 by q(c|x); "
+               "`prior`: the paper's p(z|c), greedy decoding); the share that, encoded again, get exactly their "
+               "code; weighted by code size. `rerank` keeps the candidate the model's own q(c|x) prefers, so its "
+               "recovery is circular: `control_recovery_unfiltered` is that of the candidates it chooses from "
+               "(the same as `control_recovery` for the other procedures)."),
+    Convention("Variety", ("control_distinct", "control_distinct_2"),
+               "`control` group: per code, the share of distinct sentences among its N (`control_distinct`) and "
+               "distinct-2, the distinct word bigrams over all word bigrams of its N sentences "
+               "(`control_distinct_2`); weighted by code size."),
     Convention("Control agreement", ("control_agree_", "control_ceiling_", "control_chance_"),
                "the share of those sentences that a TF-IDF + logistic-regression classifier fitted on the gold "
                "*train* split gives the code's majority label among its split members; ceiling = the codes' "

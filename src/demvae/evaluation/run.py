@@ -109,7 +109,9 @@ class EvalOptions:
     procedure: str = DEFAULT.name
     """The ``control`` group's generation procedure (:data:`demvae.models.generation.PROCEDURES`)."""
     temperature: float | None = None
-    """Its temperature (None: the default procedure's 0.5 for ``aggregate``, 1 for ``prior``)."""
+    """Its temperature (None: :meth:`~demvae.models.generation.Procedure.named`'s default for the procedure)."""
+    top_p: float | None = None
+    """Its top-p, for a procedure that samples words (None: 0.9)."""
     n_per_code: int = 20
     """Sentences the ``control`` group generates per code."""
     progress: bool = False
@@ -168,7 +170,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     if opts.metrics is not None:  # a typo fails before the model loads
         _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
     check_split(opts.split)
-    procedure = Procedure.named(opts.procedure, opts.temperature)  # a bad name fails before the model loads
+    procedure = Procedure.named(opts.procedure, opts.temperature, opts.top_p)  # fails before the model loads
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device, fix="--precision fp32 (or auto)")
     run = load_run(run_dir, device)
@@ -301,6 +303,9 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     if "control" in results:
         control = results["control"]
         row["control_recovery"] = control.get("recovery")
+        row["control_recovery_unfiltered"] = control.get("unfiltered_recovery")
+        row["control_distinct"] = control.get("distinct")
+        row["control_distinct_2"] = control.get("distinct_2")
         for label, scores in control.get("labels", {}).items():
             for key, name in (("agreement", "agree"), ("ceiling", "ceiling"), ("chance", "chance")):
                 if key in scores:
@@ -310,7 +315,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery")
+               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered", "control_distinct",
+               "control_distinct_2")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 

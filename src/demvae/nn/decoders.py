@@ -187,12 +187,14 @@ class LatentDecoder(nn.Module):
         max_len: int = 40,
         greedy: bool = True,
         generator: torch.Generator | None = None,
+        top_p: float = 1.0,
     ) -> Tensor:
-        """Decode ``rows`` sequences; returns ids [rows, ≤ max_len−1] (``</s>`` then ``<pad>=0``)."""
+        """Decode ``rows`` sequences; returns ids [rows, ≤ max_len−1] (``</s>`` then ``<pad>=0``); sampled words
+        come from the top-``top_p`` nucleus."""
 
         def step(word: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
             hidden, state = self.rnn(self._inputs(self.embedding(word), latent_input), state)
             return self.logits(hidden[:, -1]), state
 
         state = self._initial_state(init, rows, self.embedding.weight)
-        return sample_decode(step, state, rows, bos_id, eos_id, max_len, greedy, generator)
+        return sample_decode(step, state, rows, bos_id, eos_id, max_len, greedy, generator, top_p=top_p)

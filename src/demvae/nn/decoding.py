@@ -51,8 +51,10 @@ def sample_decode(
     greedy: bool = True,
     generator: torch.Generator | None = None,
     pad_id: int = 0,
+    top_p: float = 1.0,
 ) -> Tensor:
-    """Decode ``rows`` sequences from ``<s>``, one token per step (argmax, or a draw from the softmax).
+    """Decode ``rows`` sequences from ``<s>``, one token per step (argmax, or a draw from the softmax; with
+    ``top_p`` < 1 from its nucleus, :func:`nucleus`).
 
     Returns ids [rows, ≤ max_len − 1]: the generated tokens, ``</s>`` then ``pad_id`` once a row has finished; a row
     that has not finished after max_len − 1 tokens is cut there.
@@ -66,13 +68,23 @@ def sample_decode(
         if greedy:
             word = logits.argmax(-1, keepdim=True)
         else:
-            word = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)
+            probs = torch.softmax(logits.float(), -1)
+            word = torch.multinomial(probs if top_p >= 1 else nucleus(probs, top_p), 1, generator=generator)
         word = word.masked_fill(finished.unsqueeze(1), pad_id)
         out.append(word)
         finished |= word.squeeze(1) == eos_id
         if t % 8 == 7 and bool(finished.all()):  # a host sync only every 8 steps
             break
     return torch.cat(out, dim=1)
+
+
+def nucleus(probs: Tensor, top_p: float) -> Tensor:
+    """Top-p (nucleus) sampling's distribution (Holtzman et al., 2020): per row of ``probs`` [R, V], the most
+    probable tokens whose mass first reaches ``top_p`` (the most probable always), the rest zeroed; unnormalised
+    (``torch.multinomial`` normalises)."""
+    sorted_probs, order = probs.sort(-1, descending=True)
+    keep = (sorted_probs.cumsum(-1) - sorted_probs) < top_p  # the mass before a token is below p
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
 
 
 def beam_search(
@@ -143,4 +155,4 @@ def beam_search(
     return torch.stack(out[::-1], dim=1), chosen
 
 
-__all__ = ["Step", "real_targets", "token_nll", "sample_decode", "beam_search"]
+__all__ = ["Step", "real_targets", "token_nll", "sample_decode", "nucleus", "beam_search"]

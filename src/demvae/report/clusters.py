@@ -41,7 +41,7 @@ class CodeSummary:
     typical: list[str]
     """The members with the highest ``q(code|x)``, most typical first (each text once)."""
     generated: list[str]
-    """Sentences generated from this code by the generation procedure (greedy decoding); for a dialog model,
+    """Sentences generated from this code by the generation procedure; for a dialog model,
     responses with this code to the contexts of the most typical members (see the module's docstring)."""
 
     @property
@@ -51,7 +51,7 @@ class CodeSummary:
 
 def _code_samples(run: LoadedRun, per_variable: np.ndarray, n: int, procedure: Procedure,
                   data: PreparedData | None) -> list[list[str]]:
-    """``n`` greedy samples for every code [C, M] by ``procedure``, in one batched decoder call."""
+    """``n`` samples for every code [C, M] by ``procedure``, in one batched decoder call."""
     model, vocab = run.model, run.vocab
     stats = load_code_stats(run, data) if procedure.needs_stats else None
     rows = torch.as_tensor(np.repeat(per_variable, n, axis=0), dtype=torch.long)
@@ -131,7 +131,8 @@ def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: Split
         lines += ["> lines: the dialog model's response with the code (z = its mean, greedy decoding) to the "
                   "context of a typical member, [after] the context's last turn", ""]
     elif n_generated:
-        lines += [f"> lines: generated from the code, greedy decoding; {procedure.describe()}", ""]
+        decoding = "words sampled" if procedure.samples_words else "greedy decoding"
+        lines += [f"> lines: generated from the code, {decoding}; {procedure.describe()}", ""]
     for s in summarize_codes(run, corpus, split_name, codes, split, top, n_generated, max_clusters,
                              procedure=procedure, data=data):
         head = f"code {s.name}  size {s.size} ({s.share:.1%})"

@@ -3,7 +3,10 @@ compare), show the clusters and how well generation follows the codes, write the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from demvae import runs
 from demvae.data.prepare import prepare
@@ -11,7 +14,7 @@ from demvae.evaluation.codes import encode_codes
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
-from demvae.models.generation import PAPER
+from demvae.models.generation import DEFAULT, PAPER
 from demvae.report.clusters import cluster_report
 from demvae.report.html import write_report
 from demvae.training import load_run
@@ -43,41 +46,63 @@ def summarize(run_dir: Path, device: str = "auto") -> tuple[dict, dict, object, 
     return row, results["control"], run, data, codes
 
 
-def control_rows(controls: dict[str, dict]) -> list[dict]:
-    """One row per (model, procedure): code recovery, and per label agreement beside its ceiling and chance."""
+def _spread(values: list[float]) -> float | str:
+    """One run's value, or the mean and range of several: ``0.950 (0.930-0.970)``."""
+    if len(values) == 1:
+        return values[0]
+    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def control_rows(controls: dict[str, list[dict]]) -> list[dict]:
+    """One row per (model, procedure): code recovery, variety, and per label agreement beside its ceiling and
+    chance; over several runs (seeds) each cell is their mean and range."""
     rows = []
-    for name, c in controls.items():
-        row = {"model, procedure": name, "code recovery": c["recovery"]}
-        for label, s in c["labels"].items():
-            row.update({f"{label} agreement": s["agreement"], f"{label} ceiling": s["ceiling"],
-                        f"{label} chance": s["chance"]})
+    for name, results in controls.items():
+        row = {"model, procedure": name + (f" ({len(results)} seeds)" if len(results) > 1 else "")}
+        for key, column in (("recovery", "code recovery"), ("unfiltered_recovery", "unfiltered recovery"),
+                            ("distinct", "distinct"), ("distinct_2", "distinct-2")):
+            row[column] = _spread([c[key] for c in results])
+        labels = list(dict.fromkeys(label for c in results for label in c["labels"]))
+        for label in labels:
+            scores = [c["labels"][label] for c in results if label in c["labels"]]
+            for key in ("agreement", "ceiling", "chance"):
+                row[f"{label} {key}"] = _spread([s[key] for s in scores])
         rows.append(row)
     return rows
 
 
-def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: str | None = None) -> str:
+def seed_folder(name: str, seed: int) -> str:
+    """A run's folder name in the demo: the model's name for seed 0 (the demo's single run), else with its seed."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: str | None = None,
+             seeds: Sequence[int] = (0,)) -> str:
+    """Train (or reuse) the main model once per seed (and the comparison model with the first seed), then print
+    the tables; the control table's cells are the mean and range over the seeds."""
     train = {}
     if steps is not None:
         train["max_steps"] = steps
     if device is not None:
         train["device"] = device
-    overrides = {"train": train} if train else {}
-    names = [MAIN] + ([COMPARISON] if compare else [])
+    jobs = [(MAIN, seed) for seed in seeds] + ([(COMPARISON, seeds[0])] if compare else [])
     rows, controls, first, run_dirs = [], {}, None, []
-    for name in names:
-        run_dirs.append(runs.train_or_reuse(f"builtin/{name}", Path(out) / name, overrides))
+    for name, seed in jobs:
+        overrides = {"train": {**train, "seed": seed}} if seed else ({"train": train} if train else {})
+        run_dirs.append(runs.train_or_reuse(f"builtin/{name}", Path(out) / seed_folder(name, seed), overrides))
         row, control, run, data, codes = summarize(run_dirs[-1], device or "auto")
-        rows.append(row)
-        controls[f"{name}, {control['procedure']}"] = control
-        if first is None:  # the main model: also the paper's generation, for comparison (next row)
-            first = (run, data, codes)
+        rows.append({**row, "model": f"{row['model']} (seed {seed})" if len(seeds) > 1 else row["model"]})
+        controls.setdefault(f"{name}, {control['procedure']}", []).append(control)
+        if name == MAIN:  # the main model: also the paper's generation, for comparison (next row)
+            first = first or (run, data, codes)
             prior = control_scores(run.model, run.vocab, data.splits["test"], data.splits["train"],
                                    ControlOptions(procedure=PAPER))
-            controls[f"{name}, prior (the paper's)"] = prior.to_dict()
+            controls.setdefault(f"{name}, prior (the paper's)", []).append(prior.to_dict())
     run, data, codes = first
     report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
     columns = list(rows[0])
     crows = control_rows(controls)
+    seeds_note = f", mean (range) over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
     parts = [
         format_table(rows, columns, title="Built-in corpus (8 intents x 3 styles), test split", floatfmt=".3f"),
         "",
@@ -85,18 +110,20 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         "Var: variance of the prior components' natural parameters; near 0 means the mixture collapsed.",
         "",
         format_table(crows, list(crows[0]), title="Generation from a code (20 sentences per code holding >= 1% of "
-                     "test)", floatfmt=".3f"),
+                     f"test{seeds_note})", floatfmt=".3f"),
         "",
-        "Code recovery: share of generated sentences that encode back to their code. Agreement: share a classifier "
-        "(trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, chance = "
-        "the largest label's share.",
-        "aggregate-t0.5 (the default of sample --code and clusters): z from the code's aggregate posterior on "
-        "train, temperature 0.5; prior: z ~ p(z|code), as the paper generates.",
+        "Code recovery: share of generated sentences that encode back to their code (unfiltered: among the "
+        "candidates a procedure that filters by the model's own q(code|x) chooses from). Distinct: share of distinct "
+        "sentences among a code's 20; distinct-2: distinct word bigrams over all bigrams. Agreement: share a "
+        "classifier (trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, "
+        "chance = the largest label's share.",
+        f"{DEFAULT.label} (the default of sample --code and clusters): "
+        f"{DEFAULT.describe().removeprefix('generation procedure: ')}; prior: z ~ p(z|code), as the paper generates.",
         "",
-        f"What {MAIN} found:",
+        f"What {run_dirs[0].name} found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
                        data=data),
-        f"Runs are in {out}/ (try `demvae sample {out}/{MAIN} --code 0,0` or `demvae clusters {out}/{MAIN}`).",
+        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code 0,0` or `demvae clusters {run_dirs[0]}`).",
         f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)

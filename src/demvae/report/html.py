@@ -248,6 +248,8 @@ def _codes_table(r: RunData, ident: str) -> str:
                    _th(f"{label} purity", "num", f"share of the members with that {label}")]
     if control:
         header.append(_th("code recovery", "num", "share of sentences generated from the code that encode back to it"))
+        header += [_th("distinct", "num", "share of distinct sentences among those generated from the code"),
+                   _th("distinct-2", "num", "distinct word bigrams over all word bigrams of those sentences")]
         header += [_th(f"{label} agreement", "num", f"share of generated sentences classified as the code's {label}")
                    for label in agree]
     header += [_th("typical sentences (highest q(code|x))"), _th("generated from the code")]
@@ -259,7 +261,7 @@ def _codes_table(r: RunData, ident: str) -> str:
             cells += [_td(majority), _td(purity, percent=True)]
         if control:
             c = control.get(s.code, {})
-            cells.append(_td(c.get("recovery"), percent=True))
+            cells += [_td(c.get(key), percent=True) for key in ("recovery", "distinct", "distinct_2")]
             cells += [_td(c.get("agreement", {}).get(label), percent=True) for label in agree]
         for sentences in (s.typical, s.generated):
             cells.append('<td><ul class="sents">' + "".join(f'<li class="sent">{escape(t)}</li>' for t in sentences)
@@ -284,9 +286,13 @@ def _codes(runs: list[RunData]) -> str:
                 f"{escape(scores)}.")
         control = r.metrics.get("control")
         if control:
+            unfiltered = control.get("unfiltered_recovery", control.get("recovery"))
+            if unfiltered != control.get("recovery"):  # a procedure filtering by the model's own q(c|x)
+                text += f" Code recovery of the unfiltered candidates {_number(unfiltered)}."
             text += (f" Code recovery {_number(control.get('recovery'))} over the codes holding "
-                     f"{_number(control.get('coverage'))} of the split (generation procedure "
-                     f"{escape(str(control.get('procedure')))}).")
+                     f"{_number(control.get('coverage'))} of the split, distinct sentences "
+                     f"{_number(control.get('distinct'))}, distinct-2 {_number(control.get('distinct_2'))} "
+                     f"(generation procedure {escape(str(control.get('procedure')))}).")
         parts.append(head + f"<p>{text} Click a column to sort; the search box filters the codes by their "
                             f"sentences.</p>" + _codes_table(r, f"codes-{i}"))
     return _section("codes", "Codes", "".join(parts))

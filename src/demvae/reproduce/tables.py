@@ -92,7 +92,8 @@ DD_TABLE2 = Table(
     ]),
     full_test=True,
     notes=("`control_recovery`, `control_agree_act`, `control_agree_emotion` are not the paper's: sentences "
-           "generated from each code by the library's default procedure (`aggregate-t0.5`), re-encoded (code "
+           "generated from each code by the library's default procedure (named in each metrics file's "
+           "`control.procedure`), re-encoded (code "
            "recovery) and classified by act and emotion (agreement with the code's majority label; each row's "
            "ceiling and chance are in its metrics file)."),
 )
