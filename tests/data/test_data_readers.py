@@ -6,7 +6,7 @@ import pytest
 from demvae.data import load_corpus
 from demvae.data.corpora import CORPUS_NAMES
 from demvae.data.corpora.synthetic import load_builtin
-from demvae.errors import ConfigError, DataError
+from demvae.errors import ConfigError, DataError, DemvaeWarning
 
 # ------------------------------------------------------------------------------------------------- helpers
 
@@ -252,6 +252,17 @@ def test_text_jsonl_errors(tmp_path, line, msg):
     with pytest.raises(DataError, match=msg) as err:
         load_corpus(p)
     assert "bad.jsonl:4" in str(err.value)
+
+
+def test_jsonl_records_without_text_are_skipped_with_their_lines_named(tmp_path):
+    """``"text": ""`` is skipped as a blank line is, but not silently: a warning names file:line."""
+    p = tmp_path / "c.jsonl"
+    texts = ["a b", "", "c d", "   ", "e f", "g h"]
+    p.write_text("".join(json.dumps({"text": t, "topic": "x"}) + "\n" for t in texts))
+    with pytest.warns(DemvaeWarning, match=r"c\.jsonl:2: \"text\" has no words.*so are lines 4$"):
+        c = load_corpus(p)
+    assert all(ex.tokens for split in c.splits.values() for ex in split)
+    assert sum(len(split) for split in c.splits.values()) == 4
 
 
 def test_jsonl_labels_are_class_like_fields_or_the_named_ones(tmp_path):
