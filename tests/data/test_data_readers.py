@@ -331,3 +331,24 @@ def test_builtin_needs_no_data_dir(no_data_env):
     c = load_corpus("builtin", n_train=10, n_valid=3, n_test=2)
     assert [len(c.splits[s]) for s in ("train", "valid", "test")] == [10, 3, 2]
     assert load_builtin(n_train=10, n_valid=3, n_test=2).splits == c.splits
+
+
+def test_locate_finds_a_paper_corpus_where_it_was_read(tmp_path, monkeypatch):
+    """A paper corpus whose data folder is not given (or gone) falls back to the one recorded at training, as a
+    relative path does; an edited file there is refused."""
+    from dataclasses import replace
+
+    from demvae.config import DataConfig
+    from demvae.data.fingerprint import fingerprint, locate
+
+    monkeypatch.delenv("DEMVAE_DATA", raising=False)
+    root = write_ptb(tmp_path / "data")
+    cfg = DataConfig(corpus="ptb", data_dir=str(root))
+    recorded = fingerprint(cfg)
+    found, notes = locate(replace(cfg, data_dir=None), recorded)
+    assert found.data_dir == str(root) and not notes
+    (root / "ptb" / "ptb.test.txt").write_text("an edited test split\n")
+    with pytest.raises(DataError, match="ptb.test.txt differ"):
+        locate(replace(cfg, data_dir=None), recorded)
+    with pytest.raises(DataError, match="--data-dir"):
+        locate(replace(cfg, data_dir=None), {**recorded, "path": str(tmp_path / "gone")})
