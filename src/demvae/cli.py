@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from demvae.errors import DemvaeError, DemvaeWarning, Interrupted
+from demvae.errors import DemvaeError, DemvaeWarning, Interrupted, RunFinished
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Dispersed exponential-family mixture VAEs for interpretable text generation.")
@@ -97,12 +97,14 @@ def config_show(
 def train(
     config: Annotated[str | None, typer.Option(help="YAML file or packaged config (e.g. builtin/dgm-vae).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name (see `demvae models`); paper sizes: a GPU job.")] = None,
-    corpus: Annotated[str | None, typer.Option(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="builtin, ptb, dailydialog, smd, or a .txt/.jsonl path; with "
+                                               "--resume: where the run's corpus is now.")] = None,
     data_dir: DataDir = None,
     set_: Sets = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<model>-<corpus>-<time>).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a run already in --out; with --resume: go on although "
+                                        "the corpus changed since training.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
 ):
     """Train a model; the run folder is all that eval/sample/encode need. Every config key and its
@@ -114,12 +116,13 @@ def train(
     target = resume or out  # where an interrupted run can be resumed from
     try:
         if resume is not None:
-            clash = [flag for flag, v in (("--config", config), ("--model", model), ("--corpus", corpus),
-                                          ("--data-dir", data_dir), ("--out", out), ("--force", force or None)) if v]
+            clash = [flag for flag, v in (("--config", config), ("--model", model), ("--out", out)) if v]
             if clash:
                 raise DemvaeError(f"--resume continues a run as it was configured; drop {', '.join(clash)} "
-                                  "(only --set train.* and --device may change)")
-            run_dir = runs.resume(resume, _overrides(None, None, set_, device))
+                                  "(only --set train.* and --device may change; --corpus/--data-dir point to "
+                                  "its moved corpus)")
+            run_dir = runs.resume(resume, _overrides(None, None, set_, device), corpus=corpus,
+                                  data_dir=str(data_dir) if data_dir else None, force=force)
         else:
             cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
             target = out if out is not None else runs.default_run_dir(cfg)
@@ -130,12 +133,12 @@ def train(
     except Interrupted as exc:  # the first Ctrl-C: the step finished and a checkpoint was written
         typer.echo(f"interrupted at step {exc.step}; the training state is saved in {exc.run_dir}/last\n"
                    f"resume with: demvae train --resume {exc.run_dir}", err=True)
-        raise typer.Exit(130) from None
+        sys.exit(130)  # not typer.Exit(130): main() reads that as a Ctrl-C no command reported
     except KeyboardInterrupt:  # the second: stopped at once, the last checkpoint is the previous one
         where = target if target is not None else "DIR"
         typer.echo(f"interrupted; the last checkpoint (if one was written) is kept\n"
                    f"resume with: demvae train --resume {where}", err=True)
-        raise typer.Exit(130) from None
+        sys.exit(130)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
         typer.echo(runs.summary(run_dir))
 
@@ -452,12 +455,12 @@ _default_showwarning = warnings.showwarning
 
 
 def main() -> None:
-    from demvae.runs import RunFinished
-
     warnings.showwarning = _show_warning
     debug = os.environ.get("DEMVAE_DEBUG") == "1"
     try:
         code = app(standalone_mode=False)
+        if code == 130:  # typer's silent answer to a Ctrl-C that no command reported (start-up, eval, ...)
+            typer.echo("interrupted", err=True)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -43,6 +43,10 @@ class RunInUse(DemvaeError):
     """Another process is writing the same run folder."""
 
 
+class RunFinished(DemvaeError):
+    """``train --resume`` on a run that has nothing left to do (reported, not an error: exit 0)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped on Ctrl-C after finishing its step and saving a resumable checkpoint.
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
-from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
+from demvae.config import RunConfig, compose, from_dict, load_yaml, merge, replace
+from demvae.data.fingerprint import locate
+from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, RunFinished
 from demvae.training import DialogTrainer, Trainer
 from demvae.training.run_folder import (
     CONFIG,
@@ -27,6 +29,7 @@ from demvae.training.run_folder import (
     last_state,
     load_code_stats,
     load_run,
+    read_corpus_record,
 )
 
 
@@ -62,12 +65,18 @@ def _fit(cfg: RunConfig, run_dir: Path, until_step: int | None, resume: bool = F
     """Train; once a sentence model has finished, save its codes' aggregate posterior statistics (the
     ``aggregate`` generation procedure's, :func:`demvae.training.run_folder.load_code_stats`)."""
     trainer = _trainer(cfg, run_dir, resume=resume, force=force)
-    result = trainer.fit(until_step=until_step)
-    if (isinstance(trainer, Trainer) and trainer.world.main and (run_dir / MODEL).is_file()
-            and (result.get("done") or result.get("step", 0) >= cfg.train.max_steps)):
-        run = load_run(run_dir)
-        if run.model.code_shape() is not None:
-            load_code_stats(run, trainer.data)
+    if isinstance(trainer, DialogTrainer):
+        trainer.fit(until_step=until_step)
+        return
+    try:  # the folder stays locked until code_stats.json is written too
+        result = trainer.fit(until_step=until_step, keep_lock=True)
+        if (trainer.world.main and (run_dir / MODEL).is_file()
+                and (result.get("done") or result.get("step", 0) >= cfg.train.max_steps)):
+            run = load_run(run_dir)
+            if run.model.code_shape() is not None:
+                load_code_stats(run, trainer.data)
+    finally:
+        trainer.close()
 
 
 def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None = None,
@@ -78,13 +87,11 @@ def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None 
     return run_dir
 
 
-class RunFinished(DemvaeError):
-    """``--resume`` on a run that has nothing left to do (reported, not an error: exit 0)."""
-
-
-def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
-           until_step: int | None = None) -> Path:
-    """Continue an interrupted run (``overrides`` may only change the train section, e.g. max_steps)."""
+def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, until_step: int | None = None,
+           corpus: str | None = None, data_dir: str | None = None, force: bool = False) -> Path:
+    """Continue an interrupted run (``overrides`` may only change the train section, e.g. max_steps) on the
+    corpus it trained on: found where ``corpus.json`` recorded it (or at ``corpus``/``data_dir``: a moved
+    copy), refused if its files changed since unless ``force`` (then a warning), as ``demvae eval`` does."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise CheckpointError(f"{run_dir} is not a run folder ({CONFIG} is missing)")
@@ -101,6 +108,10 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None,
                 f"; to train on, pass --set train.max_steps=N with N > {state['step']}")
         raise RunFinished(f"{run_dir} is finished: it {why} at step {state['step']}, best at step "
                           f"{state['best_step']}{more}")
+    data, notes = locate(cfg.data, read_corpus_record(run_dir), corpus, data_dir, force)
+    for note in notes:
+        warnings.warn(note, DemvaeWarning, stacklevel=2)
+    cfg = replace(cfg, data=asdict(data))  # where it was found is what config.yaml records from now on
     started = DialogTrainer.has_checkpoint(run_dir) if cfg.dialog.enabled else (
         state is not None or (run_dir / f".{LAST}.old").is_dir())
     if not started and not (run_dir / MODEL).exists():  # killed before its first checkpoint: nothing to lose
@@ -120,7 +131,9 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
         return run_dir  # (a dialog run's last/ is stage 2's)
     if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir() or (run_dir / CONFIG).is_file():
         # interrupted (or killed before its first checkpoint, which resume trains again from step 0)
-        return resume(run_dir, {"train": overrides.get("train", {})})
+        data = overrides.get("data", {})  # another data folder or corpus: the run's must be found there
+        return resume(run_dir, {"train": overrides.get("train", {})}, corpus=data.get("corpus"),
+                      data_dir=data.get("data_dir"))
     return train(cfg, run_dir)
 
 

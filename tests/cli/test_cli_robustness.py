@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import demvae
 from demvae.training.run_folder import RunLock
 
 SMALL = ["--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}", "--set", "model.embed_dim=16",
@@ -225,8 +226,10 @@ def test_a_fresh_train_refuses_a_folder_that_holds_a_run(run_main, copy):
 
 def test_resume_flags_that_would_be_ignored_are_an_error(run_main, copy):
     before = snapshot(copy)
-    one_error(*run_main("train", "--resume", copy, "--corpus", "other.txt"), "--corpus", "--resume")
+    one_error(*run_main("train", "--resume", copy, "--out", "elsewhere"), "--out", "--resume")
     one_error(*run_main("train", "--resume", copy, "--model", "vae"), "--model")
+    one_error(*run_main("train", "--resume", copy, "--set", "train.max_steps=12", "--corpus", "other.txt"),
+              "--corpus other.txt", "no such file")
     assert snapshot(copy) == before
 
 
@@ -248,6 +251,24 @@ def test_resume_cleans_leftovers_and_truncates_the_log(run_main, copy):
     steps = [json.loads(line)["step"] for line in (copy / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(state["step"] + 3) == 0 or steps[-1] == 12
     assert not (copy / ".last.abc123").exists() and not (copy / ".config.yaml.x.tmp").exists()
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(run_main, copy):
+    """A full disk (or a kill) while appending to metrics.jsonl leaves half a line: resume, as the error
+    advises, drops it with a warning instead of failing on it."""
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "step": 9, "lo')
+    rc, out, err = run_main("train", "--resume", copy, "--set", "train.max_steps=12")
+    assert rc == 0 and "Traceback" not in err, err
+    assert "warning:" in err and "metrics.jsonl" in err and "half-written" in err
+    records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 12
+
+
+def test_a_bad_log_line_inside_the_log_is_one_error(run_main, copy):
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    (copy / "metrics.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    one_error(*run_main("train", "--resume", copy, "--set", "train.max_steps=12"), "metrics.jsonl:2", "delete")
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -284,6 +305,41 @@ def test_a_run_used_from_elsewhere_and_an_edited_corpus(run_main, tmp_path, monk
                             "--corpus", moved, "--force")
     assert rc == 0, err
     assert {k: v for k, v in snapshot(work / "run").items() if not k.startswith("metrics-")} == before
+
+
+def test_resume_checks_the_corpus_it_trains_on(run_main, tmp_path, monkeypatch):
+    """``train --resume`` finds and checks the run's corpus as ``eval`` does: an edited corpus, or another file
+    under the same relative name, is refused (unless --force); a moved copy is found with --corpus."""
+    work = tmp_path / "work"
+    corpus = _text_corpus(work / "data" / "corpus.txt")
+    original = corpus.read_bytes()
+    monkeypatch.chdir(work)
+    rc, out, err = run_main("train", "--config", "builtin/dgm-vae", "--corpus", "data/corpus.txt", *SMALL[2:],
+                            "--set", "train.max_steps=2", "--set", "train.eval_every=2", "--out", "run")
+    assert rc == 0, err
+    run = work / "run"
+    before = snapshot(run)
+    more = ("--set", "train.max_steps=4")
+    corpus.write_text(corpus.read_text() + "a new sentence\n")  # edited after training
+    one_error(*run_main("train", "--resume", run, *more), "corpus changed since training", "--force")
+    assert snapshot(run) == before
+    corpus.write_bytes(original)
+    elsewhere = tmp_path / "elsewhere"
+    _text_corpus(elsewhere / "data" / "corpus.txt", n=150)  # the same relative name, another file
+    monkeypatch.chdir(elsewhere)
+    one_error(*run_main("train", "--resume", run, *more), "corpus changed since training")
+    assert snapshot(run) == before
+    moved = tmp_path / "moved.txt"
+    shutil.move(corpus, moved)  # the same bytes, elsewhere
+    monkeypatch.chdir(work)
+    one_error(*run_main("train", "--resume", run, *more), "not found from here", "--corpus")
+    assert snapshot(run) == before
+    rc, out, err = run_main("train", "--resume", run, *more, "--corpus", moved)
+    assert rc == 0 and "warning" not in err, err
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 4
+    moved.write_text(moved.read_text() + "one more\n")
+    rc, out, err = run_main("train", "--resume", run, "--set", "train.max_steps=6", "--force")
+    assert rc == 0 and "warning: the corpus changed since training" in err, err
 
 
 def test_encode_reads_the_text_of_a_jsonl_file(run_main, copy, tmp_path):
@@ -345,9 +401,14 @@ SIGNAL_RUN = ["train", "--config", "builtin/dgm-vae", *SMALL, "--set", "train.ma
 TIMING = ("tokens_per_s", "sentences_per_s")
 
 
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(Path(demvae.__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+"""The console script in a subprocess runs the demvae under test (the tests change the working directory)."""
+
+
 def _cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "demvae.cli", *map(str, args)], capture_output=True, text=True,
-                          **kw)
+                          env=CHILD_ENV, **kw)
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -365,7 +426,7 @@ def reference(tmp_path_factory):
 
 def _interrupt(out: Path, sig: int, seed: int) -> subprocess.CompletedProcess:
     proc = subprocess.Popen([sys.executable, "-m", "demvae.cli", *SIGNAL_RUN, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
     deadline = time.monotonic() + 120
     while not (out / "metrics.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # training has started
@@ -397,3 +458,36 @@ def test_interrupted_training_resumes_to_the_same_weights_and_log(reference, tmp
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert _records(out) == _records(reference)
     assert not list(out.glob(".last.*")) and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="watches /proc/PID/maps")
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT while the command still loads torch (a second or more): one line, exit 130, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "demvae.cli", *SIGNAL_RUN, "--out", str(tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
+    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and "torch/lib" not in maps.read_text():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)  # torch's libraries are loading
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == ["interrupted"]
+
+
+def test_ctrl_c_during_eval_is_one_line_and_saves_nothing(run_main, copy, monkeypatch):
+    """eval's rPPL language model is a throwaway: Ctrl-C stops it at once, with no talk of checkpoints."""
+    from demvae.training.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def interrupted_step(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    rc, out, err = run_main("eval", copy, "--metrics", "prior", "--n-prior", "100", "--rppl-steps", "5",
+                            "--device", "cpu")
+    assert rc == 130 and "checkpoint" not in out + err and "Traceback" not in err, (out, err)
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
+    assert lines == ["interrupted"]  # (the progress bar aside: a terminal erases it)

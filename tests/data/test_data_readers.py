@@ -6,7 +6,7 @@ import pytest
 from demvae.data import load_corpus
 from demvae.data.corpora import CORPUS_NAMES
 from demvae.data.corpora.synthetic import load_builtin
-from demvae.errors import ConfigError, DataError
+from demvae.errors import ConfigError, DataError, DemvaeWarning
 
 # ------------------------------------------------------------------------------------------------- helpers
 
@@ -254,6 +254,17 @@ def test_text_jsonl_errors(tmp_path, line, msg):
     assert "bad.jsonl:4" in str(err.value)
 
 
+def test_jsonl_records_without_text_are_skipped_with_their_lines_named(tmp_path):
+    """``"text": ""`` is skipped as a blank line is, but not silently: a warning names file:line."""
+    p = tmp_path / "c.jsonl"
+    texts = ["a b", "", "c d", "   ", "e f", "g h"]
+    p.write_text("".join(json.dumps({"text": t, "topic": "x"}) + "\n" for t in texts))
+    with pytest.warns(DemvaeWarning, match=r"c\.jsonl:2: \"text\" has no words.*so are lines 4$"):
+        c = load_corpus(p)
+    assert all(ex.tokens for split in c.splits.values() for ex in split)
+    assert sum(len(split) for split in c.splits.values()) == 4
+
+
 def test_jsonl_labels_are_class_like_fields_or_the_named_ones(tmp_path):
     p = tmp_path / "c.jsonl"
     rows = [{"text": f"s {i}", "id": i, "topic": ["a", "b"][i % 2], "score": i * 0.5, "meta": {"k": 1}}
@@ -320,3 +331,24 @@ def test_builtin_needs_no_data_dir(no_data_env):
     c = load_corpus("builtin", n_train=10, n_valid=3, n_test=2)
     assert [len(c.splits[s]) for s in ("train", "valid", "test")] == [10, 3, 2]
     assert load_builtin(n_train=10, n_valid=3, n_test=2).splits == c.splits
+
+
+def test_locate_finds_a_paper_corpus_where_it_was_read(tmp_path, monkeypatch):
+    """A paper corpus whose data folder is not given (or gone) falls back to the one recorded at training, as a
+    relative path does; an edited file there is refused."""
+    from dataclasses import replace
+
+    from demvae.config import DataConfig
+    from demvae.data.fingerprint import fingerprint, locate
+
+    monkeypatch.delenv("DEMVAE_DATA", raising=False)
+    root = write_ptb(tmp_path / "data")
+    cfg = DataConfig(corpus="ptb", data_dir=str(root))
+    recorded = fingerprint(cfg)
+    found, notes = locate(replace(cfg, data_dir=None), recorded)
+    assert found.data_dir == str(root) and not notes
+    (root / "ptb" / "ptb.test.txt").write_text("an edited test split\n")
+    with pytest.raises(DataError, match="ptb.test.txt differ"):
+        locate(replace(cfg, data_dir=None), recorded)
+    with pytest.raises(DataError, match="--data-dir"):
+        locate(replace(cfg, data_dir=None), {**recorded, "path": str(tmp_path / "gone")})

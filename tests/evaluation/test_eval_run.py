@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 
 import pytest
 
@@ -195,3 +197,27 @@ def test_embedding_lookup_is_case_sensitive_by_default(dgm_run, tmp_path):
     folded = evaluate_run(dgm_run, EvalOptions(metrics=("bleu",), device="cpu", vectors=str(path),
                                                lowercase_vectors=True))
     assert folded["embedding"]["n_pairs"] > 0
+
+
+def test_an_interrupted_evaluation_never_leaves_a_less_complete_file(dgm_run, tmp_path, monkeypatch):
+    """Each finished group replaces its own entries of the metrics file (atomically); a kill mid-eval keeps the
+    earlier evaluation's other groups of the same model, never a partial file in place of a complete one."""
+    from demvae.evaluation import run as evaluation
+
+    run = shutil.copytree(dgm_run, tmp_path / "run")
+    groups = ("posterior", "clusters")
+    complete = evaluate_run(run, EvalOptions(metrics=groups, device="cpu"))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as SIGKILL would stop it: after the posterior group was written
+
+    monkeypatch.setattr(evaluation, "_clusters", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(run, EvalOptions(metrics=groups, device="cpu", seed=0))
+    saved = json.loads((run / "metrics-test.json").read_text())
+    assert saved.get("homogeneity") == complete["homogeneity"] and saved.get("codes_used") == complete["codes_used"]
+    assert complete["model_sha256"] == hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    assert set(saved["groups"]) == set(groups) and "homogeneity" in saved["groups"]["clusters"]
+    monkeypatch.undo()
+    other = evaluate_run(run, EvalOptions(metrics=("posterior",), device="cpu", max_examples={"test": 20}))
+    assert "homogeneity" not in other  # other settings: the earlier groups are not mixed in

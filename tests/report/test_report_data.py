@@ -4,6 +4,8 @@ projection of the latent space and of the prior's components, the code summaries
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shutil
@@ -14,7 +16,7 @@ import torch
 from sklearn.metrics.cluster import contingency_matrix
 
 from demvae.config import compose
-from demvae.errors import CheckpointError
+from demvae.errors import CheckpointError, DemvaeWarning
 from demvae.evaluation.codes import encode_codes
 from demvae.models import build_for
 from demvae.report.clusters import summarize_codes
@@ -163,6 +165,45 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     assert 'data-v="0.8125" class="num">81%<' in first_row and 'data-v="0.6875" class="num">69%<' in first_row
     assert 'data-v="0.25" class="num">25%<' in first_row and 'data-v="0.375" class="num">38%<' in first_row
     assert "metrics-test.json was missing" not in page
+
+
+def test_metrics_of_an_earlier_model_are_not_shown_beside_a_resumed_one(tiny_run, tmp_path):
+    """eval, then --resume to more steps, then report: the old metrics file is recognised as stale (resume
+    marks one that does not say which model it measured) and the report evaluates again, saying so."""
+    from demvae.report.collect import collect_run
+    from demvae.runs import resume
+
+    def model_sha256(run):
+        return hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    before = model_sha256(run)
+    legacy = json.loads((run / "metrics-test.json").read_text())
+    legacy.pop("model_sha256", None)  # as an older demvae wrote it
+    (run / "metrics-test.json").write_text(json.dumps(legacy))
+    resume(run, {"train": {"max_steps": 40}})
+    assert model_sha256(run) != before  # a better model was kept
+    assert json.loads((run / "metrics-test.json").read_text()).get("model_sha256") == before  # marked on resume
+    with pytest.warns(DemvaeWarning, match=r"metrics-test\.json measured an earlier model"):
+        data = collect_run(run, "run", device="cpu", max_codes=2)
+    assert data.metrics["model_sha256"] == model_sha256(run)
+    assert any("measured an earlier model" in note for note in data.notes)
+    assert json.loads((run / "metrics-test.json").read_text())["model_sha256"] == model_sha256(run)
+
+
+def test_a_reproduction_folder_embeds_no_file_from_outside_it(tiny_run, reproduction_folder, tmp_path):
+    """A symlinked PNG (or results.md) pointing outside the folder given is left out, with a warning."""
+    repro = reproduction_folder(tmp_path / "repro", tiny_run)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes((repro / "figure4-dgm-vae-step400.png").read_bytes() + b"SECRET")
+    (repro / "figure4-leak.png").symlink_to(secret)
+    (repro / "figures").mkdir()
+    (repro / "figures" / "inside.png").write_bytes(b"\x89PNG")
+    (repro / "figure4-inside.png").symlink_to(repro / "figures" / "inside.png")  # a link within: fine
+    with pytest.warns(DemvaeWarning, match="figure4-leak.png is a link to outside"):
+        page = write_report([repro], tmp_path / "r.html", progress=False).read_text()
+    assert base64.b64encode(secret.read_bytes()).decode() not in page and "figure4-leak" not in page
+    assert "figure4-inside.png" in page and "figure4-dgm-vae-step400.png" in page
 
 
 @pytest.mark.parametrize("model", ["vae", "rnnlm"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,45 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         io.atomic_write(target, failing)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+@pytest.mark.parametrize("umask", [0o027, 0o002])
+def test_new_files_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        io.write_json(tmp_path / "a.json", {"x": 1})
+        ckpt.save_model(torch.nn.Linear(2, 2), tmp_path / "model.safetensors")
+        ckpt.RunLock(tmp_path).acquire().release()
+        model = torch.nn.Linear(2, 2)
+        ckpt.save_training_state(tmp_path, model, torch.optim.Adam(model.parameters()), {"step": 1, "done": False})
+    finally:
+        os.umask(previous)
+    for name in ("a.json", "model.safetensors", ".lock", "last/model.safetensors", "last/optimizer.safetensors",
+                 "last/trainer_state.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert (tmp_path / "last").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_the_lock_is_held_until_code_stats_are_written(tiny_cfg, tmp_path, monkeypatch):
+    """``code_stats.json`` is the last file training writes: no second writer may start before it is there."""
+    from demvae import runs
+    from demvae.errors import RunInUse
+
+    seen = []
+    write = runs.load_code_stats
+
+    def load_code_stats(run, data=None):
+        try:
+            ckpt.RunLock(run.run_dir).acquire().release()
+            seen.append("free")
+        except RunInUse:
+            seen.append("held")
+        return write(run, data)
+
+    monkeypatch.setattr(runs, "load_code_stats", load_code_stats)
+    run = runs.train(tiny_cfg(train={"max_steps": 4, "eval_every": 2}), tmp_path / "run")
+    assert seen == ["held"] and (run / "code_stats.json").is_file()
+    ckpt.RunLock(run).acquire().release()  # and released after
 
 
 def test_failed_checkpoint_keeps_the_previous_last(full_run, tmp_path, monkeypatch):

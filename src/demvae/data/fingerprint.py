@@ -53,21 +53,34 @@ def locate(cfg: DataConfig, recorded: dict[str, Any] | None, corpus: str | None 
     """The DataConfig to read a run's corpus with, and warnings.
 
     ``corpus``/``data_dir`` point elsewhere explicitly. Otherwise a relative corpus path that does not
-    exist from here falls back to the absolute path recorded at training. The files found must hash
-    as recorded: a changed corpus is an error, or with ``force`` a warning."""
+    exist from here (or a paper corpus whose data folder is not found) falls back to the absolute path
+    recorded at training. The files found must hash as recorded (a one-file corpus may have been
+    renamed): a changed corpus is an error, or with ``force`` a warning."""
     values = {k: v for k, v in (("corpus", corpus), ("data_dir", data_dir)) if v is not None}
     cfg = replace(cfg, **values)
+    if corpus is not None and canonical_name(corpus) is None and not Path(corpus).expanduser().exists():
+        raise DataError(f"--corpus {corpus}: no such file or folder")
     if recorded is None:
         return cfg, []
-    if corpus is None and canonical_name(cfg.corpus) is None and not Path(cfg.corpus).exists():
-        if recorded.get("path") and Path(recorded["path"]).exists():
+    name, found = canonical_name(cfg.corpus), recorded.get("path") and Path(recorded["path"]).exists()
+    if corpus is None and name is None and not Path(cfg.corpus).exists():
+        if found:
             cfg = replace(cfg, corpus=recorded["path"])
         else:
             raise DataError(f"the run's corpus {cfg.corpus!r} is not found from here (recorded at "
                             f"{recorded.get('path')}); pass --corpus PATH to point to it")
+    root = corpus_root(cfg)
+    if data_dir is None and name not in (None, "builtin") and (root is None or not root.exists()):
+        if not found:
+            raise DataError(f"the run's corpus {name} is not found from here (recorded at {recorded.get('path')}); "
+                            "pass --data-dir DIR to point to its data folder")
+        cfg = replace(cfg, data_dir=str(Path(recorded["path"]).parent))  # the data folder it was read from
     now = fingerprint(cfg)
-    changed = sorted(k for k in set(now["files"]) | set(recorded["files"])
-                     if now["files"].get(k) != recorded["files"].get(k))
+    if len(now["files"]) == len(recorded["files"]) == 1 and Path(now["path"]).is_file():
+        changed = [] if list(now["files"].values()) == list(recorded["files"].values()) else list(now["files"])
+    else:  # a one-file corpus may be renamed; a folder's files keep their names
+        changed = sorted(k for k in set(now["files"]) | set(recorded["files"])
+                         if now["files"].get(k) != recorded["files"].get(k))
     if not changed:
         return cfg, []
     message = (f"the corpus changed since training ({', '.join(changed[:3])}"

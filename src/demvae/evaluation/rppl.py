@@ -55,7 +55,7 @@ def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Voca
     )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "lm", data=data)
-        trainer.fit()
+        trainer.fit(interruptible=False)  # Ctrl-C during eval stops it; nothing to save
         lm = load_run(Path(tmp) / "lm", device=str(trainer.device))  # the best on validation
         stats = posterior_stats(lm.model, test, cfg.objective)
     return {"rppl": stats["ppl"], "rppl_nll": stats["rec"], "rppl_train_sentences": len(train_ex)}

@@ -12,13 +12,19 @@ beside the metrics file) and ``clusters`` (the stage-1 codes of the responses).
 The sampling budget fits the device unless given: the paper's 500 importance samples, 40,000 prior
 samples and a 4,000-step rPPL language model on a GPU (or with ``paper=True``), a budget of seconds
 to minutes on a CPU. Every group runs in one precision (``precision``: fp32, bf16 autocast, or auto, the
-training's ``train.amp: auto`` decision; recorded in the results). Results are written after every
-group, so an interrupted evaluation keeps what it finished; each group is seeded on its own, so a
+training's ``train.amp: auto`` decision; recorded in the results). Each group is seeded on its own, so a
 number does not depend on which others ran.
+
+The metrics file records the SHA-256 of the ``model.safetensors`` it measured (``model_sha256``) and which
+keys each group wrote (``groups``). It is rewritten atomically after every group, each finished group
+replacing its own entries of the file: an evaluation interrupted (even by SIGKILL) keeps what it finished and
+the earlier evaluation's other groups, provided that one measured the same model on the same split with the
+same settings (else the file holds this evaluation's groups alone).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -59,7 +65,7 @@ from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
-from demvae.training.run_folder import load_code_stats, read_corpus_record
+from demvae.training.run_folder import load_code_stats, model_sha256, read_corpus_record
 from demvae.training.validation import posterior_stats
 
 SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
@@ -184,9 +190,9 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     data = prepare(cfg.data, run.vocab, cfg.dialog)
     split, model = data.splits[opts.split], run.model
     sizes = budget(opts, device, len(data.splits["train"]))
-    results: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split, "budget": sizes,
-                               "precision": precision}
-    timings: dict[str, float] = {}
+    header: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split,
+                              "model_sha256": model_sha256(run_dir), "budget": sizes, "precision": precision}
+    done, timings = _earlier_groups(path, header, asdict(opts))
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
         "posterior": lambda: posterior_stats(model, split, cfg.objective),
@@ -205,13 +211,49 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
         t = time.perf_counter()
         with autocast(device, precision == "bf16"):  # every group's encoder and decoder passes
-            results.update(groups[group]())
+            done[group] = groups[group]()
         timings[group] = time.perf_counter() - t
-        results["seconds"], results["options"] = timings, asdict(opts)
-        write_json(path, results)  # after every group: an interrupted evaluation keeps what it finished
-    results["seconds"], results["options"] = timings, asdict(opts)
+        write_json(path, _record(header, done, timings, opts))  # a complete file after every group
+    results = _record(header, done, timings, opts)
     write_json(path, results)
     return results
+
+
+_NOT_SETTINGS = ("metrics", "out", "progress", "notes")
+"""Options that do not change a group's numbers (which groups ran, where the file went, what was printed)."""
+
+
+def _settings(options: Any) -> Any:
+    if not isinstance(options, dict):
+        return None
+    return json.loads(json.dumps({k: v for k, v in options.items() if k not in _NOT_SETTINGS}, default=str))
+
+
+def _earlier_groups(path: Path, header: dict[str, Any],
+                    options: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """The groups (their entries and seconds) of the evaluation already in ``path``, if it measured the same
+    model on the same split with the same budget and settings; none otherwise."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, {}
+    if (not isinstance(old, dict) or header["model_sha256"] is None
+            or any(old.get(k) != header[k] for k in ("model_sha256", "split", "budget"))
+            or _settings(old.get("options")) != _settings(options) or not isinstance(old.get("groups"), dict)):
+        return {}, {}
+    done = {g: {k: old[k] for k in keys if k in old} for g, keys in old["groups"].items() if g in METRIC_GROUPS}
+    return done, {g: s for g, s in old.get("seconds", {}).items() if g in done}
+
+
+def _record(header: dict[str, Any], done: dict[str, dict[str, Any]], timings: dict[str, float],
+            opts: EvalOptions) -> dict[str, Any]:
+    """The metrics file: the header, every finished group's entries (in the groups' order), which keys each
+    group wrote, the seconds per group and the options."""
+    out = dict(header)
+    for group in (g for g in METRIC_GROUPS if g in done):
+        out.update(done[group])
+    out.update(groups={g: list(done[g]) for g in METRIC_GROUPS if g in done}, seconds=timings, options=asdict(opts))
+    return out
 
 
 def _bleu(model, split, vocab, opts: EvalOptions) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from demvae.errors import CheckpointError, DemvaeError
+from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning
 from demvae.evaluation.codes import SplitCodes
 from demvae.report.clusters import CodeSummary
 from demvae.report.history import History, read_history
@@ -137,13 +138,20 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     versions = _read_json(path / "versions.json") if (path / "versions.json").is_file() else {}
     metrics_path = path / f"metrics-{split}.json"
     notes = []
-    if metrics_path.is_file():
-        metrics = _read_json(metrics_path)
-    else:
-        step("evaluating (no metrics file)")
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    current = None if metrics is None else run_folder.measured(metrics, path)
+    if metrics is None or current is False:  # missing, or it measured a model the run has since replaced
+        why = "was missing" if metrics is None else "measured an earlier model.safetensors (the run was resumed)"
+        step(f"evaluating ({metrics_path.name} {why})")
+        if metrics is not None:
+            warnings.warn(f"{metrics_path} {why}: the report evaluates the current model again",
+                          DemvaeWarning, stacklevel=2)
         metrics = evaluate_run(path, EvalOptions(split=split, metrics=EVAL_GROUPS, device=device, data_dir=data_dir))
-        notes.append(f"{metrics_path.name} was missing: the report ran `demvae eval --metrics "
-                     f"{','.join(EVAL_GROUPS)}` (written to the run folder); run `demvae eval` for NLL, BLEU, rPPL.")
+        notes.append(f"{metrics_path.name} {why}: the report ran `demvae eval --metrics {','.join(EVAL_GROUPS)}` "
+                     "(written to the run folder); run `demvae eval` for NLL, BLEU, rPPL.")
+    elif current is None:
+        notes.append(f"{metrics_path.name} does not say which model it measured (an older demvae wrote it): "
+                     "if the run was resumed since, run `demvae eval` again.")
     config_text = (path / "config.yaml").read_text(encoding="utf-8")
     run_data = RunData(path, name, run.config.to_dict(), config_text, versions, read_history(path), split, metrics,
                        notes)
@@ -183,10 +191,20 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     return run_data
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (links followed) lies inside ``folder``; what points elsewhere is not read: a report
+    embeds its figures, and a link in a shared folder must not put any file of this machine into the page."""
+    if path.resolve().is_relative_to(folder.resolve()):
+        return True
+    warnings.warn(f"{path} is a link to outside {folder}: left out of the report", DemvaeWarning, stacklevel=3)
+    return False
+
+
 def collect_reproduction(path: Path, name: str) -> ReproductionData:
     results = _read_json(path / "results.json")
-    md = (path / "results.md").read_text(encoding="utf-8") if (path / "results.md").is_file() else ""
-    runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file())
+    md_path = path / "results.md"
+    md = md_path.read_text(encoding="utf-8") if md_path.is_file() and _inside(md_path, path) else ""
+    runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file() and _inside(p / "metrics.jsonl", path))
     natural = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
-    figures = sorted(path.glob("*.png"), key=natural)
+    figures = sorted((p for p in path.glob("*.png") if _inside(p, path)), key=natural)
     return ReproductionData(path, name, results, md, figures, {p.name: read_history(p) for p in runs})

@@ -14,6 +14,8 @@ run/
   code_stats.json      per code value, its train members' aggregate posterior (the ``aggregate``
                        generation procedure, :mod:`demvae.models.generation`); written after training,
                        or on first use for older runs, and recomputed when model.safetensors changes
+  metrics-<split>.json ``demvae eval``'s results; like code_stats.json they record the SHA-256 of the
+                       model.safetensors they measured, so that a resumed run's are known to be stale
   .lock                held (flock) by the one process that trains into the folder
 ```
 
@@ -46,7 +48,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ from demvae.data.prepare import PreparedData, prepare
 from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
-from demvae.io import atomic_write, write_json, write_text
+from demvae.io import atomic_write, new_folder, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
 from demvae.models.generation import DEFAULT, STATS_VERSION, CodeStats, code_stats, uses_stats
 from demvae.training import state_file
@@ -74,6 +75,8 @@ RUN_FILES = (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS, CODE_STATS)
 OPTIMIZER, LEGACY_OPTIMIZER, TRAINER_STATE = "optimizer.safetensors", "optimizer.pt", "trainer_state.json"
 """Files of ``last/``: the optimizer's and RNGs' state (the pickle ``optimizer.pt`` of older runs is read
 without running code), and the loop's :class:`~demvae.training.trainer.TrainState`."""
+METRICS_FILES = "metrics-*.json"
+"""``demvae eval``'s results, one file per split (derived from the model: they record its SHA-256)."""
 STAGE1, STAGES = "stage1", "stages.json"
 """A dialog run's stage-1 folder and its per-stage timings (not in RUN_FILES: stage 2 starts by clearing the
 dialog run's own files, never stage 1's)."""
@@ -89,7 +92,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -137,12 +140,27 @@ def clean_leftovers(run_dir: Path) -> None:
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop the records a killed run wrote after its last checkpoint (``step``): the resumed run
-    writes them again, so the log reads as one uninterrupted run."""
+    writes them again, so the log reads as one uninterrupted run. A torn last line (the run was killed,
+    or the disk filled up, while appending it) is dropped with a warning; a bad line elsewhere is an error."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+             if line.strip()]
+    kept = []
+    for n, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if n != lines[-1][0]:
+                raise CheckpointError(f"{path}:{n} is not a JSON record; delete that line, then resume again")
+            warnings.warn(f"{path}:{n}: dropped a half-written last record (the run stopped while writing it)",
+                          DemvaeWarning, stacklevel=2)
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line)
     write_text(path, "".join(line + "\n" for line in kept))
 
 
@@ -215,12 +233,11 @@ def versions(device: str, precision: str = "fp32") -> dict[str, str]:
 def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                         state: dict[str, Any]) -> None:
     """Write ``last/`` atomically (build it beside, then swap folders)."""
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{LAST}."))
+    tmp = new_folder(run_dir, f".{LAST}.")
     try:
         save_model(model, tmp / MODEL)
-        state_file.write(tmp / OPTIMIZER, optimizer.state_dict(), rng_state())
+        atomic_write(tmp / OPTIMIZER, lambda path: state_file.write(path, optimizer.state_dict(), rng_state()))
         write_json(tmp / TRAINER_STATE, state)
-        os.chmod(tmp, 0o755)
         last, old = run_dir / LAST, run_dir / f".{LAST}.old"
         if last.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -333,6 +350,39 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def model_sha256(run_dir: Path) -> str | None:
+    """The SHA-256 of the run's ``model.safetensors`` (None before its first validation): what a file derived from
+    the model records (``code_stats.json``, ``metrics-<split>.json``), so that a resumed run's new model is not
+    shown beside numbers of the old one."""
+    path = Path(run_dir) / MODEL
+    return _digest(path) if path.is_file() else None
+
+
+def measured(record: dict[str, Any], run_dir: Path) -> bool | None:
+    """Whether a derived file's ``record`` describes the run's current model (None: it does not say which
+    model it describes, as files written by demvae 0.1 before this record)."""
+    if not record.get("model_sha256"):
+        return None
+    return record["model_sha256"] == model_sha256(run_dir)
+
+
+def mark_derived(run_dir: Path) -> None:
+    """Before a resumed run replaces ``model.safetensors``: stamp each ``metrics-*.json`` that does not say which
+    model it measured with the current model's SHA-256, so that it reads as stale once the model changes."""
+    unmarked = {}
+    for path in sorted(Path(run_dir).glob(METRICS_FILES)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # unreadable: whoever reads it says so
+        if isinstance(record, dict) and not record.get("model_sha256"):
+            unmarked[path] = record
+    digest = model_sha256(run_dir) if unmarked else None
+    for path, record in unmarked.items():
+        if digest is not None:
+            write_json(path, {**record, "model_sha256": digest})
+
+
 def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: str | None = None,
                     data_dir: str | None = None, force: bool = False) -> CodeStats | None:
     """The codes' aggregate posterior statistics of a sentence run (None: no mixture code): read from
@@ -341,8 +391,8 @@ def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: st
     :func:`run_data` does) and written there (atomic; skipped in a read-only folder)."""
     if run.is_dialog or not uses_stats(run.model, DEFAULT):
         return None
-    path, model_file = run.run_dir / CODE_STATS, run.run_dir / MODEL
-    digest = _digest(model_file) if model_file.is_file() else None
+    path = run.run_dir / CODE_STATS
+    digest = model_sha256(run.run_dir)
     if path.is_file():
         record = json.loads(path.read_text())
         if digest is not None and record.get("model_sha256") == digest and record.get("version") == STATS_VERSION:

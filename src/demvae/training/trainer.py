@@ -162,6 +162,7 @@ class Trainer:
             if self.world.main:
                 rf.clean_leftovers(self.run_dir)
                 rf.truncate_metrics(self.run_dir, self.state.step)
+                rf.mark_derived(self.run_dir)  # before training replaces model.safetensors
                 write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
         elif self.world.main:
             self._init_run_dir(force)
@@ -307,12 +308,15 @@ class Trainer:
                        f"{shown}  lr {st.lr:.2g}")
 
     # --- the loop ---
-    def fit(self, until_step: int | None = None) -> dict[str, Any]:
+    def fit(self, until_step: int | None = None, interruptible: bool = True,
+            keep_lock: bool = False) -> dict[str, Any]:
         """Train to ``max_steps`` or early stopping. With ``until_step`` stop after that step as an
         interruption would (resumable checkpoint, no extra validation): training in slices gives
         the same result as one uninterrupted run. Ctrl-C finishes the current step, saves a
         resumable checkpoint and raises :class:`~demvae.errors.Interrupted` (a second Ctrl-C stops
-        at once); a killed run resumes from its last checkpoint, written at every validation."""
+        at once); a killed run resumes from its last checkpoint, written at every validation.
+        ``interruptible=False`` (a throwaway run, e.g. evaluation's language model): Ctrl-C stops at once.
+        ``keep_lock``: the caller still writes into the folder and calls :meth:`close` itself."""
         tc, st = self.cfg.train, self.state
         if tc.progress and self.world.main:  # the log's first line: what this run computes in
             tqdm.write(f"{self.cfg.model_name}: training on {self.device} in {self.precision} (train.amp: "
@@ -322,7 +326,7 @@ class Trainer:
                    dynamic_ncols=True, desc=self.cfg.model_name)
         self.model.train()
         try:
-            with _stop_on_sigint() as stop:
+            with _stop_on_sigint() if interruptible else contextlib.nullcontext(threading.Event()) as stop:
                 while st.step < self.max_steps and not st.done and st.step != until_step:
                     weight = self.anneal_weight(st.step)
                     frozen = []
@@ -346,7 +350,8 @@ class Trainer:
                         raise Interrupted(self.run_dir, st.step)
         finally:
             bar.close()
-            self.close()
+            if not keep_lock:
+                self.close()
         if (st.done or st.step >= self.max_steps) and self.world.main:
             self._report_selection()
         return {"best": st.best, "best_step": st.best_step, "step": st.step, "done": st.done}

@@ -7,7 +7,8 @@
   ``*_id``, ...), and (from 20 records on) at most ``MAX_CLASSES`` distinct values, fewer than half as many as
   records; the fields left out are named in a note
   (``Corpus.notes``). Integer label values are used as class ids; string values are mapped to ids in sorted order (over
-  all splits) and the names kept in ``label_names``; ``null`` means "no label". Blank lines are skipped.
+  all splits) and the names kept in ``label_names``; ``null`` means "no label". Blank lines are skipped, and so
+  are records whose text has no token (``"text": ""``), with a warning naming their lines.
 * A folder holding ``train``, ``valid`` (or ``validation``/``dev``) and ``test`` files, each ``.txt`` or ``.jsonl``.
 * A single file is shuffled with ``random.Random(seed)`` and cut 90/5/5 into train/valid/test.
 """
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from pathlib import Path
 
 from demvae.data.corpora._io import read_lines
 from demvae.data.tokenize import TOKENIZERS
 from demvae.data.types import SPLITS, Corpus, Example
-from demvae.errors import DataError
+from demvae.errors import DataError, DemvaeWarning
 
 SUFFIXES = (".txt", ".jsonl")
 SPLIT_STEMS = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
@@ -52,6 +54,7 @@ def _read_txt(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
 def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     tok = _tokenizer(tokenizer)
     out: list[_Record] = []
+    empty: list[int] = []
     for i, line in enumerate(read_lines(path, "JSONL file"), start=1):
         if not line.strip():
             continue
@@ -71,8 +74,20 @@ def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
             labels[key] = int(value) if isinstance(value, bool) else value  # checked if it becomes a label
         if lowercase:
             text = text.lower()
-        out.append((tuple(tok(text)), labels))
+        tokens = tuple(tok(text))
+        if tokens:
+            out.append((tokens, labels))
+        else:
+            empty.append(i)
+    if empty:  # an explicit record, unlike a blank line: say that it is left out
+        more = f"; so are lines {_line_list(empty[1:])}" if len(empty) > 1 else ""
+        warnings.warn(f'{path}:{empty[0]}: "text" has no words: the record is skipped, as a blank line is{more}',
+                      DemvaeWarning, stacklevel=2)
     return out
+
+
+def _line_list(lines: list[int], shown: int = 10) -> str:
+    return ", ".join(map(str, lines[:shown])) + (" …" if len(lines) > shown else "")
 
 
 def _read_file(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
