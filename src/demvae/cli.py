@@ -76,20 +76,28 @@ def config_show(
     name: Annotated[str, typer.Argument(help="A model (see `demvae models`) or a packaged config (ptb/dgm-vae).")],
     set_: Sets = None,
 ):
-    """Print the full config a model or config file gives, every key with its documentation."""
+    """Print the full config a model or config file gives, every key with its documentation (valid YAML: the
+    output works as a --config file)."""
+    import yaml
+
     from demvae.config import compose, doc, packaged_configs, presets
+
+    def scalar(value) -> str:  # one line of YAML that reads back as the same value (None: null, not 'None')
+        return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31).removesuffix(
+            "\n...\n").strip()
 
     by_model = name in presets() and name not in packaged_configs()
     cfg = compose(model=name if by_model else None, config=None if by_model else name,
                   overrides=_overrides(None, None, set_))
-    lines = [f"# {name}: defaults < preset {cfg.model_name!r}" + ("" if by_model else f" < {name}.yaml"), ""]
+    source = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    lines = [f"# {name}: defaults < preset {cfg.model_name!r}" + ("" if by_model else f" < {source}"), ""]
     for section, values in cfg.to_dict().items():
         if not isinstance(values, dict):
-            lines.append(f"{section}: {values}")
+            lines.append(f"{section}: {scalar(values)}")
             continue
         lines.append(f"{section}:")
         for key, value in values.items():
-            lines.append(f"  {key}: {value!r:<24} # {doc(section, key)}")
+            lines.append(f"  {key}: {scalar(value):<24} # {doc(section, key)}")
     typer.echo("\n".join(lines))
 
 

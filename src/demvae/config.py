@@ -9,6 +9,8 @@ range-checked before any work starts. Every key carries its documentation (``dem
 
 from __future__ import annotations
 
+import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -213,12 +215,37 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
         return dict(value)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, float, str, bool):
+    if annotation is float:
+        return _check_float(name, value)
+    if annotation in (int, str, bool):
         if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
             raise ConfigError(f"{name}: expected {annotation.__name__}, got {value!r}")
     return value
+
+
+# A decimal number as people write it: YAML 1.1 reads only ``1.0e-3`` and ``.5`` as floats, and leaves ``1e-3``,
+# ``1E4``, ``-2e-5`` or ``+.5`` as strings (they reach a float field from a YAML file and from --set alike).
+_DECIMAL = re.compile(r"[-+]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][-+]?\d+)?")
+_NOT_FINITE = re.compile(r"[-+]?\.?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _check_float(name: str, value: Any) -> float:
+    """A float field's value: a number (integers too) or a string in decimal notation; NaN and ±inf are refused
+    (``.nan`` would slip through every range check, and ``inf`` means nothing as a setting)."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and _DECIMAL.fullmatch(text):
+        value = float(text.replace("_", ""))
+    if text is not None and _NOT_FINITE.fullmatch(text):
+        value = math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: expected float, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}: must be a finite number, got {text or value!r}")
+    return number
 
 
 def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
