@@ -306,7 +306,7 @@ def validate(cfg: RunConfig) -> None:
     if m.tie_output and m.embed_dim != m.hidden_size and m.latent != "none":
         raise ConfigError(
             f"model.tie_output needs model.embed_dim == model.hidden_size (got {m.embed_dim} and {m.hidden_size}); "
-            f"set both, e.g. --set model.embed_dim={m.hidden_size}, or --set model.tie_output=false"
+            f"set both, e.g. model.embed_dim={m.hidden_size}, or model.tie_output=false"
         )
     if cfg.dialog.attribute_weight < 0:
         raise ConfigError(f"dialog.attribute_weight: {cfg.dialog.attribute_weight} must be >= 0")

@@ -15,6 +15,7 @@ from typing import Any
 
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge
 from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning
+from demvae.models.build import code_shape
 from demvae.training import DialogTrainer, Trainer
 from demvae.training.run_folder import (
     CONFIG,
@@ -24,6 +25,7 @@ from demvae.training.run_folder import (
     STAGE1,
     STAGES,
     finished,
+    holds_run,
     last_state,
     load_code_stats,
     load_run,
@@ -121,6 +123,9 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir() or (run_dir / CONFIG).is_file():
         # interrupted (or killed before its first checkpoint, which resume trains again from step 0)
         return resume(run_dir, {"train": overrides.get("train", {})})
+    if holds_run(run_dir):  # (the Trainer's own refusal advises `train` options that its callers here lack)
+        raise CheckpointError(f"{run_dir} holds files of a run but no {CONFIG} to resume it from: remove them, or "
+                              "write elsewhere (--out)")
     return train(cfg, run_dir)
 
 
@@ -148,8 +153,8 @@ def summary(run_dir: str | Path) -> str:
         lines.append(f"next: demvae respond {run_dir} --context \"...\"  |  demvae clusters {run_dir} --split train"
                      f"  |  demvae eval {run_dir}")
         return "\n".join(lines)
-    has_code = cfg.get("model", {}).get("latent") in ("gm", "cm", "discrete", "semi")
+    shape = code_shape(from_dict(cfg).model)  # e.g. none for a mixture of one component per variable (K = 1)
     lines.append("next: " + "  |  ".join(
-        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (cfg['model']['n_variables'] - 1)}"]
-         if has_code else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
+        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (shape[0] - 1)}"]
+         if shape is not None else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
     return "\n".join(lines)

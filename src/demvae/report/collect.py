@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,9 +118,10 @@ def code_ids(codes: SplitCodes, wanted: np.ndarray) -> np.ndarray:
 
 def collect_run(path: Path, name: str, split: str = "test", device: str = "auto", data_dir: str | None = None,
                 max_codes: int = 100, top: int = 5, n_generated: int = 3, n_points: int = 2000,
-                step: Callable[[str], object] = lambda what: None) -> RunData:
+                step: Callable[[str], object] = lambda what: None, corpus: str | None = None,
+                force: bool = False) -> RunData:
     """Read a run folder and compute its codes and latent map; ``step(what)`` is called before each stage
-    (a progress bar's hook)."""
+    (a progress bar's hook). ``corpus``/``data_dir``/``force`` locate the run's corpus as ``eval`` does."""
     from demvae.data.prepare import check_split
     from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
@@ -141,17 +143,20 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
         metrics = _read_json(metrics_path)
     else:
         step("evaluating (no metrics file)")
-        metrics = evaluate_run(path, EvalOptions(split=split, metrics=EVAL_GROUPS, device=device, data_dir=data_dir))
+        writable = os.access(path, os.W_OK)  # a read-only run is evaluated all the same, without saving
+        metrics = evaluate_run(path, EvalOptions(split=split, metrics=EVAL_GROUPS, device=device, corpus=corpus,
+                                                 data_dir=data_dir, force=force, save=writable))
+        saved = "written to the run folder" if writable else "not saved: the run folder is read-only"
         notes.append(f"{metrics_path.name} was missing: the report ran `demvae eval --metrics "
-                     f"{','.join(EVAL_GROUPS)}` (written to the run folder); run `demvae eval` for NLL, BLEU, rPPL.")
+                     f"{','.join(EVAL_GROUPS)}` ({saved}); run `demvae eval` for NLL, BLEU, rPPL.")
     config_text = (path / "config.yaml").read_text(encoding="utf-8")
     run_data = RunData(path, name, run.config.to_dict(), config_text, versions, read_history(path), split, metrics,
                        notes)
     options = metrics.get("options", {})
     step("encoding the split")
     check_split(split)
-    prepared = run_folder.run_data(run, options.get("corpus"), data_dir or options.get("data_dir"),
-                                   options.get("force", False), options.get("max_examples"))
+    prepared = run_folder.run_data(run, corpus or options.get("corpus"), data_dir or options.get("data_dir"),
+                                   force or options.get("force", False), options.get("max_examples"))
     corpus, encoded = prepared.corpus, prepared.splits[split]
     run_data.n_examples = len(encoded)
     run_data.code_shape = run.model.code_shape()

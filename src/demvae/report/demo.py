@@ -7,7 +7,7 @@ from pathlib import Path
 
 from demvae import runs
 from demvae.data.prepare import prepare
-from demvae.evaluation.codes import encode_codes
+from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
@@ -90,13 +90,14 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         "Code recovery: share of generated sentences that encode back to their code. Agreement: share a classifier "
         "(trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, chance = "
         "the largest label's share.",
-        "aggregate-t0.5 (the default of sample --code and clusters): z from the code's aggregate posterior on "
-        "train, temperature 0.5; prior: z ~ p(z|code), as the paper generates.",
+        "aggregate-t0.5 (the default of `demvae sample --code` and `demvae clusters`): z from the code's aggregate "
+        "posterior on train, temperature 0.5; prior: z ~ p(z|code), as the paper generates.",
         "",
         f"What {MAIN} found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
                        data=data),
-        f"Runs are in {out}/ (try `demvae sample {out}/{MAIN} --code 0,0` or `demvae clusters {out}/{MAIN}`).",
+        f"Runs are in {out}/ (try `demvae sample {out}/{MAIN} --code {format_code([0] * run.model.code_shape()[0])}`"
+        f" or `demvae clusters {out}/{MAIN}`).",
         f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)
