@@ -192,3 +192,23 @@ def test_every_option_a_hint_names_exists(where, commands, option, guarded):
     for command in commands:
         assert command in OPTIONS, f"{where}: no command `demvae {command}`"
         assert option in OPTIONS[command], f"{where}: `demvae {command}` has no {option}"
+
+
+# --- hints that depend on the run or the command -----------------------------------------------------------------
+
+@pytest.mark.parametrize("model, sets, code", [
+    ("gm-vae", {"n_values": 1}, None),  # one component per variable: no discrete code
+    ("vae", {}, None),
+    ("dgm-vae", {"n_variables": 3}, "0,0,0"),
+    ("cm-vae", {}, "0"),  # cm: one code variable, whatever n_variables says
+])
+def test_the_summary_suggests_a_code_only_for_a_model_with_one(tmp_path, model, sets, code):
+    from demvae.config import compose
+    from demvae.runs import summary
+
+    (tmp_path / "config.yaml").write_text(compose(model=model, overrides={"model": sets}).to_yaml())
+    text = summary(tmp_path)
+    if code is None:
+        assert "--code" not in text and f"demvae sample {tmp_path}" in text
+    else:
+        assert f"demvae sample {tmp_path} --code {code}" in text

@@ -229,3 +229,21 @@ def test_encode_keeps_one_line_per_input_line_of_a_jsonl_file(run_main, run, tmp
     lines = out.split("\n")[:-1]
     assert len(lines) == 4 and lines[1] == lines[2] == ""
     assert lines[0].endswith("\tcall mom") and lines[3].endswith("\twake me up")
+
+
+# --- row 13: a full disk outside training -------------------------------------------------------------------------
+
+def test_a_full_disk_outside_training_advises_no_resume(run_main, run, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from demvae import io
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(io, "atomic_write", full)
+    rc, out, err = run_main(*COMMANDS["eval"](run, tmp_path / "m", None))
+    error = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert rc == 2 and len(error) == 1, err
+    assert "disk is full" in error[0] and "run the command again" in error[0] and "--resume" not in error[0]
