@@ -252,9 +252,9 @@ def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in fields(cls)]
     for key in values:
-        if where + key in RENAMED:
+        if f"{where}{key}" in RENAMED:
             raise ConfigError(f"{where}{key} was renamed: use {RENAMED[where + key]}")
-    unknown = sorted(set(values) - set(valid))
+    unknown = sorted((str(k) for k in values if k not in valid))  # (a YAML key may be a number, null, ...)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; valid keys: {', '.join(valid)}")
     kwargs = {k: _check_type(where + k, v, hints[k]) for k, v in values.items()}
@@ -265,7 +265,7 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
     """Build a RunConfig, rejecting unknown sections and keys."""
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping of sections")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(str(k) for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
     cfg = RunConfig()
@@ -404,6 +404,8 @@ def compose(model: str | None = None, config: str | Path | None = None,
     """defaults < preset < config file < overrides, validated."""
     file_values = load_yaml(find_config(config)) if config is not None else {}
     name = model or file_values.get("model_name") or RunConfig().model_name
+    if not isinstance(name, str):
+        raise ConfigError(f"model_name: expected str, got {name!r}")
     values = merge(merge(preset(name), file_values), {"model_name": name})
     return from_dict(merge(values, overrides or {}))
 
