@@ -167,8 +167,11 @@ def _emit(batches: Iterable[list[str]], out: Path | None) -> None:
     from demvae.io import atomic_write
 
     if out is None:
-        for lines in batches:
-            typer.echo("\n".join(lines))
+        try:
+            for lines in batches:
+                typer.echo("\n".join(lines))
+        except BrokenPipeError:  # the reader has stopped (`| head`): so do we, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
 
     def write(tmp: Path) -> None:
