@@ -151,7 +151,7 @@ def test_set_overrides_of_any_text(items):
     """``--set`` items: any text, and known keys with any YAML value; composed and validated like ``train``."""
     cfg = _result_or_demvae_error(lambda: compose(model="dgm-vae", overrides=parse_overrides(items)))
     if cfg is not None:
-        for section, values in cfg.to_dict().items():
+        for values in cfg.to_dict().values():
             for value in (values.values() if isinstance(values, dict) else [values]):
                 assert not isinstance(value, float) or math.isfinite(value)
 

@@ -254,7 +254,7 @@ def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     for key in values:
         if f"{where}{key}" in RENAMED:
             raise ConfigError(f"{where}{key} was renamed: use {RENAMED[where + key]}")
-    unknown = sorted((str(k) for k in values if k not in valid))  # (a YAML key may be a number, null, ...)
+    unknown = sorted(str(k) for k in values if k not in valid)  # (a YAML key may be a number, null, ...)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; valid keys: {', '.join(valid)}")
     kwargs = {k: _check_type(where + k, v, hints[k]) for k, v in values.items()}

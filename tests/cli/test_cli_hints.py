@@ -33,10 +33,12 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "data/fingerprint.py": ("eval", "clusters", "report", "sample"),
     "device.py": ("train", "sample", "encode", "clusters", "respond", "eval", "reproduce", "report", "demo"),
     "evaluation/run.py:metrics_path": ("eval", "reproduce", "demo"),
+    "report/demo.py:run_demo": ("demo",),
     "runs.py:size_warning": ("train",),
     "runs.py:resume": ("train", "reproduce"),
     "runs.py:train_or_reuse": ("reproduce", "demo"),
-    "training/outputs.py:check_output": ("sample", "encode", "clusters", "eval", "report"),  # (files; folders: no)
+    # (the files of these commands; output folders never exist-check, and the demo checks its page itself)
+    "training/outputs.py:check_output": ("sample", "encode", "clusters", "eval", "report"),
     "training/run_folder.py:acquire": ("train", "reproduce", "demo"),
     "training/trainer.py:__init__": ("train", "reproduce"),
     "training/trainer.py:_init_run_dir": ("train",),  # reproduce and demo refuse such a folder first (runs.py)
@@ -117,9 +119,8 @@ def _cli_module_names(tree: ast.Module) -> dict[str, set[str]]:
             uses[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Name):
-                    uses[t.id] = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} if node.value else set()
+            names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} if node.value else set()
+            uses.update({t.id: names for t in targets if isinstance(t, ast.Name)})
     reach: dict[str, set[str]] = {name: set() for name in uses}
     serves = [*CALLBACKS.items(), *(("main", command) for command in OPTIONS)]  # main: every command's errors
     for function, command in serves:

@@ -132,6 +132,13 @@ def test_eval_out_replaces_a_metrics_file_but_not_another_file(run_main, run, tm
     assert json.loads((tmp_path / "data.json").read_text()) == {"mine": 1}
 
 
+def test_the_demo_refuses_a_foreign_page_before_training(run_main, tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "report.html").write_text("my page")
+    one_error(*run_main("demo", "--out", tmp_path / "demo", "--steps", "1"), "not a demvae report", "--out")
+    assert not (tmp_path / "demo" / "dgm-vae-mi").exists()
+
+
 def test_report_replaces_its_own_pages_only(tmp_path):
     from demvae.report.html import is_report, render
     from demvae.training.outputs import OutputRefused, check_output

@@ -13,8 +13,9 @@ from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
 from demvae.models.generation import PAPER
 from demvae.report.clusters import cluster_report
-from demvae.report.html import write_report
+from demvae.report.html import is_report, write_report
 from demvae.training import load_run
+from demvae.training.outputs import OutputRefused
 
 MAIN, COMPARISON = "dgm-vae-mi", "gm-vae"
 """The demo's models: DGM-VAE with the mutual-information term (its codes are the purest and the most
@@ -56,6 +57,9 @@ def control_rows(controls: dict[str, dict]) -> list[dict]:
 
 
 def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: str | None = None) -> str:
+    page = Path(out) / "report.html"
+    if page.exists() and not is_report(page):  # said before the training, not after it
+        raise OutputRefused(f"{page} exists and is not a demvae report: move it, or give the demo another --out")
     train = {}
     if steps is not None:
         train["max_steps"] = steps
@@ -75,7 +79,7 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
                                    ControlOptions(procedure=PAPER))
             controls[f"{name}, prior (the paper's)"] = prior.to_dict()
     run, data, codes = first
-    report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
+    report = write_report(run_dirs, page, device=device or "auto")
     columns = list(rows[0])
     crows = control_rows(controls)
     parts = [
