@@ -214,7 +214,10 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_type, value_type = args
+        for key in value:
+            _check_type(f"{name} key", key, key_type)
+        return {key: _check_type(f"{name}.{key}", v, value_type) for key, v in value.items()}
     if annotation is float:
         return _check_float(name, value)
     if annotation in (int, str, bool):

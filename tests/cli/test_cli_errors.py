@@ -233,6 +233,16 @@ def test_config_show_output_is_a_config_file(run_main, tmp_path):
     assert again.splitlines()[1:] == shown.splitlines()[1:]  # the first line names the source
 
 
+@pytest.mark.parametrize("setting, needle", [
+    ("data.max_examples={train: .nan}", "data.max_examples.train: expected int"),
+    ("model.supervise={act: x}", "model.supervise.act: expected int"),
+    ("data.max_examples={1: 5}", "data.max_examples key: expected str"),
+])
+def test_mapping_values_are_typed(run_main, tmp_path, setting, needle):
+    rc, out, err = run_main("train", *TINY, "--set", setting, "--out", tmp_path / "run")
+    assert_clean_error(rc, out, err, needle)
+
+
 @pytest.mark.parametrize("text", [".nan", "nan", ".NaN", "inf", ".inf", "-.inf", "Infinity", "1e999"])
 def test_nan_and_inf_are_refused_with_the_fields_name(run_main, tmp_path, text):
     rc, out, err = run_main("train", *TINY, "--set", f"train.lr={text}", "--out", tmp_path / "run")
