@@ -13,6 +13,7 @@ import sys
 import tempfile
 import traceback
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -31,8 +32,13 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of the 
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable); "
                                                 "`demvae config show NAME` lists every key.")]
 Corpus = Annotated[str | None, typer.Option(help="Read the run's corpus from here (a moved file or folder).")]
-Force = Annotated[bool, typer.Option(help="Use the corpus even if it changed since training.")]
+Force = Annotated[bool, typer.Option(help="Use the corpus even if it changed since training; replace an existing "
+                                     "--out file.")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+OUTPUT_RULE = ("Never a file of a run folder (config.yaml, model.safetensors, last/, ...); an existing file is "
+               "replaced only with --force.")
+TextOut = Annotated[Path | None, typer.Option("-o", "--out", help="Write the lines to this file (default: stdout). "
+                                              + OUTPUT_RULE)]
 
 
 def _overrides(corpus: str | None, data_dir: Path | None, sets: list[str] | None, device: str | None = None) -> dict:
@@ -76,20 +82,28 @@ def config_show(
     name: Annotated[str, typer.Argument(help="A model (see `demvae models`) or a packaged config (ptb/dgm-vae).")],
     set_: Sets = None,
 ):
-    """Print the full config a model or config file gives, every key with its documentation."""
+    """Print the full config a model or config file gives, every key with its documentation (valid YAML: the
+    output works as a --config file)."""
+    import yaml
+
     from demvae.config import compose, doc, packaged_configs, presets
+
+    def scalar(value) -> str:  # one line of YAML that reads back as the same value (None: null, not 'None')
+        return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31).removesuffix(
+            "\n...\n").strip()
 
     by_model = name in presets() and name not in packaged_configs()
     cfg = compose(model=name if by_model else None, config=None if by_model else name,
                   overrides=_overrides(None, None, set_))
-    lines = [f"# {name}: defaults < preset {cfg.model_name!r}" + ("" if by_model else f" < {name}.yaml"), ""]
+    source = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    lines = [f"# {name}: defaults < preset {cfg.model_name!r}" + ("" if by_model else f" < {source}"), ""]
     for section, values in cfg.to_dict().items():
         if not isinstance(values, dict):
-            lines.append(f"{section}: {values}")
+            lines.append(f"{section}: {scalar(values)}")
             continue
         lines.append(f"{section}:")
         for key, value in values.items():
-            lines.append(f"  {key}: {value!r:<24} # {doc(section, key)}")
+            lines.append(f"  {key}: {scalar(value):<24} # {doc(section, key)}")
     typer.echo("\n".join(lines))
 
 
@@ -112,6 +126,7 @@ def train(
     from demvae import runs
     from demvae.config import compose
     from demvae.device import resolve_device
+    from demvae.training.outputs import check_output
 
     target = resume or out  # where an interrupted run can be resumed from
     try:
@@ -124,6 +139,8 @@ def train(
             run_dir = runs.resume(resume, _overrides(None, None, set_, device), corpus=corpus,
                                   data_dir=str(data_dir) if data_dir else None, force=force)
         else:
+            if out is not None:
+                check_output(out, folder=True)
             cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
             target = out if out is not None else runs.default_run_dir(cfg)
             warning = runs.size_warning(cfg, resolve_device(cfg.train.device).type)
@@ -139,8 +156,33 @@ def train(
         typer.echo(f"interrupted; the last checkpoint (if one was written) is kept\n"
                    f"resume with: demvae train --resume {where}", err=True)
         sys.exit(130)
+    except OSError as exc:  # a full disk: resume the run it interrupted (a resume without a checkpoint restarts it)
+        if exc.errno not in _FULL or target is None or not (Path(target) / "config.yaml").is_file():
+            raise
+        again = f"resume with `demvae train --resume {target}`"
+        raise DemvaeError(_os_message(exc, set(), again)) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
         typer.echo(runs.summary(run_dir))
+
+
+def _emit(batches: Iterable[list[str]], out: Path | None) -> None:
+    """Write each batch of lines as it comes: to stdout, or into ``out`` (atomically: the file appears complete)."""
+    from demvae.io import atomic_write
+
+    if out is None:
+        try:
+            for lines in batches:
+                typer.echo("\n".join(lines))
+        except BrokenPipeError:  # the reader has stopped (`| head`): so do we, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as file:
+            for lines in batches:
+                file.write("".join(line + "\n" for line in lines))
+
+    atomic_write(out, write)
 
 
 def _sentence_run(run_dir: Path, device: str, command: str):
@@ -172,56 +214,65 @@ def sample(
                                                 "(default 0.9).")] = None,
     sample_words: Annotated[bool, typer.Option("--sample-words", help="Sample words, not greedy decoding.")] = False,
     seed: int = 0,
+    out: TextOut = None,
+    corpus: Annotated[str | None, typer.Option(help="Read the run's corpus from here (a moved file or folder), for "
+                                               "the codes' statistics of --procedure aggregate.")] = None,
+    data_dir: DataDir = None,
+    force: Force = False,
     device: Device = "cpu",
 ):
     """Generate sentences from the prior, or for a chosen discrete code by a generation procedure (printed on
-    stderr)."""
+    stderr). Output: one line per sentence, its words separated by spaces (an empty line for a sentence that
+    ended at once), written a batch at a time."""
     import torch
 
     from demvae.evaluation.codes import parse_code
-    from demvae.models.generation import Procedure, generate_from_codes
+    from demvae.models.generation import Procedure
+    from demvae.report.stream import sample_batches
+    from demvae.training.outputs import check_output
     from demvae.training.run_folder import load_code_stats
 
     chosen = Procedure.named(procedure, temperature, top_p)  # a bad name fails before the model loads
+    if out is not None:
+        check_output(out, force)
     run = _sentence_run(run_dir, device, "sample")
     greedy = None if not sample_words else False
+    values = stats = None
     if code is not None:
         shape = run.model.code_shape()
         if shape is None:
-            raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-        codes = torch.tensor([parse_code(code, shape)] * n)
-        stats = load_code_stats(run) if chosen.needs_stats else None
+            raise DemvaeError(f"model {run.config.model_name!r} has no discrete code: sample without --code")
+        values = parse_code(code, shape)
+        stats = load_code_stats(run, None, corpus, str(data_dir) if data_dir else None, force) \
+            if chosen.needs_stats else None
         typer.echo(chosen.describe(), err=True)
-        torch.manual_seed(seed)
-        ids = generate_from_codes(run.model, codes, chosen, stats, greedy=sample_words is False)
-    else:
-        torch.manual_seed(seed)
-        ids = run.model.sample_prior(n, greedy=greedy)
-    for row in ids.tolist():
-        typer.echo(" ".join(run.vocab.decode(row)))
+    torch.manual_seed(seed)
+    _emit(sample_batches(run.model, run.vocab, n, values, chosen, stats, greedy), out)
 
 
 @app.command()
 def encode(
     run_dir: Path,
     file: Annotated[Path, typer.Argument(help="Text: one sentence per line; or .jsonl with a \"text\" field.")],
+    out: TextOut = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     device: Device = "cpu",
 ):
-    """Print each sentence's discrete code and its probability q(code|x)."""
-    from demvae.data.batching import EncodedSplit
-    from demvae.data.corpora.text import read_sentences
-    from demvae.data.types import Example
-    from demvae.evaluation.codes import encode_codes, format_code
+    """Print each sentence's discrete code and its probability q(code|x), reading and writing a batch at a time.
 
+    Output: one line per input line, CODE<tab>PROBABILITY<tab>SENTENCE: CODE is the argmax value of each discrete
+    variable (e.g. 3,0,4), PROBABILITY is q(CODE|sentence) to 3 decimals, SENTENCE the tokens read; a blank input
+    line (or a JSONL record whose text is blank) gives an empty line, so output line i belongs to input line i."""
+    from demvae.data.corpora.text import iter_sentences
+    from demvae.report.stream import encode_batches
+    from demvae.training.outputs import check_output
+
+    if out is not None:
+        check_output(out, force)
     run = _sentence_run(run_dir, device, "encode")
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-    sentences = read_sentences(file)
-    examples = [Example(tokens) for tokens in sentences]
-    split = EncodedSplit.from_examples(examples, run.vocab, run.config.data.max_len)
-    codes = encode_codes(run.model, split)
-    for tokens, c, p in zip(sentences, codes.codes, codes.confidence):
-        typer.echo(f"{format_code(c)}\t{p:.3f}\t{' '.join(tokens)}")
+    _emit(encode_batches(run.model, run.vocab, run.config.data.max_len, iter_sentences(file)), out)
 
 
 @app.command()
@@ -231,6 +282,7 @@ def clusters(
     top: Annotated[int, typer.Option(min=0)] = 5,
     generated: Annotated[int, typer.Option(min=0)] = 3,
     max_clusters: Annotated[int, typer.Option(min=1)] = 30,
+    out: TextOut = None,
     corpus: Corpus = None,
     data_dir: DataDir = None,
     force: Force = False,
@@ -244,16 +296,19 @@ def clusters(
     from demvae.evaluation.codes import encode_codes
     from demvae.report.clusters import cluster_report
     from demvae.training import load_run
+    from demvae.training.outputs import check_output
     from demvae.training.run_folder import run_data
 
+    if out is not None:
+        check_output(out, force)
     run = load_run(run_dir, resolve_device(device))
     if run.model.code_shape() is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
     check_split(split)
     data = run_data(run, corpus, str(data_dir) if data_dir else None, force, max_examples={})  # whole splits
     codes = encode_codes(run.model, data.splits[split])
-    typer.echo(cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
-                              data=None if run.config.data.max_examples else data))
+    _emit([[cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
+                           data=None if run.config.data.max_examples else data)]], out)
 
 
 @app.command()
@@ -307,7 +362,9 @@ def eval_(
     vectors: Annotated[Path | None, typer.Option(help="GloVe-format word vectors: adds embedding metrics.")] = None,
     lowercase_vectors: Annotated[bool, typer.Option(
         help="Look words up lower-cased (an uncased vector file); default: as they are, like the original.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Write metrics here (a folder), e.g. for a read-only run.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write metrics here (a folder), e.g. for a read-only run. Never "
+                                             "another run's files; an existing file that is not a metrics file is "
+                                             "replaced only with --force.")] = None,
     procedure: Annotated[str, typer.Option(help="The control group's generation procedure: rerank, nucleus, "
                                            "aggregate, prior (the paper's) or mode (see `demvae sample --help`).")]
     = "rerank",
@@ -371,7 +428,10 @@ def reproduce(
     """Train and evaluate every row of a paper table; write results.md side by side with the paper."""
     from demvae.config import parse_overrides
     from demvae.reproduce.run import reproduce as run_reproduce
+    from demvae.training.outputs import check_output
 
+    if out is not None:
+        check_output(out, folder=True)
     data = str(data_dir) if data_dir else None
     try:
         grid = tuple(float(b) for b in beta_grid.split(",")) if beta_grid else ()
@@ -392,16 +452,21 @@ def reproduce(
 @app.command()
 def report(
     folders: Annotated[list[Path], typer.Argument(help="Run folders and/or reproduction folders.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("report.html"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write. Never a file of a run folder; "
+                                      "an existing file is replaced if it is a demvae report, else only with "
+                                      "--force.")] = Path("report.html"),
     split: str = "test",
     max_codes: Annotated[int, typer.Option(min=1, help="Codes listed per run (the largest).")] = 100,
+    corpus: Corpus = None,
     data_dir: DataDir = None,
-    device: str = "auto",
+    force: Force = False,
+    device: Device = "auto",
 ):
     """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
     from demvae.report.html import write_report
 
-    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes)
+    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes,
+                        corpus=corpus, force=force)
     typer.echo(f"report: {path}")
 
 
@@ -417,6 +482,7 @@ def demo(
     """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
     codes found and how faithfully sentences generated from each code follow it."""
     from demvae.report.demo import run_demo
+    from demvae.training.outputs import check_output
 
     try:
         chosen = tuple(dict.fromkeys(int(s) for s in seeds.split(",") if s.strip()))
@@ -424,24 +490,42 @@ def demo(
         chosen = ()
     if not chosen or min(chosen) < 0:
         raise DemvaeError(f"--seeds takes comma-separated whole numbers >= 0, e.g. 1,2,3; got {seeds!r}")
-    typer.echo(run_demo(out, compare=compare, steps=steps, device=device, seeds=chosen))
+    typer.echo(run_demo(check_output(out, folder=True), compare=compare, steps=steps, device=device, seeds=chosen))
 
 
 # --- the error boundary ----------------------------------------------------------------------------
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 _OS_HINTS = {
-    errno.ENOSPC: "the disk is full: free some space, then resume with `demvae train --resume DIR`",
-    errno.EDQUOT: "the disk quota is exceeded: free some space, then resume with `demvae train --resume DIR`",
-    errno.EACCES: "permission denied: choose a writable folder (--out)",
-    errno.EPERM: "permission denied: choose a writable folder (--out)",
-    errno.EROFS: "the file system is read-only: choose a writable folder (--out)",
+    errno.ENOSPC: "the disk is full: free some space, then {again}",
+    errno.EDQUOT: "the disk quota is exceeded: free some space, then {again}",
+    errno.EACCES: "permission denied: choose a folder you may write to",
+    errno.EPERM: "permission denied: choose a folder you may write to",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
 }
 
 
-def _os_message(exc: OSError) -> str:
+def _os_message(exc: OSError, options: set[str], again: str = "run the command again") -> str:
+    """One line for a file-system error: what failed, where, and what to do, naming an option only where the
+    command has it (``options``); ``again``: how to go on once space is freed."""
     where = f": {exc.filename}" if exc.filename else ""
-    hint = _OS_HINTS.get(exc.errno)
+    hint = _OS_HINTS.get(exc.errno, "").format(again=again)
+    if hint and exc.errno not in _FULL and "--out" in options:
+        hint += " (--out)"
     return f"{exc.strerror or exc}{where}" + (f" ({hint})" if hint else "")
+
+
+def _command_options(argv: list[str]) -> set[str]:
+    """The options of the sub-command that ``argv`` names (empty when it names none)."""
+    command = typer.main.get_command(app)
+    for arg in argv:
+        if not hasattr(command, "commands"):  # a command, not a group of them
+            break
+        if arg in command.commands:
+            command = command.commands[arg]
+        elif not arg.startswith("-"):
+            return set()
+    return set() if hasattr(command, "commands") else {opt for p in command.params for opt in p.opts}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -476,7 +560,7 @@ def main() -> None:
     except (DemvaeError, OSError) as exc:
         if debug:
             raise
-        message = _os_message(exc) if isinstance(exc, OSError) else str(exc)
+        message = _os_message(exc, _command_options(sys.argv[1:])) if isinstance(exc, OSError) else str(exc)
         typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     except Exception as exc:  # a bug: say so in one line, keep the traceback in a file

@@ -9,6 +9,8 @@ range-checked before any work starts. Every key carries its documentation (``dem
 
 from __future__ import annotations
 
+import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -226,22 +228,50 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
-        return dict(value)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, float, str, bool):
+        key_type, value_type = args
+        for key in value:
+            _check_type(f"{name} key", key, key_type)
+        return {key: _check_type(f"{name}.{key}", v, value_type) for key, v in value.items()}
+    if annotation is float:
+        return _check_float(name, value)
+    if annotation in (int, str, bool):
         if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
             raise ConfigError(f"{name}: expected {annotation.__name__}, got {value!r}")
     return value
+
+
+# A decimal number as people write it: YAML 1.1 reads only ``1.0e-3`` and ``.5`` as floats, and leaves ``1e-3``,
+# ``1E4``, ``-2e-5`` or ``+.5`` as strings (they reach a float field from a YAML file and from --set alike).
+_DECIMAL = re.compile(r"[-+]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][-+]?\d+)?")
+_NOT_FINITE = re.compile(r"[-+]?\.?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _check_float(name: str, value: Any) -> float:
+    """A float field's value: a number (integers too) or a string in decimal notation; NaN and ±inf are refused
+    (``.nan`` would slip through every range check, and ``inf`` means nothing as a setting)."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and _DECIMAL.fullmatch(text):
+        value = float(text.replace("_", ""))
+    if text is not None and _NOT_FINITE.fullmatch(text):
+        value = math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: expected float, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}: must be a finite number, got {text or value!r}")
+    return number
 
 
 def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in fields(cls)]
     for key in values:
-        if where + key in RENAMED:
+        if f"{where}{key}" in RENAMED:
             raise ConfigError(f"{where}{key} was renamed: use {RENAMED[where + key]}")
-    unknown = sorted(set(values) - set(valid))
+    unknown = sorted(str(k) for k in values if k not in valid)  # (a YAML key may be a number, null, ...)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; valid keys: {', '.join(valid)}")
     kwargs = {k: _check_type(where + k, v, hints[k]) for k, v in values.items()}
@@ -252,7 +282,7 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
     """Build a RunConfig, rejecting unknown sections and keys."""
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping of sections")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(str(k) for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
     cfg = RunConfig()
@@ -294,7 +324,7 @@ def validate(cfg: RunConfig) -> None:
     if m.tie_output and m.embed_dim != m.hidden_size and m.latent != "none":
         raise ConfigError(
             f"model.tie_output needs model.embed_dim == model.hidden_size (got {m.embed_dim} and {m.hidden_size}); "
-            f"set both, e.g. --set model.embed_dim={m.hidden_size}, or --set model.tie_output=false"
+            f"set both, e.g. model.embed_dim={m.hidden_size}, or model.tie_output=false"
         )
     if cfg.dialog.attribute_weight < 0:
         raise ConfigError(f"dialog.attribute_weight: {cfg.dialog.attribute_weight} must be >= 0")
@@ -392,6 +422,8 @@ def compose(model: str | None = None, config: str | Path | None = None,
     """defaults < preset < config file < overrides, validated."""
     file_values = load_yaml(find_config(config)) if config is not None else {}
     name = model or file_values.get("model_name") or RunConfig().model_name
+    if not isinstance(name, str):
+        raise ConfigError(f"model_name: expected str, got {name!r}")
     values = merge(merge(preset(name), file_values), {"model_name": name})
     return from_dict(merge(values, overrides or {}))
 

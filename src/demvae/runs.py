@@ -17,6 +17,7 @@ from typing import Any
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge, replace
 from demvae.data.fingerprint import locate
 from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, RunFinished
+from demvae.models.build import code_shape
 from demvae.training import DialogTrainer, Trainer
 from demvae.training.run_folder import (
     CONFIG,
@@ -26,6 +27,7 @@ from demvae.training.run_folder import (
     STAGE1,
     STAGES,
     finished,
+    holds_run,
     last_state,
     load_code_stats,
     load_run,
@@ -134,6 +136,9 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
         data = overrides.get("data", {})  # another data folder or corpus: the run's must be found there
         return resume(run_dir, {"train": overrides.get("train", {})}, corpus=data.get("corpus"),
                       data_dir=data.get("data_dir"))
+    if holds_run(run_dir):  # (the Trainer's own refusal advises `train` options that its callers here lack)
+        raise CheckpointError(f"{run_dir} holds files of a run but no {CONFIG} to resume it from: remove them, or "
+                              "write elsewhere (--out)")
     return train(cfg, run_dir)
 
 
@@ -161,8 +166,8 @@ def summary(run_dir: str | Path) -> str:
         lines.append(f"next: demvae respond {run_dir} --context \"...\"  |  demvae clusters {run_dir} --split train"
                      f"  |  demvae eval {run_dir}")
         return "\n".join(lines)
-    has_code = cfg.get("model", {}).get("latent") in ("gm", "cm", "discrete", "semi")
+    shape = code_shape(from_dict(cfg).model)  # e.g. none for a mixture of one component per variable (K = 1)
     lines.append("next: " + "  |  ".join(
-        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (cfg['model']['n_variables'] - 1)}"]
-         if has_code else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
+        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (shape[0] - 1)}"]
+         if shape is not None else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
     return "\n".join(lines)

@@ -200,3 +200,54 @@ def test_sample_negative_n(run_main, tmp_path):
     assert run_main("train", *TINY, "--out", run)[0] == 0
     rc, out, err = run_main("sample", run, "--n", "-1")
     assert rc == 2 and "Traceback" not in out + err and "--n" in err
+
+
+# --- numbers as people write them (issue 21, rows 6 and 8) ---------------------------------------------------------
+
+@pytest.mark.parametrize("key, text, value", [
+    ("train.lr", "1e-3", 0.001), ("objective.beta", ".5", 0.5), ("train.grad_clip", "1E4", 1e4),
+    ("objective.anneal_k", "-2e-5", -2e-5), ("train.min_lr", "1.0e-06", 1e-6), ("model.dropout", "0", 0.0),
+])
+def test_float_fields_read_numbers_as_people_write_them(run_main, tmp_path, key, text, value):
+    """YAML 1.1 reads 1e-3, 1E4 and -2e-5 as strings; a float field takes them, from --set and from a file."""
+    import yaml
+
+    section, name = key.split(".")
+    rc, out, err = run_main("config", "show", "dgm-vae", "--set", f"{key}={text}")
+    assert rc == 0, err
+    shown = yaml.safe_load(out)
+    assert shown[section][name] == pytest.approx(value)
+    (tmp_path / "mine.yaml").write_text(f"model_name: dgm-vae\n{section}:\n  {name}: {text}\n")
+    rc, out, err = run_main("config", "show", tmp_path / "mine.yaml")
+    assert rc == 0, err
+    assert yaml.safe_load(out)[section][name] == pytest.approx(value)
+
+
+def test_config_show_output_is_a_config_file(run_main, tmp_path):
+    """What `config show` prints reads back as the same config (data_dir stays null, 1e-06 stays a number)."""
+    rc, shown, err = run_main("config", "show", "builtin/dgm-vae", "--set", "train.lr=2e-4")
+    assert rc == 0, err
+    (tmp_path / "shown.yaml").write_text(shown)
+    rc, again, err = run_main("config", "show", tmp_path / "shown.yaml")
+    assert rc == 0, err
+    assert again.splitlines()[1:] == shown.splitlines()[1:]  # the first line names the source
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ("data.max_examples={train: .nan}", "data.max_examples.train: expected int"),
+    ("model.supervise={act: x}", "model.supervise.act: expected int"),
+    ("data.max_examples={1: 5}", "data.max_examples key: expected str"),
+])
+def test_mapping_values_are_typed(run_main, tmp_path, setting, needle):
+    rc, out, err = run_main("train", *TINY, "--set", setting, "--out", tmp_path / "run")
+    assert_clean_error(rc, out, err, needle)
+
+
+@pytest.mark.parametrize("text", [".nan", "nan", ".NaN", "inf", ".inf", "-.inf", "Infinity", "1e999"])
+def test_nan_and_inf_are_refused_with_the_fields_name(run_main, tmp_path, text):
+    rc, out, err = run_main("train", *TINY, "--set", f"train.lr={text}", "--out", tmp_path / "run")
+    assert_clean_error(rc, out, err, "train.lr", "finite")
+    (tmp_path / "mine.yaml").write_text(f"objective:\n  beta: {text}\n")
+    rc, out, err = run_main("train", *TINY, "--config", tmp_path / "mine.yaml", "--out", tmp_path / "run")
+    assert_clean_error(rc, out, err, "objective.beta", "finite")
+    assert not (tmp_path / "run").exists()

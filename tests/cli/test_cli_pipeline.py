@@ -102,8 +102,10 @@ def test_encode(run_dir, tmp_path):
     sentences = ["could you please tell me the weather in paris today ?", "", "call mom", "wake me up at six am"]
     text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
     lines = invoke("encode", run_dir, text).splitlines()
-    assert len(lines) == 3  # the blank line is skipped
-    for line, sentence in zip(lines, [s for s in sentences if s]):
+    assert len(lines) == 4 and lines[1] == ""  # one output line per input line (issue 21, row 10)
+    for line, sentence in zip(lines, sentences):
+        if not sentence:
+            continue
         code, prob, echoed = line.split("\t")
         assert [0 <= int(c) < 8 for c in code.split(",")] == [True, True]  # 2 variables x 8 values
         assert 0 < float(prob) <= 1

@@ -189,7 +189,8 @@ def test_disk_full_during_a_checkpoint(run_main, monkeypatch, copy):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "model.safetensors")
 
     monkeypatch.setattr(run_folder, "save_file", full)
-    one_error(*run_main("train", "--resume", copy, "--set", "train.max_steps=12"), "disk is full", "--resume")
+    one_error(*run_main("train", "--resume", copy, "--set", "train.max_steps=12"), "disk is full",
+              f"demvae train --resume {copy}")  # the run's own folder (issue 21, row 13)
     after = snapshot(copy)
     checkpoint = [k for k in before if k.startswith("last/") or k == "model.safetensors"]
     assert {k: after[k] for k in checkpoint} == {k: before[k] for k in checkpoint}  # the checkpoint is intact

@@ -65,6 +65,7 @@ from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
+from demvae.training.outputs import check_output
 from demvae.training.run_folder import load_code_stats, model_sha256, read_corpus_record
 from demvae.training.validation import posterior_stats
 
@@ -111,7 +112,10 @@ class EvalOptions:
     """Look words up lower-cased in ``vectors`` (an uncased file); the original looks them up as they are. The
     responses group's own stand-in vectors (uncased GloVe 6B) are always looked up lower-cased."""
     out: str | None = None
-    """Where to write the metrics file (default: the run folder; needed when it is read-only)."""
+    """Where to write the metrics file (default: the run folder; needed when it is read-only). Never another
+    run's file; an existing file that is not a metrics file only with ``force`` (:mod:`demvae.training.outputs`)."""
+    save: bool = True
+    """Write the metrics file (the report computes what a read-only run lacks without writing it)."""
     procedure: str = DEFAULT.name
     """The ``control`` group's generation procedure (:data:`demvae.models.generation.PROCEDURES`)."""
     temperature: float | None = None
@@ -144,14 +148,27 @@ def _bytes(mib: float | None) -> int | None:
     return None if mib is None else int(mib * 2**20)
 
 
+def is_metrics_file(path: Path) -> bool:
+    """Whether ``path`` holds what :func:`evaluate_run` writes (so ``eval --out`` may replace it)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size < 2**24 else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and {"model", "run", "split", "budget"} <= set(record)
+
+
 def metrics_path(run_dir: Path, opts: EvalOptions) -> Path:
     """Where the results go; a read-only run folder needs ``out`` (checked before any work)."""
+    own = run_dir / f"metrics-{opts.split}.json"
     if opts.out is not None:
         out = Path(opts.out)
-        return out / f"metrics-{opts.split}.json" if out.is_dir() or not out.suffix else out
+        path = out / own.name if out.is_dir() or not out.suffix else out
+        if path.resolve() != own.resolve():  # the run's own metrics file is no foreign output
+            check_output(path, opts.force, own=is_metrics_file)
+        return path
     if not os.access(run_dir, os.W_OK):
         raise CheckpointError(f"{run_dir} is read-only: pass --out DIR to write the metrics elsewhere")
-    return run_dir / f"metrics-{opts.split}.json"
+    return own
 
 
 def _groups(opts: EvalOptions, dialog: bool, run_dir: Path) -> tuple[str, ...]:
@@ -181,7 +198,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     precision = resolve_precision(opts.precision, device, fix="--precision fp32 (or auto)")
     run = load_run(run_dir, device)
     wanted = _groups(opts, run.is_dialog, run_dir)
-    path = metrics_path(run_dir, opts)
+    path = metrics_path(run_dir, opts) if opts.save else None
     data_cfg, notes = locate(run.config.data, read_corpus_record(run_dir), opts.corpus, opts.data_dir, opts.force)
     opts.notes.extend(notes)
     cfg = replace(run.config, data=data_cfg.__dict__)
@@ -202,7 +219,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
         "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
         "control": lambda: _control(run, data, split, procedure, opts),
-        "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent),
+        "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent if path else None),
     }
     skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent,
                                         "control": model.code_shape() is None}
@@ -213,9 +230,11 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
         with autocast(device, precision == "bf16"):  # every group's encoder and decoder passes
             done[group] = groups[group]()
         timings[group] = time.perf_counter() - t
-        write_json(path, _record(header, done, timings, opts))  # a complete file after every group
+        if path is not None:  # a complete file after every group
+            write_json(path, _record(header, done, timings, opts))
     results = _record(header, done, timings, opts)
-    write_json(path, results)
+    if path is not None:
+        write_json(path, results)
     return results
 
 
@@ -286,9 +305,10 @@ def _response_vectors(opts: EvalOptions, cfg: RunConfig) -> tuple[Path, bool, st
     return None
 
 
-def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: Path) -> dict[str, Any]:
+def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: Path | None) -> dict[str, Any]:
     """The dialog model's response to every context (its ``dialog.gen_*`` settings), scored against the true
-    ones; every (context, reference, response, code) written to ``folder/responses-<split>.tsv``."""
+    ones; every (context, reference, response, code) written to ``folder/responses-<split>.tsv`` (None: not
+    written)."""
     hyps, codes = dialog_responses(model, split, vocab, cfg.dialog)
     refs = references(split, vocab)
     out = {f"response_{k}": v for k, v in response_bleu(hyps, refs).items()}
@@ -301,7 +321,9 @@ def _responses(model, split, vocab, cfg: RunConfig, opts: EvalOptions, folder: P
         out["response_embedding_vectors"] = label
     rows = ["\t".join((" | ".join(" ".join(t) for t in ctx), " ".join(r), " ".join(h), format_code(c)))
             for ctx, r, h, c in zip(contexts(split, vocab), refs, hyps, codes.tolist())]
-    write_text(folder / f"responses-{opts.split}.tsv", "\n".join(["context\treference\tresponse\tcode", *rows]) + "\n")
+    if folder is not None:
+        write_text(folder / f"responses-{opts.split}.tsv",
+                   "\n".join(["context\treference\tresponse\tcode", *rows]) + "\n")
     out["response_examples"] = rows[:5]
     return out
 

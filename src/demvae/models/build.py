@@ -49,6 +49,12 @@ def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
     raise ConfigError(f"unknown latent {cfg.latent!r}")
 
 
+def code_shape(cfg: ModelConfig) -> tuple[int, int] | None:
+    """(M, K) of the discrete code a config's model has (None: none), as :meth:`TextVAE.code_shape` gives it; only
+    the latent blocks are built, on a 1-wide input."""
+    return next(((b.n_variables, b.n_values) for b in _latents(cfg, 1) if b.has_code), None)
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad_id: int = 0,
                 max_len: int = 40) -> TextVAE:
     dec_emb = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=pad_id)

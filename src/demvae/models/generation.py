@@ -273,7 +273,7 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
             index = torch.multinomial(flat, 1).view(probs.shape[:-1])
         return family.from_index(index).to(probs.dtype)
     raise ConfigError(f"the {procedure.name} procedure with a temperature is defined for gaussian and categorical "
-                      f"latents, not {family.name}: use --procedure mode or prior at temperature 1")
+                      f"latents, not {family.name}: use the mode procedure, or prior at temperature 1")
 
 
 def code_features(block: Latent, codes: Tensor, procedure: Procedure, stats: CodeStats | None) -> Tensor:

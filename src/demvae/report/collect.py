@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -118,9 +119,10 @@ def code_ids(codes: SplitCodes, wanted: np.ndarray) -> np.ndarray:
 
 def collect_run(path: Path, name: str, split: str = "test", device: str = "auto", data_dir: str | None = None,
                 max_codes: int = 100, top: int = 5, n_generated: int = 3, n_points: int = 2000,
-                step: Callable[[str], object] = lambda what: None) -> RunData:
+                step: Callable[[str], object] = lambda what: None, corpus: str | None = None,
+                force: bool = False) -> RunData:
     """Read a run folder and compute its codes and latent map; ``step(what)`` is called before each stage
-    (a progress bar's hook)."""
+    (a progress bar's hook). ``corpus``/``data_dir``/``force`` locate the run's corpus as ``eval`` does."""
     from demvae.data.prepare import check_split
     from demvae.device import resolve_device
     from demvae.evaluation.codes import encode_codes
@@ -146,9 +148,12 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
         if metrics is not None:
             warnings.warn(f"{metrics_path} {why}: the report evaluates the current model again",
                           DemvaeWarning, stacklevel=2)
-        metrics = evaluate_run(path, EvalOptions(split=split, metrics=EVAL_GROUPS, device=device, data_dir=data_dir))
+        writable = os.access(path, os.W_OK)  # a read-only run is evaluated all the same, without saving
+        metrics = evaluate_run(path, EvalOptions(split=split, metrics=EVAL_GROUPS, device=device, corpus=corpus,
+                                                 data_dir=data_dir, force=force, save=writable))
+        saved = "written to the run folder" if writable else "not saved: the run folder is read-only"
         notes.append(f"{metrics_path.name} {why}: the report ran `demvae eval --metrics {','.join(EVAL_GROUPS)}` "
-                     "(written to the run folder); run `demvae eval` for NLL, BLEU, rPPL.")
+                     f"({saved}); run `demvae eval` for NLL, BLEU, rPPL.")
     elif current is None:
         notes.append(f"{metrics_path.name} does not say which model it measured (an older demvae wrote it): "
                      "if the run was resumed since, run `demvae eval` again.")
@@ -158,8 +163,8 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     options = metrics.get("options", {})
     step("encoding the split")
     check_split(split)
-    prepared = run_folder.run_data(run, options.get("corpus"), data_dir or options.get("data_dir"),
-                                   options.get("force", False), options.get("max_examples"))
+    prepared = run_folder.run_data(run, corpus or options.get("corpus"), data_dir or options.get("data_dir"),
+                                   force or options.get("force", False), options.get("max_examples"))
     corpus, encoded = prepared.corpus, prepared.splits[split]
     run_data.n_examples = len(encoded)
     run_data.code_shape = run.model.code_shape()

@@ -10,14 +10,15 @@ import numpy as np
 
 from demvae import runs
 from demvae.data.prepare import prepare
-from demvae.evaluation.codes import encode_codes
+from demvae.evaluation.codes import encode_codes, format_code
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
 from demvae.models.generation import DEFAULT, PAPER
 from demvae.report.clusters import cluster_report
-from demvae.report.html import write_report
+from demvae.report.html import is_report, write_report
 from demvae.training import load_run
+from demvae.training.outputs import OutputRefused
 
 MAIN, COMPARISON = "dgm-vae-mi", "gm-vae"
 """The demo's models: DGM-VAE with the mutual-information term (its codes are the purest and the most
@@ -80,6 +81,9 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
              seeds: Sequence[int] = (0,)) -> str:
     """Train (or reuse) the main model once per seed (and the comparison model with the first seed), then print
     the tables; the control table's cells are the mean and range over the seeds."""
+    page = Path(out) / "report.html"
+    if page.exists() and not is_report(page):  # said before the training, not after it
+        raise OutputRefused(f"{page} exists and is not a demvae report: move it, or give the demo another --out")
     train = {}
     if steps is not None:
         train["max_steps"] = steps
@@ -99,7 +103,7 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
                                    ControlOptions(procedure=PAPER))
             controls.setdefault(f"{name}, prior (the paper's)", []).append(prior.to_dict())
     run, data, codes = first
-    report = write_report(run_dirs, Path(out) / "report.html", device=device or "auto")
+    report = write_report(run_dirs, page, device=device or "auto")
     columns = list(rows[0])
     crows = control_rows(controls)
     seeds_note = f", mean (range) over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
@@ -123,7 +127,8 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         f"What {run_dirs[0].name} found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
                        data=data),
-        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code 0,0` or `demvae clusters {run_dirs[0]}`).",
+        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code {format_code([0] * run.model.code_shape()[0])}`"
+        f" or `demvae clusters {run_dirs[0]}`).",
         f"The report (open it in a browser): {report}",
     ]
     return "\n".join(parts)

@@ -29,8 +29,9 @@ from demvae.report.collect import (
     control_by_code,
     folder_kind,
 )
+from demvae.training.outputs import check_output
 
-__all__ = ["write_report", "render"]
+__all__ = ["is_report", "write_report", "render"]
 
 # The metric table's rows, in this order first; other numeric results follow alphabetically.
 METRIC_ORDER = ("rppl", "bleu", "wkl", "nll", "ppl", "neg_elbo", "rec", "kl_z", "kl_z_avg", "dispersion", "kl_c",
@@ -38,9 +39,26 @@ METRIC_ORDER = ("rppl", "bleu", "wkl", "nll", "ppl", "neg_elbo", "rec", "kl_z", 
 METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "control_", "acc_", "majority_", "emb_")
 
 
+TITLE = "demvae report"
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a page this module wrote (so ``report -o`` may replace it): its title comes first."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"<!doctype html>") and f"<title>{TITLE} \u2014 ".encode() in head
+
+
 def write_report(paths: list[Path], out: Path, split: str = "test", device: str = "auto",
-                 data_dir: str | None = None, max_codes: int = 100, progress: bool = True) -> Path:
-    """Collect every folder (computing what ``train``/``eval`` did not write) and write the page to ``out``."""
+                 data_dir: str | None = None, max_codes: int = 100, progress: bool = True,
+                 corpus: str | None = None, force: bool = False) -> Path:
+    """Collect every folder (computing what ``train``/``eval`` did not write) and write the page to ``out``
+    (checked first, :func:`demvae.training.outputs.check_output`: an existing page is replaced, another file
+    only with ``force``). ``corpus``/``force`` locate a run's corpus as ``eval`` does."""
+    check_output(out, force, own=is_report)
     paths = [Path(p) for p in paths]
     kinds = [folder_kind(p) for p in paths]
     names = display_names(paths)
@@ -50,7 +68,7 @@ def write_report(paths: list[Path], out: Path, split: str = "test", device: str 
         for path, kind, name in zip(paths, kinds, names):
             bar.set_postfix_str(name)
             if kind == "run":
-                runs.append(collect_run(path, name, split, device, data_dir, max_codes,
+                runs.append(collect_run(path, name, split, device, data_dir, max_codes, corpus=corpus, force=force,
                                         step=lambda what, name=name: bar.set_postfix_str(f"{name}: {what}")))
             else:
                 reproductions.append(collect_reproduction(path, name))
@@ -474,7 +492,7 @@ def render(runs: list[RunData], reproductions: list[ReproductionData]) -> str:
     names = ", ".join(r.name for r in [*runs, *reproductions])
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>demvae report — {escape(names)}</title>'
+            f'content="width=device-width, initial-scale=1"><title>{TITLE} — {escape(names)}</title>'
             f"<style>{CSS}</style></head><body><header><h1>demvae report</h1><p>{escape(names)} · written {when} "
             f"by demvae {__version__}</p></header><nav>{nav}</nav><main>{''.join(sections)}</main>"
             f"<script>{SCRIPT}</script></body></html>\n")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import random
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
-from demvae.data.corpora._io import read_lines
+from demvae.data.corpora._io import iter_lines, read_lines
 from demvae.data.tokenize import TOKENIZERS
 from demvae.data.types import SPLITS, Corpus, Example
 from demvae.errors import DataError, DemvaeWarning
@@ -51,6 +52,20 @@ def _read_txt(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     return out
 
 
+def _jsonl_record(line: str, path: Path, number: int) -> tuple[str, dict[str, object]]:
+    """One JSONL line -> (its ``text``, its other non-null fields); a DataError naming the line when malformed."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path, number) from None
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, number)
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise DataError('missing or non-string "text" field', path, number)
+    return text, {key: value for key, value in obj.items() if key != "text" and value is not None}
+
+
 def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     tok = _tokenizer(tokenizer)
     out: list[_Record] = []
@@ -58,20 +73,8 @@ def _read_jsonl(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     for i, line in enumerate(read_lines(path, "JSONL file"), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path, i) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, i)
-        text = obj.get("text")
-        if not isinstance(text, str):
-            raise DataError('missing or non-string "text" field', path, i)
-        labels: dict[str, object] = {}
-        for key, value in obj.items():
-            if key == "text" or value is None:
-                continue
-            labels[key] = int(value) if isinstance(value, bool) else value  # checked if it becomes a label
+        text, fields = _jsonl_record(line, path, i)
+        labels = {k: int(v) if isinstance(v, bool) else v for k, v in fields.items()}  # checked if it becomes a label
         if lowercase:
             text = text.lower()
         tokens = tuple(tok(text))
@@ -103,9 +106,18 @@ def _read_file(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     return records
 
 
-def read_sentences(path: str | Path, lowercase: bool = False, tokenizer: str = "whitespace") -> list[tuple[str, ...]]:
-    """The sentences of one .txt or .jsonl file (its ``text`` fields), tokenized, in file order."""
-    return [tokens for tokens, _ in _read_file(Path(path), lowercase, tokenizer)]
+def iter_sentences(path: str | Path, lowercase: bool = False,
+                   tokenizer: str = "whitespace") -> Iterator[tuple[str, ...]]:
+    """The tokens of every line of one .txt or .jsonl file (its ``text`` fields), one line at a time and in file
+    order: an empty tuple for a blank line (or a record with a blank text), so the n-th result is the n-th line."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"unsupported file type {suffix or '(none)'!r}: use .txt or .jsonl", path)
+    tok = _tokenizer(tokenizer)
+    for number, line in enumerate(iter_lines(path, "JSONL file" if suffix == ".jsonl" else "text file"), start=1):
+        text = _jsonl_record(line, path, number)[0] if suffix == ".jsonl" and line.strip() else line
+        yield tuple(tok(text.lower() if lowercase else text))
 
 
 def _find_split_file(folder: Path, split: str) -> Path:
