@@ -144,6 +144,9 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     assert (run / "metrics-test.json").is_file()  # what `demvae eval --metrics posterior,clusters` writes
     assert "metrics-test.json was missing" in page
     assert "code recovery" not in page and "agreement" not in page
+    baseline = json.loads((run / "metrics-test.json").read_text())["baseline"]  # the clusters group's baseline
+    assert baseline["n_clusters"] == 30 and "<dt>baseline homogeneity (intent)</dt>" in page  # 8^2 codes, 300 train
+    assert "The baseline (k-means with 30 clusters on TF-IDF + LSA vectors of the sentences, fitted on train)" in page
 
     metrics = json.loads((run / "metrics-test.json").read_text())
     load = load_run(run)

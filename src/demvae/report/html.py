@@ -35,7 +35,7 @@ __all__ = ["write_report", "render"]
 # The metric table's rows, in this order first; other numeric results follow alphabetically.
 METRIC_ORDER = ("rppl", "bleu", "wkl", "nll", "ppl", "neg_elbo", "rec", "kl_z", "kl_z_avg", "dispersion", "kl_c",
                 "param_var", "mutual_info", "mutual_info_sum", "components_used", "codes_used")
-METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "control_", "acc_", "majority_", "emb_")
+METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "baseline_", "control_", "acc_", "majority_", "emb_")
 
 
 def write_report(paths: list[Path], out: Path, split: str = "test", device: str = "auto",
@@ -147,6 +147,8 @@ def _card(i: int, r: RunData) -> str:
                   ("Var", _number(r.metrics.get("param_var")))]
     facts += [(f"homogeneity ({label})", _number(v["homogeneity"]))
               for label, v in r.metrics.get("homogeneity", {}).items()]
+    facts += [(f"baseline homogeneity ({label})", _number(v["homogeneity"]))
+              for label, v in r.metrics.get("baseline", {}).get("homogeneity", {}).items()]
     facts += [(name, _number(r.metrics[key])) for name, key in (("BLEU", "bleu"), ("NLL", "nll"), ("rPPL", "rppl"))
               if key in r.metrics]
     numbers = "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in facts)
@@ -282,6 +284,12 @@ def _codes(runs: list[RunData]) -> str:
         shown = f"the table shows the {len(r.codes)} largest" if len(r.codes) < r.codes_used else "all are shown"
         text = (f"{r.codes_used} codes used on the {escape(r.split)} split ({r.n_examples} sentences); {shown}. "
                 f"{escape(scores)}.")
+        baseline = r.metrics.get("baseline")
+        if baseline:
+            text += (f" The baseline (k-means with {baseline['n_clusters']} clusters on TF-IDF + LSA vectors of the "
+                     "sentences, fitted on train): " + escape("; ".join(
+                         f"{k}: homogeneity {v['homogeneity']:.2f}, V-measure {v['v_measure']:.2f}"
+                         for k, v in baseline["homogeneity"].items())) + ".")
         control = r.metrics.get("control")
         if control:
             text += (f" Code recovery {_number(control.get('recovery'))} over the codes holding "
