@@ -342,8 +342,9 @@ def reproduce(
     table: Annotated[str, typer.Argument(help="ptb-table1, ptb-table7, dd-table2, dd-table6 or smd-table3.")],
     data_dir: DataDir = None,
     scale: Annotated[str, typer.Option(help="smoke (seconds), mini (2 CPU cores), paper (GPU).")] = "mini",
-    seeds: Annotated[int, typer.Option(min=1)] = 1,
-    jobs: Annotated[int, typer.Option(min=1, help="Rows trained concurrently.")] = 1,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Seeds per row (default: 3 at mini, 1 at smoke and "
+                                              "paper); the table shows mean ± std over them.")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Runs (row × seed) trained concurrently.")] = 1,
     out: Path | None = None,
     corpus: Annotated[str | None, typer.Option(help="Run the rows on another corpus (e.g. builtin).")] = None,
     set_: Sets = None,

@@ -318,7 +318,8 @@ def _latent(runs: list[RunData]) -> str:
 
 def _reproduction(reproductions: list[ReproductionData]) -> str:
     from demvae.evaluation.tables import side_by_side_cells
-    from demvae.reproduce.run import aggregate
+    from demvae.reproduce.claims import check_claims
+    from demvae.reproduce.run import aggregate, seed_stats
     from demvae.reproduce.tables import TABLES
 
     parts = []
@@ -339,6 +340,11 @@ def _reproduction(reproductions: list[ReproductionData]) -> str:
             parts.append("<p>Per metric: the paper, ours (mean ± std over seeds), ours − paper.</p>")
             parts.append(f'<div class="scroll"><table class="paper"><thead>{head}</thead><tbody>{rows}</tbody>'
                          "</table></div>")
+            if table.claims:
+                verdicts = check_claims(table.claims, seed_stats(table, res.get("rows", [])))
+                parts.append("<p>The paper's claims, checked on mean ± std over seeds:</p><ul>" + "".join(
+                    f"<li><b>{escape(v.mark)}</b> {escape(c.name)}: {escape(v.numbers)}</li>" for c, v in verdicts)
+                    + "</ul>")
             conventions = dict.fromkeys(c for c in map(convention_for, table.metrics) if c is not None)
             parts.append('<ul class="conv">' + "".join(f"<li>{_convention(c)}</li>" for c in conventions) + "</ul>")
         figures = "".join(_figure(plots.file_uri(f), f"<code>{escape(f.name)}</code>", f.stem) for f in rep.figures)
