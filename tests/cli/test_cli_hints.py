@@ -30,7 +30,7 @@ SURFACES: dict[str, tuple[str, ...]] = {
     # which commands can show the messages of a module (or of one of its functions)
     "config.py:parse_overrides": ("train", "config show", "reproduce"),
     "data/corpora/__init__.py": ("train", "eval", "clusters", "report", "reproduce", "sample", "data stats"),
-    "data/fingerprint.py": ("eval", "clusters", "report", "sample"),
+    "data/fingerprint.py": ("eval", "clusters", "report", "sample", "train"),
     "device.py": ("train", "sample", "encode", "clusters", "respond", "eval", "reproduce", "report", "demo"),
     "evaluation/run.py:metrics_path": ("eval", "reproduce", "demo"),
     "report/demo.py:run_demo": ("demo",),

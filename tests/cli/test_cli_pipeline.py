@@ -124,6 +124,8 @@ def test_clusters(run_dir):
     assert heads, out
     assert all("size" in h and "intent:" in h and "style:" in h for h in heads)
     assert "codes vs gold labels" in out and "homogeneity" in out
+    assert "| codes | intent |" in out and "| baseline | intent |" in out  # the codes beside the lexical baseline
+    assert "> baseline: k-means with" in out
     assert sum(1 for line in out.splitlines() if line.startswith("  > ")) == len(heads)  # 1 generated each
     assert "generation procedure: rerank (the best of 4 nucleus sentences by q(code|x)" in out
     assert "words sampled; generation procedure" in out

@@ -146,6 +146,9 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     assert (run / "metrics-test.json").is_file()  # what `demvae eval --metrics posterior,clusters` writes
     assert "metrics-test.json was missing" in page
     assert "code recovery" not in page and "agreement" not in page
+    baseline = json.loads((run / "metrics-test.json").read_text())["baseline"]  # the clusters group's baseline
+    assert baseline["n_clusters"] == 30 and "<dt>baseline homogeneity (intent)</dt>" in page  # 8^2 codes, 300 train
+    assert "The baseline (k-means with 30 clusters on TF-IDF + LSA vectors of the sentences, fitted on train)" in page
 
     metrics = json.loads((run / "metrics-test.json").read_text())
     load = load_run(run)
@@ -226,6 +229,21 @@ def test_reproduction_page(tiny_run, reproduction_folder, tmp_path):
     assert cells[3:6] == ["7.63", "5.50 ± 0.00", "-2.13"]  # BLEU: paper, ours (one seed), ours − paper
     assert '<th colspan="3">Homogeneity act</th>' in page and '<th colspan="3">V-measure emotion</th>' in page
     assert "figure4-dgm-vae-step400.png" in page
+    assert "<li><b>not run</b> DGM-VAE (± Lmi) has the highest BLEU: missing: DGM-VAE+Lmi bleu" in page
+
+
+def test_reproduction_page_shows_the_baseline_row_and_the_claims(tiny_run, reproduction_folder, tmp_path):
+    repro = reproduction_folder(tmp_path / "repro", tiny_run)
+    results = json.loads((repro / "results.json").read_text())
+    results["rows"] += [{"label": "DGM-VAE+Lmi", "seed": s, "homog_act": 0.3 + s / 50, "baseline_clusters": 125,
+                         "baseline_homog_act": 0.2 + s / 50} for s in range(2)]
+    (repro / "results.json").write_text(json.dumps(results))
+    page = write_report([repro], tmp_path / "r.html", progress=False).read_text()
+    row = page.split("<td>baseline (TF-IDF k-means)</td>")[1].split("</tr>")[0]
+    assert "0.21 ± 0.01" in re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert ("<li><b>✓</b> (ours, not the paper&#x27;s) DGM-VAE+Lmi&#x27;s codes are more act-homogeneous than the "
+            "lexical baseline: DGM-VAE+Lmi homog_act 0.31 ± 0.01414 vs baseline (TF-IDF k-means) 0.21 ± 0.01414"
+            in page)
 
 
 def test_cli_report(tiny_run, tmp_path, run_main):

@@ -68,22 +68,66 @@ def test_dd_table6_smoke(tmp_path):
 
 
 def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
-    """Without the paper's data: two of Table 1's rows on the built-in corpus, two seeds (mean ± std)."""
+    """Without the paper's data: two of Table 1's rows on the built-in corpus, two seeds (mean ± std), two
+    jobs, with the lexical baseline row beside DGM-VAE and Table 1's claims checked (those on its other rows
+    not run)."""
+    from demvae.evaluation.baseline import LABEL as BASELINE
+    from demvae.reproduce.claims import above
+
     table = TABLES["ptb-table1"]
     rows = tuple(r for r in table.rows if r.label in ("VAE", "DGM-VAE"))
-    small = dataclasses.replace(table, name="test-table", rows=rows)
+    beats = above("DGM-VAE", BASELINE, "homog_intent", "DGM-VAE's codes beat the baseline")
+    small = dataclasses.replace(table, name="test-table", rows=rows, metrics=(*table.metrics, "homog_intent"),
+                                eval_groups=(*table.eval_groups, "clusters"), baseline_of="DGM-VAE",
+                                claims=(*table.claims, beats))
     monkeypatch.setitem(TABLES, "test-table", small)
     import torch
 
     threads = torch.get_num_threads()
-    results = reproduce("test-table", "smoke", seeds=2, out=tmp_path, corpus="builtin", device="cpu")
+    results = reproduce("test-table", "smoke", seeds=2, jobs=2, out=tmp_path, corpus="builtin", device="cpu")
     assert torch.get_num_threads() == threads  # rows run in this process hand the caller its threads back
     check("test-table", tmp_path, results)
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert sorted((r["label"], r["seed"]) for r in rows) == [("DGM-VAE", 0), ("DGM-VAE", 1), ("VAE", 0), ("VAE", 1)]
+    text = results.read_text()
     dgm = [r["nll"] for r in rows if r["label"] == "DGM-VAE"]
     mean = sum(dgm) / 2
-    assert f"{mean:.2f} ± " in results.read_text()
+    assert f"{mean:.2f} ± " in text
+    # the baseline: computed for DGM-VAE's runs only (20 clusters: one per 10 of the 200 train sentences)
+    assert all(("baseline_clusters" in r) == (r["label"] == "DGM-VAE") for r in rows)
+    assert {r["baseline_clusters"] for r in rows if r["label"] == "DGM-VAE"} == {20}
+    baseline = [r["baseline_homog_intent"] for r in rows if r["label"] == "DGM-VAE"]
+    assert f"| {BASELINE} |" in text and f"{sum(baseline) / 2:.2f} ± " in text and "- Baseline: " in text
+    claims = text[text.index("## Claims"):]
+    assert text.rstrip().endswith(claims.rstrip())  # the last section
+    assert "- **not run** GM-VAE collapses (Var and MI near 0): missing: GM-VAE param_var" in claims
+    assert "DGM-VAE does not collapse (Var and MI above near-0): DGM-VAE param_var " in claims
+    line = next(x for x in claims.splitlines() if "DGM-VAE's codes beat the baseline" in x)
+    assert line.startswith(("- **✓**", "- **✗**", "- **within noise**")) and f"vs {BASELINE} " in line, line
+
+
+def test_mini_runs_three_seeds_per_row_by_default(tmp_path, monkeypatch):
+    """The jobs planned at ``mini`` without ``seeds`` (nothing trains: the rows are fabricated)."""
+    import demvae.reproduce.run as run
+
+    planned = []
+
+    def fake(jobs, n_jobs):
+        planned.extend(jobs)
+        return [{"label": j.label, "seed": j.seed, "bleu": 1.0 + j.seed, "param_var": 0.0, "mutual_info": 0.0}
+                for j in jobs]
+
+    monkeypatch.setattr(run, "execute", fake)
+    results = reproduce("ptb-table7", "mini", out=tmp_path, corpus="builtin", device="cpu", only=("gm-vae",
+                                                                                                  "dgm-vae"))
+    assert sorted((j.label, j.seed) for j in planned) == [(label, s) for label in ("DGM-VAE", "GM-VAE")
+                                                           for s in range(3)]
+    assert not any(j.eval_options["baseline"] for j in planned)  # Table 7 has no baseline row
+    text = results.read_text()
+    assert "3 seed(s)" in text and "| GM-VAE |" in text and "2.00 ± 1.00" in text
+    assert "- **✓** GM-VAE collapses (Var and MI near 0): GM-VAE param_var 0 ± 0 ≤ 0.5" in text
+    assert "- **within noise** DGM-VAE has the highest BLEU" not in text  # its rivals did not run
+    assert "- **not run** DGM-VAE has the highest BLEU: missing: +aggressive bleu" in text
 
 
 @needs("stanford")

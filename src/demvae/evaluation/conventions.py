@@ -48,6 +48,10 @@ CONVENTIONS: tuple[Convention, ...] = (
                "posterior."),
     Convention("Homogeneity", ("homog_",), "joint argmax code as one cluster id vs the gold label (scikit-learn)."),
     Convention("V-measure", ("v_measure_",), "the same clusters against the same labels (scikit-learn)."),
+    Convention("Baseline", ("baseline_",), "baseline (TF-IDF k-means): k-means on the sentences' TF-IDF + LSA "
+               "vectors (100 dimensions, L2-normalised; `demvae.evaluation.baseline`) fitted on the train split, with "
+               "as many clusters as the model's K^M joint codes (at most 1,000 and one per 10 train sentences), "
+               "scored like the codes; `baseline_clusters` is that number."),
     Convention("Accuracy", ("acc_", "majority_"), "argmax of each supervised variable's q(v|x) against its label; "
                "`majority_<label>` is the accuracy of always answering the commonest class."),
     Convention("Code recovery", ("control_recovery", "control_recovery_unfiltered"),

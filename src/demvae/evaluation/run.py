@@ -2,7 +2,8 @@
 
 Metric groups (``--metrics``) of a sentence model: ``posterior`` (rec, KL(z), KL(c), dispersion, Var,
 MI, ...), ``nll`` (importance-sampled), ``bleu`` (reconstruction), ``prior`` (samples → wKL and rPPL),
-``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies), ``control``
+``clusters`` (homogeneity etc. of the codes with every gold label, supervised accuracies, and of the lexical
+baseline's clusters, :mod:`.baseline`), ``control``
 (sentences generated from each code by a generation procedure: code recovery, label agreement against its
 ceiling and chance; :mod:`.control`). Of a dialog
 model: ``responses`` (the paper's Table 3: BLEU of the generated responses with the speaker-token
@@ -41,6 +42,7 @@ from demvae.data.fingerprint import locate
 from demvae.data.prepare import check_split, prepare
 from demvae.device import autocast, resolve_device, resolve_precision
 from demvae.errors import CheckpointError, ConfigError
+from demvae.evaluation.baseline import split_baseline
 from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.conventions import CONVENTIONS
@@ -124,6 +126,8 @@ class EvalOptions:
     """Its top-p, for a procedure that samples words (None: 0.9)."""
     n_per_code: int = 20
     """Sentences the ``control`` group generates per code."""
+    baseline: bool = True
+    """The ``clusters`` group also scores the lexical baseline (k-means on TF-IDF + LSA, :mod:`.baseline`)."""
     progress: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -217,7 +221,9 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
             model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
-        "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog),
+        "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog,
+                                      train=data.splits["train"] if opts.baseline else None, vocab=run.vocab,
+                                      seed=opts.seed),
         "control": lambda: _control(run, data, split, procedure, opts),
         "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent if path else None),
     }
@@ -340,12 +346,17 @@ def _control(run, data, split, procedure: Procedure, opts: EvalOptions) -> dict[
     return {"control": result.to_dict()}
 
 
-def _clusters(model, split, supervised: bool = True) -> dict[str, Any]:
+def _clusters(model, split, supervised: bool = True, train=None, vocab=None, seed: int = 0) -> dict[str, Any]:
+    """The codes' scores; with ``train``, the lexical baseline's (as many clusters as the model's codes)."""
     out: dict[str, Any] = {}
     codes = encode_codes(model, split)
     if codes is not None:
         out["homogeneity"] = label_scores(codes, split)
         out["codes_used"] = len(set(codes.joint.tolist()))
+        if train is not None:
+            found = split_baseline(train, split, vocab, model.code_shape(), seed)
+            if found is not None:
+                out["baseline"] = found.to_dict()
     accuracy = supervised_accuracy(model, split) if supervised else {}
     if accuracy:
         out["accuracy"] = accuracy
@@ -359,6 +370,11 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
     for label, scores in results.get("homogeneity", {}).items():
         row[f"homog_{label}"] = scores["homogeneity"]
         row[f"v_measure_{label}"] = scores["v_measure"]
+    if "baseline" in results:
+        row["baseline_clusters"] = results["baseline"]["n_clusters"]
+        for label, scores in results["baseline"]["homogeneity"].items():
+            row[f"baseline_homog_{label}"] = scores["homogeneity"]
+            row[f"baseline_v_measure_{label}"] = scores["v_measure"]
     for name, value in results.get("embedding", {}).items():
         row[f"emb_{name}"] = value
     for label, acc in results.get("accuracy", {}).items():

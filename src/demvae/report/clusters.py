@@ -20,6 +20,7 @@ from demvae.data.dialog import DialogSplit
 from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus
 from demvae.data.vocab import Vocab
+from demvae.evaluation.baseline import split_baseline
 from demvae.evaluation.clustering import majority
 from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
@@ -117,16 +118,23 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
 
 def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: SplitCodes, split: EncodedSplit,
                    top: int = 5, n_generated: int = 3, max_clusters: int = 30, procedure: Procedure = DEFAULT,
-                   data: PreparedData | None = None) -> str:
-    """The code summaries as text, after the codes' homogeneity etc. with every gold label."""
+                   data: PreparedData | None = None, train: EncodedSplit | None = None, seed: int = 0) -> str:
+    """The code summaries as text, after the codes' homogeneity etc. with every gold label, and with ``train``
+    the lexical baseline's beside them (:mod:`demvae.evaluation.baseline`)."""
     n_codes = len(np.unique(codes.joint))
     lines = [f"{n_codes} codes used on {split_name} ({len(codes.joint)} examples); "
              f"showing the {min(max_clusters, n_codes)} largest", ""]
     scores = label_scores(codes, split)
     if scores:
-        rows = [{"label": k, **v} for k, v in scores.items()]
-        lines += [format_table(rows, ["label", "homogeneity", "completeness", "v_measure", "nmi"],
+        rows = [{"clusters": "codes", "label": k, **v} for k, v in scores.items()]
+        baseline = split_baseline(train, split, run.vocab, run.model.code_shape(), seed) if train is not None else None
+        if baseline is not None:
+            rows += [{"clusters": "baseline", "label": k, **v} for k, v in baseline.scores.items()]
+        lines += [format_table(rows, ["clusters", "label", "homogeneity", "completeness", "v_measure", "nmi"],
                                title="codes vs gold labels"), ""]
+        if baseline is not None:
+            lines += [f"> baseline: k-means with {baseline.n_clusters} clusters on TF-IDF + LSA vectors of the "
+                      "sentences, fitted on train (how far plain clustering of the words gets)", ""]
     if run.is_dialog and n_generated:
         lines += ["> lines: the dialog model's response with the code (z = its mean, greedy decoding) to the "
                   "context of a typical member, [after] the context's last turn", ""]

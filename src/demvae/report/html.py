@@ -36,7 +36,7 @@ __all__ = ["is_report", "write_report", "render"]
 # The metric table's rows, in this order first; other numeric results follow alphabetically.
 METRIC_ORDER = ("rppl", "bleu", "wkl", "nll", "ppl", "neg_elbo", "rec", "kl_z", "kl_z_avg", "dispersion", "kl_c",
                 "param_var", "mutual_info", "mutual_info_sum", "components_used", "codes_used")
-METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "control_", "acc_", "majority_", "emb_")
+METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "baseline_", "control_", "acc_", "majority_", "emb_")
 
 
 TITLE = "demvae report"
@@ -165,6 +165,8 @@ def _card(i: int, r: RunData) -> str:
                   ("Var", _number(r.metrics.get("param_var")))]
     facts += [(f"homogeneity ({label})", _number(v["homogeneity"]))
               for label, v in r.metrics.get("homogeneity", {}).items()]
+    facts += [(f"baseline homogeneity ({label})", _number(v["homogeneity"]))
+              for label, v in r.metrics.get("baseline", {}).get("homogeneity", {}).items()]
     facts += [(name, _number(r.metrics[key])) for name, key in (("BLEU", "bleu"), ("NLL", "nll"), ("rPPL", "rppl"))
               if key in r.metrics]
     numbers = "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in facts)
@@ -302,6 +304,12 @@ def _codes(runs: list[RunData]) -> str:
         shown = f"the table shows the {len(r.codes)} largest" if len(r.codes) < r.codes_used else "all are shown"
         text = (f"{r.codes_used} codes used on the {escape(r.split)} split ({r.n_examples} sentences); {shown}. "
                 f"{escape(scores)}.")
+        baseline = r.metrics.get("baseline")
+        if baseline:
+            text += (f" The baseline (k-means with {baseline['n_clusters']} clusters on TF-IDF + LSA vectors of the "
+                     "sentences, fitted on train): " + escape("; ".join(
+                         f"{k}: homogeneity {v['homogeneity']:.2f}, V-measure {v['v_measure']:.2f}"
+                         for k, v in baseline["homogeneity"].items())) + ".")
         control = r.metrics.get("control")
         if control:
             unfiltered = control.get("unfiltered_recovery", control.get("recovery"))
@@ -334,7 +342,8 @@ def _latent(runs: list[RunData]) -> str:
 
 def _reproduction(reproductions: list[ReproductionData]) -> str:
     from demvae.evaluation.tables import side_by_side_cells
-    from demvae.reproduce.run import aggregate
+    from demvae.reproduce.claims import check_claims
+    from demvae.reproduce.run import aggregate, seed_stats
     from demvae.reproduce.tables import TABLES
 
     parts = []
@@ -355,6 +364,11 @@ def _reproduction(reproductions: list[ReproductionData]) -> str:
             parts.append("<p>Per metric: the paper, ours (mean ± std over seeds), ours − paper.</p>")
             parts.append(f'<div class="scroll"><table class="paper"><thead>{head}</thead><tbody>{rows}</tbody>'
                          "</table></div>")
+            if table.claims:
+                verdicts = check_claims(table.claims, seed_stats(table, res.get("rows", [])))
+                parts.append("<p>The paper's claims, checked on mean ± std over seeds:</p><ul>" + "".join(
+                    f"<li><b>{escape(v.mark)}</b> {escape(c.name)}: {escape(v.numbers)}</li>" for c, v in verdicts)
+                    + "</ul>")
             conventions = dict.fromkeys(c for c in map(convention_for, table.metrics) if c is not None)
             parts.append('<ul class="conv">' + "".join(f"<li>{_convention(c)}</li>" for c in conventions) + "</ul>")
         figures = "".join(_figure(plots.file_uri(f), f"<code>{escape(f.name)}</code>", f.stem) for f in rep.figures)

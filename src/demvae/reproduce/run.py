@@ -2,8 +2,10 @@
 
 Scales: ``smoke`` (seconds; tests), ``mini`` (a reduced model and budget for 2 CPU cores, meant to
 show the qualitative result), ``paper`` (the paper's sizes and budget, for a GPU); a table may bring
-its own scales (:attr:`Table.scales`: SMD's two-stage runs need other budgets). Rows run concurrently
-with ``--jobs`` (several small models share one GPU well).
+its own scales (:attr:`Table.scales`: SMD's two-stage runs need other budgets). Each row runs with
+several seeds (:data:`DEFAULT_SEEDS`: 3 at ``mini``, where one seed cannot separate the rows) and the
+table reports mean ± std over them; the table's claims (:mod:`.claims`) are checked on those. Rows and
+seeds run concurrently with ``--jobs`` (several small models share one GPU well).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
+from demvae.evaluation.baseline import LABEL as BASELINE
 from demvae.evaluation.conventions import conventions_markdown
 from demvae.evaluation.tables import side_by_side
+from demvae.reproduce.claims import Cell, claims_markdown
 from demvae.reproduce.tables import TABLES, Table
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -46,6 +50,9 @@ SCALES: dict[str, dict[str, Any]] = {
     "paper": {"config": {"train": {"progress": False, "max_steps": 40000}},
               "eval": {"is_samples": 500, "n_prior_samples": 40000}},
 }
+DEFAULT_SEEDS = {"smoke": 1, "mini": 3, "paper": 1}
+"""Seeds per row when ``--seeds`` is not given: at ``mini`` a difference of 0.05 homogeneity or 1 BLEU is
+within one seed's noise; ``paper`` runs cost hours each."""
 
 
 @dataclass
@@ -127,7 +134,8 @@ def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, 
                 if beta is not None:
                     overrides = merge(overrides, {"objective": {"beta": beta}})
                     slug += f"-beta{beta:g}"
-                eval_options = dict(scale_spec(scale, table)["eval"], device=device, data_dir=data_dir)
+                eval_options = dict(scale_spec(scale, table)["eval"], device=device, data_dir=data_dir,
+                                    baseline=row.label == table.baseline_of)
                 if table.full_test:
                     limits = overrides.get("data", {}).get("max_examples", {})
                     eval_options["max_examples"] = {k: v for k, v in limits.items() if k != "test"}
@@ -158,27 +166,65 @@ def execute(jobs: list[Job], n_jobs: int) -> list[dict[str, Any]]:
         return list(pool.map(run_job, jobs))
 
 
-def aggregate(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Mean and sample standard deviation over seeds, per row and metric."""
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for row in table.rows:
-        mine = [r for r in rows if r["label"] == row.label]
-        out[row.label] = {}
-        for metric in table.metrics:
-            values = [r[metric] for r in mine if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
-            if values:
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                out[row.label][metric] = (statistics.fmean(values), spread)
+def _cell(values: list[Any]) -> Cell | None:
+    values = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if not values:
+        return None
+    return Cell(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+
+
+def _baseline_rows(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lexical baseline as rows of its own, one per seed: the ``baseline_*`` values of the
+    :attr:`Table.baseline_of` row's runs under the codes' metric names (``baseline_homog_act`` -> ``homog_act``)."""
+    prefix = "baseline_"
+    return [{"label": BASELINE, "seed": r["seed"],
+             **{k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix) and k != "baseline_clusters"}}
+            for r in rows if r["label"] == table.baseline_of and "baseline_clusters" in r]
+
+
+def seed_stats(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, Cell]]:
+    """Mean, sample standard deviation and number of seeds per row and metric (the table's and those its
+    claims read), the lexical baseline's row included where the table has one."""
+    metrics = list(dict.fromkeys([*table.metrics, *(m for c in table.claims for _, m in c.reads)]))
+    rows = rows + _baseline_rows(table, rows)
+    labels = [r.label for r in table.rows] + ([BASELINE] if any(r["label"] == BASELINE for r in rows) else [])
+    out: dict[str, dict[str, Cell]] = {}
+    for label in labels:
+        mine = [r for r in rows if r["label"] == label]
+        cells = {m: _cell([r.get(m) for r in mine]) for m in metrics}
+        out[label] = {m: c for m, c in cells.items() if c is not None}
     return out
+
+
+def _pairs(table: Table, stats: dict[str, dict[str, Cell]]) -> dict[str, dict[str, tuple[float, float]]]:
+    return {label: {m: (c.mean, c.std) for m, c in cells.items() if m in table.metrics}
+            for label, cells in stats.items()}
+
+
+def aggregate(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and sample standard deviation over seeds, per row (the baseline's included) and metric of the table."""
+    return _pairs(table, seed_stats(table, rows))
+
+
+def _baseline_note(table: Table, rows: list[dict[str, Any]]) -> list[str]:
+    sizes = sorted({r["baseline_clusters"] for r in rows if r["label"] == table.baseline_of
+                    and "baseline_clusters" in r})
+    if not sizes:
+        return []
+    return [f"{BASELINE}: k-means with {' / '.join(map(str, sizes))} clusters ({table.baseline_of}'s K^M joint "
+            "codes, capped as the Baseline convention says) on TF-IDF + LSA vectors of the sentences, fitted on the "
+            "train split, once per seed. Not a model of the paper: it shows where the codes beat surface clustering "
+            "of the words and where they do not.", ""]
 
 
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
                   wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
-    agg = aggregate(table, rows)
+    stats = seed_stats(table, rows)
+    agg = _pairs(table, stats)
     paper = {r.label: r.paper for r in table.rows}
     md = [f"# {table.title} — scale `{scale}`, {seeds} seed(s)", "",
           f"Wall time {wall:.0f} s. Each cell: paper | ours (mean ± std over seeds) | ours − paper.", "",
-          side_by_side(agg, paper, list(table.metrics)), ""]
+          side_by_side(agg, paper, list(table.metrics)), "", *_baseline_note(table, rows)]
     if beta_choice:
         md += ["## β chosen on the validation split (reconstruction BLEU, as the paper chose by BLEU/rPPL)", ""]
         for label, grid in beta_choice.items():
@@ -194,7 +240,10 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
         md.append("")
     if table.notes:
         md += ["## This table", "", table.notes]
-    md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else [])))
+    baseline = ["baseline_"] if BASELINE in stats else []
+    md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else []) + baseline))
+    if table.claims:
+        md += ["", claims_markdown(table.claims, stats)]
     path = out / "results.md"
     path.write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"table": table.name, "scale": scale, "rows": rows}, indent=1,
@@ -224,12 +273,13 @@ def place(jobs: list[Job], devices: list[str]) -> list[Job]:
     return jobs
 
 
-def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 1, out: str | Path | None = None,
-              data_dir: str | None = None, corpus: str | None = None, extra: dict[str, Any] | None = None,
-              device: str = "auto", beta_grid: tuple[float, ...] = (), only: tuple[str, ...] = ()) -> Path:
-    """``device``: one device, ``auto``, or a comma-separated list (``cuda:0,cuda:1``) to spread the
-    rows over; ``auto`` on a machine with GPUs uses all of them. ``only``: a subset of the rows, by
-    config name (``gm-vae``) or label (``GM-VAE``)."""
+def reproduce(table_name: str, scale: str = "mini", seeds: int | None = None, jobs: int = 1,
+              out: str | Path | None = None, data_dir: str | None = None, corpus: str | None = None,
+              extra: dict[str, Any] | None = None, device: str = "auto", beta_grid: tuple[float, ...] = (),
+              only: tuple[str, ...] = ()) -> Path:
+    """``seeds``: per row (None: the scale's :data:`DEFAULT_SEEDS`). ``device``: one device, ``auto``, or a
+    comma-separated list (``cuda:0,cuda:1``) to spread the rows over; ``auto`` on a machine with GPUs uses all
+    of them. ``only``: a subset of the rows, by config name (``gm-vae``) or label (``GM-VAE``)."""
     import time
 
     if table_name not in TABLES:
@@ -237,6 +287,9 @@ def reproduce(table_name: str, scale: str = "mini", seeds: int = 1, jobs: int = 
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     table = TABLES[table_name]
+    seeds = DEFAULT_SEEDS[scale] if seeds is None else seeds
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
     if only:
         names = {r.config.split("/")[-1] for r in table.rows} | {r.label for r in table.rows}
         unknown = sorted(set(only) - names)

@@ -1,14 +1,23 @@
 """The paper's tables: which config trains each row, which metrics are reported, the paper's numbers.
 
 Numbers from the paper as cleaned in shared/docs/reference-implementation.md §6.3 (Table 2's act/em
-pairs except DI-VAE's are an uncertain reading of the garbled PDF; they are marked there).
+pairs except DI-VAE's are an uncertain reading of the garbled PDF; they are marked there). Each table
+declares the paper's qualitative claims about it (:mod:`demvae.reproduce.claims`), checked on our rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from demvae.evaluation.baseline import LABEL as BASELINE
+from demvae.reproduce.claims import Claim, above, all_of, at_most, below, exceeds, highest
+
 NAN = float("nan")
+MI_NEAR_ZERO = 0.05
+"""Nats per variable: "MI near 0" (the paper's collapsed rows print 0.00; its smallest non-collapsed MI is
+β-GM-VAE β=0.5's 0.024 in Table 7, which it counts as a partial recovery through Var)."""
+VAR_NEAR_ZERO = 0.5
+""""Var near 0": the paper's collapsed rows have 0.00-0.10, its partial recoveries 1.57 and more."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,11 @@ class Table:
     notes: str = ""
     """How the table's runs are set up, for results.md's ``## This table`` (the metrics' conventions are
     :mod:`demvae.evaluation.conventions`')."""
+    claims: tuple[Claim, ...] = ()
+    """The paper's qualitative claims about the table, on the rows' labels and metric keys."""
+    baseline_of: str | None = None
+    """The row whose joint codes (K^M) set the clusters of the lexical baseline row
+    (:data:`~demvae.evaluation.baseline.LABEL`); None: no baseline row."""
 
 
 def _row(label, config, metrics, values):
@@ -58,6 +72,18 @@ PTB_TABLE1 = Table(
         ("DGM-VAE", "dgm-vae", (257.68, 8.17, 0.19, 104.26, 41.48, 4.76, 787.03, 0.22)),
         ("DGM-VAE+Lmi", "dgm-vae-mi", (247.37, 8.67, 0.18, 105.73, 25.48, 19.73, 203.34, 0.91)),
     ]),
+    claims=(
+        all_of("GM-VAE collapses (Var and MI near 0)", at_most("GM-VAE", "param_var", VAR_NEAR_ZERO),
+               at_most("GM-VAE", "mutual_info", MI_NEAR_ZERO)),
+        all_of("DGM-VAE does not collapse (Var and MI above near-0)", exceeds("DGM-VAE", "param_var", VAR_NEAR_ZERO),
+               exceeds("DGM-VAE", "mutual_info", MI_NEAR_ZERO)),
+        all_of("DGM-VAE has a higher BLEU than GM-VAE and VAE", above("DGM-VAE", "GM-VAE", "bleu"),
+               above("DGM-VAE", "VAE", "bleu")),
+        all_of("DGM-VAE has a lower rPPL than GM-VAE and VAE", below("DGM-VAE", "GM-VAE", "rppl"),
+               below("DGM-VAE", "VAE", "rppl")),
+        above("GM-VAE+Lmi", "GM-VAE", "mutual_info", "Lmi raises GM-VAE's MI"),
+        above("DGM-VAE+Lmi", "DGM-VAE", "mutual_info", "Lmi raises DGM-VAE's MI"),
+    ),
 )
 
 T7 = ("nll", "bleu", "mutual_info", "param_var", "kl_c", "kl_z")
@@ -73,6 +99,16 @@ PTB_TABLE7 = Table(
         ("β-GM-VAE β=0.9", "beta-gm-vae-0.9", (100.05, 1.78, 0.00, 0.10, 0.44, 1.52)),
         ("DGM-VAE", "dgm-vae", (104.26, 8.17, 0.22, 787.03, 4.76, 41.48)),
     ]),
+    claims=(
+        *(all_of(f"{row} collapses (Var and MI near 0)", at_most(row, "param_var", VAR_NEAR_ZERO),
+                 at_most(row, "mutual_info", MI_NEAR_ZERO)) for row in ("GM-VAE", "+aggressive")),
+        *(all_of(f"{row} partly recovers (Var above GM-VAE's, below DGM-VAE's)", above(row, "GM-VAE", "param_var"),
+                 below(row, "DGM-VAE", "param_var"))
+          for row in ("+FB (λc=5, λz=10)", "β-GM-VAE β=0.1", "β-GM-VAE β=0.5")),
+        *(highest(("DGM-VAE",), ("GM-VAE", "+aggressive", "+FB (λc=5, λz=10)", "β-GM-VAE β=0.1", "β-GM-VAE β=0.5",
+                                 "β-GM-VAE β=0.9"), metric, f"DGM-VAE has the highest {name}")
+          for metric, name in (("bleu", "BLEU"), ("param_var", "Var"))),
+    ),
 )
 
 T2 = ("mutual_info", "bleu", "homog_act", "homog_emotion", "v_measure_act", "v_measure_emotion",
@@ -91,6 +127,16 @@ DD_TABLE2 = Table(
         ("DGM-VAE+Lmi", "dgm-vae-mi", (1.32, 7.39, 0.23, 0.16)),
     ]),
     full_test=True,
+    claims=(
+        highest(("DGM-VAE", "DGM-VAE+Lmi"), ("DI-VAE", "semi-VAE", "semi-VAE+Lmi", "GM-VAE", "GM-VAE+Lmi"), "bleu",
+                "DGM-VAE (± Lmi) has the highest BLEU"),
+        highest(("DGM-VAE+Lmi",), ("DI-VAE", "semi-VAE", "semi-VAE+Lmi", "GM-VAE", "GM-VAE+Lmi", "DGM-VAE"),
+                "homog_act", "DGM-VAE+Lmi has the highest act homogeneity among the unsupervised models"),
+        *(above("DGM-VAE+Lmi", BASELINE, f"homog_{label}",
+                f"(ours, not the paper's) DGM-VAE+Lmi's codes are more {label}-homogeneous than the lexical baseline")
+          for label in ("act", "emotion")),
+    ),
+    baseline_of="DGM-VAE+Lmi",
     notes=("`control_recovery`, `control_agree_act`, `control_agree_emotion` are not the paper's: sentences "
            "generated from each code by the library's default procedure (named in each metrics file's "
            "`control.procedure`), re-encoded (code "
@@ -98,7 +144,8 @@ DD_TABLE2 = Table(
            "ceiling and chance are in its metrics file)."),
 )
 
-T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var", "homog_act", "homog_emotion")
+T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "param_var", "homog_act", "homog_emotion",
+      "v_measure_act", "v_measure_emotion")
 DD_TABLE6 = Table(
     "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
     ("posterior", "nll", "clusters"),
@@ -108,6 +155,15 @@ DD_TABLE6 = Table(
         ("DCM-VAE", "dcm-vae", (48.78, 0.80, 0.73, NAN, NAN, 139.16)),
     ]),
     full_test=True,
+    claims=(
+        above("DCM-VAE", "CM-VAE", "acc_emotion", "DCM-VAE's emotion accuracy is above CM-VAE's"),
+        all_of("CM-VAE's Var is near 0 while DCM-VAE's is not", at_most("CM-VAE", "param_var", VAR_NEAR_ZERO),
+               exceeds("DCM-VAE", "param_var", VAR_NEAR_ZERO)),
+        *(above("DCM-VAE", BASELINE, f"homog_{label}",
+                f"(ours, not the paper's) DCM-VAE's codes are more {label}-homogeneous than the lexical baseline")
+          for label in ("act", "emotion")),
+    ),
+    baseline_of="DCM-VAE",
 )
 
 T3 = ("response_bleu", "response_embedding_average", "response_embedding_extrema", "response_embedding_greedy")
@@ -154,7 +210,7 @@ SMD_NOTES = """\
 SMD_TABLE3 = Table(
     "smd-table3", "Table 3: interpretable dialog generation on SMD (two-stage: sentence VAE, then policy + decoder)",
     "smd", T3,
-    ("responses",),
+    ("responses", "clusters"),
     tuple(_row(label, f"smd/{cfg}", T3, vals) for label, cfg, vals in [
         ("DI-VAE", "di-vae", (7.06, 76.17, 43.98, 60.92)),
         ("DGM-VAE+Lmi", "dgm-vae-mi", (10.16, 78.93, 48.14, 64.87)),
@@ -162,6 +218,13 @@ SMD_TABLE3 = Table(
     full_test=True,
     scales=SMD_SCALES,
     notes=SMD_NOTES,
+    claims=(
+        above("DGM-VAE+Lmi", "DI-VAE", "response_bleu", "DGM-VAE+Lmi's response BLEU is above DI-VAE's"),
+        all_of("DGM-VAE+Lmi is above DI-VAE on the three embedding metrics",
+               *(above("DGM-VAE+Lmi", "DI-VAE", f"response_embedding_{m}") for m in ("average", "extrema", "greedy"))),
+        exceeds("DGM-VAE+Lmi", "codes_used", 1, "DGM-VAE+Lmi uses more than one code (its stage-1 codes of the test "
+                                                "responses)"),
+    ),
 )
 
 TABLES = {t.name: t for t in (PTB_TABLE1, PTB_TABLE7, DD_TABLE2, DD_TABLE6, SMD_TABLE3)}
