@@ -37,14 +37,14 @@ def study(run_dir: Path, n_contexts: int, top: int, z_choice: str, seed: int, da
     n_contexts = min(n_contexts, len(split))
     torch.manual_seed(seed)
     t = time.perf_counter()
-    rows = []
-    for i in range(n_contexts):
-        log_policy = model.policy_probs(split.batch([i]).to(model.device))[0].log()  # [M, K]
-        codes, probs = top_codes(log_policy, top)  # [n, M], [n]
-        out = model.respond(split.batch([i] * codes.shape[0]).to(model.device), codes=codes, z_choice=z_choice)
-        responses = [vocab.decode(ids) for ids in out.ids.cpu().tolist()]
-        rows.append({"context": i, "codes": codes.cpu().tolist(), "probs": probs.cpu().tolist(),
-                     "responses": [" ".join(r) for r in responses]})
+    # one batch for every context's policy, one for every (context, code) response
+    log_policy = model.policy_probs(split.batch(list(range(n_contexts))).to(model.device)).log()  # [N, M, K]
+    chosen = [top_codes(lp, top) for lp in log_policy]  # per context: codes [n, M], probabilities [n]
+    index = [i for i, (codes, _) in enumerate(chosen) for _ in range(codes.shape[0])]
+    out = model.respond(split.batch(index).to(model.device), codes=torch.cat([c for c, _ in chosen]), z_choice=z_choice)
+    responses = iter(" ".join(vocab.decode(ids)) for ids in out.ids.cpu().tolist())
+    rows = [{"context": i, "codes": codes.cpu().tolist(), "probs": probs.cpu().tolist(),
+             "responses": [next(responses) for _ in range(codes.shape[0])]} for i, (codes, probs) in enumerate(chosen)]
     seconds = time.perf_counter() - t
     # re-encode every response with the frozen stage 1 (the sentence VAE the codes come from)
     sentences = [Example(tuple(r.split())) for row in rows for r in row["responses"]]
@@ -63,7 +63,7 @@ def study(run_dir: Path, n_contexts: int, top: int, z_choice: str, seed: int, da
         "recovery_joint_top1": float(hit[first].all(-1).float().mean()),
         "recovery_joint_others": float(hit[~first].all(-1).float().mean()) if (~first).any() else float("nan"),
         "seconds_per_1000_responses": 1000 * seconds / len(sentences),
-        "examples": [{"context": [" ".join(tn) for tn in turns[row["context"]]], **row} for row in rows[:3]],
+        "examples": [{**row, "turns": [" ".join(tn) for tn in turns[row["context"]]]} for row in rows[:3]],
     }
 
 
@@ -88,7 +88,7 @@ def main() -> None:
               f"{r['seconds_per_1000_responses']:.1f} |")
     for r in results:
         for ex in r["examples"]:
-            print("\ncontext: " + " / ".join(ex["context"][-2:]))
+            print("\ncontext: " + " / ".join(ex["turns"][-2:]))
             for code, p, resp in zip(ex["codes"], ex["probs"], ex["responses"]):
                 print(f"  {'-'.join(map(str, code))}  p={p:.3f}  {resp}")
     if args.json:
