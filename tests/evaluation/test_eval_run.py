@@ -34,13 +34,14 @@ def dgm_results(dgm_run):
 
 def test_every_metric_is_finite(dgm_results):
     r = dgm_results
-    for key in ("rppl", "bleu", "sacrebleu", "wkl", "wkl_paper", "nll", "kl_z", "kl_c", "param_var",
+    for key in ("rppl", "rppl_real", "bleu", "sacrebleu", "wkl", "wkl_paper", "nll", "kl_z", "kl_c", "param_var",
                 "mutual_info", "rec", "neg_elbo", "dispersion", "ppl", "is_ppl", "is_nll_se", "is_ppl_words"):
         assert key in r, key
         assert isinstance(r[key], (int, float)) and math.isfinite(r[key]), (key, r[key])
     assert r["model"] == "dgm-vae" and r["split"] == "test"
     assert r["is_n_sentences"] == 60
     assert r["rppl"] > 1 and 0 <= r["bleu"] <= 100 and r["wkl"] >= 0
+    assert r["rppl_real"] > 1 and r["rppl_real_train_sentences"] == r["rppl_train_sentences"]  # the same LM budget
     assert set(r["homogeneity"]) == {"intent", "style"}
     for scores in r["homogeneity"].values():
         assert all(math.isfinite(v) for v in scores.values())

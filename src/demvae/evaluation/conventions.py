@@ -37,6 +37,9 @@ CONVENTIONS: tuple[Convention, ...] = (
                "`demvae.evaluation.rppl.RPPL_RECIPE`) trained on the prior samples (greedy decoding for latent "
                "models, as the paper) and measured on the real test split, with the evaluated model's vocabulary. "
                "The paper used an external AWD-LSTM, so absolute values differ."),
+    Convention("rPPL real", ("rppl_real",), "the same LM recipe and budget trained on as many real train sentences "
+               "(a seeded draw) as the prior samples: the rPPL that perfect samples would get at this budget, so a "
+               "model's rPPL is read against it (a collapsed model's samples stay far above it)."),
     Convention("wKL", ("wkl",), "KL(P_gen ‖ P_train) of unigram frequencies; the column is our add-α-smoothed "
                "variant (generated-only words count); the original's variant (which skips them) is `wkl_paper` in "
                "each run's metrics file."),

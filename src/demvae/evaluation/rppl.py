@@ -62,9 +62,10 @@ def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Voca
 
 
 def real_data_anchor(train_sentences: list[list[str]], n: int, test: EncodedSplit, vocab: Vocab,
-                     max_steps: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, float]:
+                     max_steps: int | None = None, device: str = "auto", seed: int = 0,
+                     amp: bool | str = "auto") -> dict[str, float]:
     """:func:`reverse_perplexity` of ``n`` real train sentences (a seeded draw; all of them if fewer): the
     upper anchor of rPPL at the same LM budget. Keys ``rppl_real``, ``rppl_real_nll``, ``rppl_real_train_sentences``."""
     chosen = random.Random(seed).sample(train_sentences, min(n, len(train_sentences)))
-    out = reverse_perplexity(chosen, test, vocab, max_steps=max_steps, device=device, seed=seed)
+    out = reverse_perplexity(chosen, test, vocab, max_steps=max_steps, device=device, seed=seed, amp=amp)
     return {key.replace("rppl", "rppl_real", 1): value for key, value in out.items()}

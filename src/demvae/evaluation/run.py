@@ -62,7 +62,7 @@ from demvae.evaluation.responses import (
     response_bleu,
     response_embedding_scores,
 )
-from demvae.evaluation.rppl import RPPL_RECIPE, reverse_perplexity
+from demvae.evaluation.rppl import RPPL_RECIPE, real_data_anchor, reverse_perplexity
 from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
 from demvae.models.generation import DEFAULT, Procedure
@@ -295,8 +295,9 @@ def _prior(model, data, split, vocab, sizes, device, seed, precision: str) -> di
     train_refs = references(data.splits["train"], vocab)
     out = {"wkl": word_kl(samples, train_refs, variant="smoothed"), "wkl_paper": word_kl(samples, train_refs, "paper"),
            "prior_examples": [" ".join(s) for s in samples[:10]]}
-    out.update(reverse_perplexity(samples, split, vocab, max_steps=sizes["rppl_steps"], device=str(device), seed=seed,
-                                  amp=precision == "bf16"))
+    lm = {"max_steps": sizes["rppl_steps"], "device": str(device), "seed": seed, "amp": precision == "bf16"}
+    out.update(reverse_perplexity(samples, split, vocab, **lm))
+    out.update(real_data_anchor(train_refs, len(samples), split, vocab, **lm))  # what real sentences score
     return out
 
 

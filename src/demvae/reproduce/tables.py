@@ -54,7 +54,7 @@ def _row(label, config, metrics, values):
     return Row(label, config, {m: v for m, v in zip(metrics, values) if v == v})
 
 
-T1 = ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info")
+T1 = ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info", "rppl_real")
 PTB_TABLE1 = Table(
     "ptb-table1", "Table 1: language generation on PTB", "ptb", T1,
     ("posterior", "nll", "bleu", "prior"),
