@@ -32,6 +32,8 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "data/corpora/__init__.py": ("train", "eval", "clusters", "report", "reproduce", "sample", "data stats"),
     "data/fingerprint.py": ("eval", "clusters", "report", "sample", "train"),
     "device.py": ("train", "sample", "encode", "clusters", "respond", "eval", "reproduce", "report", "demo"),
+    "device.py:resolve_precision": ("train", "reproduce"),  # its default hint; eval passes its own (--precision)
+    "evaluation/run.py:evaluate_run": ("eval",),  # --precision bf16 refused: only eval takes a precision
     "evaluation/run.py:metrics_path": ("eval", "reproduce", "demo"),
     "report/demo.py:run_demo": ("demo",),
     "runs.py:size_warning": ("train",),

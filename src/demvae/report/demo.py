@@ -121,7 +121,7 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         "sentences among a code's 20; distinct-2: distinct word bigrams over all bigrams. Agreement: share a "
         "classifier (trained on the gold train split) gives the code's majority label; ceiling = the codes' purity, "
         "chance = the largest label's share.",
-        f"{DEFAULT.label} (the default of sample --code and clusters): "
+        f"{DEFAULT.label} (the default of `demvae sample` for a code and of `demvae clusters`): "
         f"{DEFAULT.describe().removeprefix('generation procedure: ')}; prior: z ~ p(z|code), as the paper generates.",
         "",
         f"What {run_dirs[0].name} found:",
