@@ -367,7 +367,7 @@ def eval_(
                                              "another run's files; an existing file that is not a metrics file is "
                                              "replaced only with --force.")] = None,
     procedure: Annotated[str, typer.Option(help="The control group's generation procedure: rerank, nucleus, "
-                                           "aggregate, prior (the paper's) or mode (as `demvae sample` describes them).")]
+                                           "aggregate, prior (the paper's) or mode (see `demvae sample`).")]
     = "rerank",
     temperature: Annotated[float | None, typer.Option(min=0, help="Its temperature (default 0 for rerank and "
                                                       "nucleus, 0.5 for aggregate, 1 for prior).")] = None,
