@@ -36,7 +36,7 @@ class Table:
     eval_groups: tuple[str, ...]
     rows: tuple[Row, ...]
     full_test: bool = False
-    """Evaluate on the whole test split at every scale (cheap metrics; homogeneity needs many examples)."""
+    """Evaluate on the whole test split at every scale but ``smoke`` (homogeneity needs many examples)."""
     scales: dict[str, dict] = field(default_factory=dict)
     """The table's own scales (``{scale: {"config": ..., "eval": ...}}``), replacing the shared ones of
     :data:`demvae.reproduce.run.SCALES` where a table's runs need other budgets (SMD's two stages)."""
