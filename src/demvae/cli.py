@@ -147,6 +147,8 @@ def train(
             if warning:
                 warnings.warn(warning, DemvaeWarning, stacklevel=1)
             run_dir = runs.train(cfg, out, force=force)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
+            typer.echo(runs.summary(run_dir))  # inside: a Ctrl-C while it is written still says how to resume
     except Interrupted as exc:  # the first Ctrl-C: the step finished and a checkpoint was written
         typer.echo(f"interrupted at step {exc.step}; the training state is saved in {exc.run_dir}/last\n"
                    f"resume with: demvae train --resume {exc.run_dir}", err=True)
@@ -161,8 +163,6 @@ def train(
             raise
         again = f"resume with `demvae train --resume {target}`"
         raise DemvaeError(_os_message(exc, set(), again)) from None
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
-        typer.echo(runs.summary(run_dir))
 
 
 def _emit(batches: Iterable[list[str]], out: Path | None) -> None:
