@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 
 import pytest
 import torch
+from cli_checks import one_error
 
 from demvae.training import state_file
 
-SMALL = ["--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}", "--set", "model.embed_dim=16",
-         "--set", "model.hidden_size=16", "--set", "train.progress=false", "--device", "cpu",
-         "--set", "train.threads=1", "--set", "train.eval_every=4"]
 MORE = ("--set", "train.max_steps=12")
 
 
@@ -30,29 +27,9 @@ class RunsACommand:
         return os.system, (f"touch {self.marker}",)
 
 
-def one_error(rc, err, *needles):
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), (rc, err)
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from demvae.cli import main
-
-    out = tmp_path_factory.mktemp("ckpt") / "run"
-    argv = sys.argv
-    sys.argv = ["demvae", "train", "--config", "builtin/dgm-vae", *SMALL, "--set", "train.max_steps=8", "--out",
-                str(out)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = argv
-    return out
+def run(small_run):
+    return small_run  # (tests/cli/conftest.py)
 
 
 @pytest.fixture
@@ -76,26 +53,26 @@ def test_a_crafted_pickle_runs_no_command(run_main, copy, tmp_path, name):
     torch.save({"optimizer": RunsACommand(marker), "rng": {}}, copy / "last" / name)
     rc, out, err = run_main("train", "--resume", copy, *MORE)
     assert not marker.exists(), "resume ran a command from the run folder"
-    one_error(rc, err, name, "train --force --out")
+    one_error(rc, out, err, name, "train --force --out")
 
 
 def test_a_corrupt_optimizer_state_is_one_error(run_main, copy):
     path = copy / "last" / "optimizer.safetensors"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     rc, out, err = run_main("train", "--resume", copy, *MORE)
-    one_error(rc, err, "optimizer.safetensors", "not a training state")
+    one_error(rc, out, err, "optimizer.safetensors", "not a training state")
 
 
 def test_a_missing_optimizer_state_is_one_error(run_main, copy):
     (copy / "last" / "optimizer.safetensors").unlink()
-    one_error(*run_main("train", "--resume", copy, *MORE)[::2], "missing", "optimizer.safetensors")
+    one_error(*run_main("train", "--resume", copy, *MORE), "missing", "optimizer.safetensors")
 
 
 @pytest.mark.parametrize("content", ["{\"step\": 3", "{\"epoch\": 1}", "[1, 2]", "\xff"])
 def test_a_corrupt_trainer_state_is_one_error(run_main, copy, content):
     (copy / "last" / "trainer_state.json").write_text(content, encoding="latin-1")
     rc, out, err = run_main("train", "--resume", copy, *MORE)
-    one_error(rc, err, "trainer_state.json", "not a trainer state")
+    one_error(rc, out, err, "trainer_state.json", "not a trainer state")
 
 
 def test_another_models_optimizer_state_is_one_error(run_main, copy):
@@ -103,7 +80,7 @@ def test_another_models_optimizer_state_is_one_error(run_main, copy):
     optimizer_state, rng = state_file.read(copy / "last" / "optimizer.safetensors")
     optimizer_state["param_groups"][0]["params"] = optimizer_state["param_groups"][0]["params"][:3]
     state_file.write(copy / "last" / "optimizer.safetensors", optimizer_state, rng)
-    one_error(*run_main("train", "--resume", copy, *MORE)[::2], "does not match")
+    one_error(*run_main("train", "--resume", copy, *MORE), "does not match")
 
 
 def test_an_older_runs_optimizer_pt_still_resumes(run_main, copy, tmp_path):

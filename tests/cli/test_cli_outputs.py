@@ -5,36 +5,22 @@ line per input line, ``sample`` one per sentence (row 10)."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import typer
+from cli_checks import one_error, snapshot
 
 from demvae.models import TextVAE
 
 SMALL = ["--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}", "--set", "model.embed_dim=16",
          "--set", "model.hidden_size=16", "--set", "train.progress=false", "--device", "cpu",
          "--set", "train.threads=1", "--set", "train.max_steps=4", "--set", "train.eval_every=2"]
-
-
-def one_error(rc, out, err, *needles):
-    assert rc == 2, (rc, out, err)
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ would fail, since the tests may run as root, whom permission bits do not stop.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import random
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_checks import one_error, snapshot
 
 import demvae
 from demvae.training.run_folder import RunLock
@@ -32,21 +32,6 @@ SMALL = ["--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}", "--set
          "--set", "train.threads=1"]
 
 
-def one_error(rc, out, err, *needles, code=2):
-    assert rc == code, (rc, out, err)
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file of a folder with its content hash (to show a failure changed nothing)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
-
-
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("DEMVAE_DATA", raising=False)
@@ -54,21 +39,8 @@ def _isolated(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A small finished run (the module's tests copy it before changing anything)."""
-    from demvae.cli import main
-
-    out = tmp_path_factory.mktemp("robust") / "run"
-    argv = sys.argv
-    sys.argv = ["demvae", "train", "--config", "builtin/dgm-vae", *SMALL, "--set", "train.max_steps=8",
-                "--set", "train.eval_every=4", "--out", str(out)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = argv
-    return out
+def run(small_run):
+    return small_run  # (tests/cli/conftest.py)
 
 
 @pytest.fixture
