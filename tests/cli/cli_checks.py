@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 
@@ -14,6 +15,21 @@ def one_error(rc, out, err, *needles, code=2):
     assert "Traceback" not in out + err
     for needle in needles:
         assert needle in lines[0], (needle, err)
+
+
+def train_in_process(out: Path, *args: str) -> Path:
+    """``demvae train ARGS --out OUT`` through the console script's ``main``, in this process; it must succeed."""
+    from demvae.cli import main
+
+    argv = sys.argv
+    sys.argv = ["demvae", "train", *args, "--out", str(out)]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = argv
+    return out
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-SMALL_RUN = ["train", "--config", "builtin/dgm-vae", "--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}",
+SMALL_RUN = ["--config", "builtin/dgm-vae", "--set", "data.options={n_train: 120, n_valid: 60, n_test: 60}",
              "--set", "model.embed_dim=16", "--set", "model.hidden_size=16", "--set", "train.progress=false",
              "--device", "cpu", "--set", "train.threads=1", "--set", "train.max_steps=8", "--set", "train.eval_every=4"]
 
@@ -15,15 +13,6 @@ SMALL_RUN = ["train", "--config", "builtin/dgm-vae", "--set", "data.options={n_t
 def small_run(tmp_path_factory):
     """A small finished DGM-VAE run, trained in-process by the console script's ``main`` (8 steps, validations
     at 4 and 8); read-only: tests copy it before changing anything."""
-    from demvae.cli import main
+    from cli_checks import train_in_process
 
-    out = tmp_path_factory.mktemp("small") / "run"
-    argv = sys.argv
-    sys.argv = ["demvae", *SMALL_RUN, "--out", str(out)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = argv
-    return out
+    return train_in_process(tmp_path_factory.mktemp("small") / "run", *SMALL_RUN)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import sys
 import time
 
 import pytest
 import torch
 import typer
-from cli_checks import one_error, snapshot
+from cli_checks import one_error, snapshot, train_in_process
 
 from demvae.models import TextVAE
 
@@ -32,18 +31,7 @@ def _isolated(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny finished DGM-VAE run (never changed: the tests show that)."""
-    from demvae.cli import main
-
-    out = tmp_path_factory.mktemp("outputs") / "run"
-    argv = sys.argv
-    sys.argv = ["demvae", "train", "--config", "builtin/dgm-vae", *SMALL, "--out", str(out)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = argv
-    return out
+    return train_in_process(tmp_path_factory.mktemp("outputs") / "run", "--config", "builtin/dgm-vae", *SMALL)
 
 
 @pytest.fixture
