@@ -64,9 +64,10 @@ class ToyModel(torch.nn.Module):
     """The code of a sentence is its content word; generation writes ``please w<y> v<f>`` with y the code
     (``follow_code``) or y cycling 0..3 over the rows whatever the code, and f drawn from 0..n_fillers-1."""
 
-    def __init__(self, follow_code: bool = True, n_fillers: int = 10):
+    def __init__(self, follow_code: bool = True, n_fillers: int = 10, faithful_reconstruction: bool = True):
         super().__init__()
         self.follow_code, self.n_fillers = follow_code, n_fillers
+        self.faithful_reconstruction = faithful_reconstruction
         self.words = torch.tensor([VOCAB.id(f"w{y}") for y in range(N_LABELS)])
         self.fillers = torch.tensor([VOCAB.id(f"v{f}") for f in range(10)])
         self.device = torch.device("cpu")
@@ -84,6 +85,14 @@ class ToyModel(torch.nn.Module):
         filler = self.fillers[torch.randint(self.n_fillers, (n,))]
         return torch.stack([torch.full((n,), VOCAB.id("please")), self.words[y], filler,
                             torch.full((n,), EOS_ID)], -1)
+
+
+    def reconstruct(self, batch) -> torch.Tensor:
+        """The sentence itself (without ``<s>``), or with its content word replaced by ``w0``."""
+        ids = batch.tokens[:, 1:].clone()
+        if not self.faithful_reconstruction:
+            ids[:, 1] = self.words[0]
+        return ids
 
 
 def toy_sampler(model: ToyModel, codes: torch.Tensor) -> torch.Tensor:
@@ -115,6 +124,17 @@ def test_model_ignoring_its_code_scores_chance():
     assert r.recovery == 0.25
     assert r.labels["intent"].agreement == r.labels["intent"].chance == 0.25
     assert r.labels["intent"].ceiling == 1.0
+
+
+def test_per_variable_and_reconstruction_recovery_against_hand_counts():
+    r = score(ToyModel(), BALANCED)
+    assert r.variable_recovery == r.unfiltered_variable_recovery == [1.0, 1.0]
+    assert r.reconstruction_recovery == 1.0
+    # content words cycle 0..3 whatever the code: y = (y // 2, y % 2) matches each variable of a code in 2 of 4
+    ignoring = score(ToyModel(follow_code=False, faithful_reconstruction=False), BALANCED)
+    assert ignoring.variable_recovery == [0.5, 0.5] and ignoring.recovery == 0.25
+    # every reconstruction says w0, code (0, 0): only that code's 25 members of 100 come back
+    assert ignoring.reconstruction_recovery == 0.25
 
 
 def test_recovery_compares_codes_not_split_ranks():

@@ -8,6 +8,11 @@ posterior, words from the top-0.9 nucleus, the best of 4 such sentences by the m
 * **code recovery**: the share of generated sentences that, encoded again, get exactly ``c``; for a
   procedure that keeps the candidates the model's own encoder prefers (``rerank``) this is circular, and the
   **unfiltered recovery**, the same share among the candidates it chooses from, is reported beside it;
+* **per-variable recovery**: for each variable c_g alone, the share whose value of c_g comes back (of the
+  kept sentences and of the unfiltered candidates): which variables generation follows;
+* **reconstruction recovery**: the share of the code's own members whose greedy reconstruction from the
+  posterior mean encodes back to their code. Decoding from a sentence's own z is the easiest case, so this
+  bounds what any procedure that writes from z can recover without filtering;
 * per gold label (e.g. ``intent``), **agreement**: the share of generated sentences that a text
   classifier (TF-IDF + logistic regression, fitted on the gold *train* split only) gives the code's
   majority label among its split members;
@@ -158,6 +163,13 @@ class ControlResult:
     """Share of distinct sentences among each code's N, weighted by code size."""
     distinct_2: float
     """Distinct bigrams over all bigrams of each code's N sentences, weighted by code size."""
+    variable_recovery: list[float]
+    """Per variable c_g: the share of generated sentences whose c_g, encoded again, is their code's."""
+    unfiltered_variable_recovery: list[float]
+    """The same for the unfiltered candidates (= ``variable_recovery`` for a procedure that does not filter)."""
+    reconstruction_recovery: float
+    """The share of the scored codes' members whose greedy reconstruction (posterior mean) encodes back to
+    their code: the decoder's own round trip, an upper reference for unfiltered recovery."""
     labels: dict[str, LabelControl]
     """Per gold label (empty for an unlabelled corpus)."""
     codes: list[CodeControl]
@@ -195,12 +207,25 @@ def _generate(model: TextVAE, vocab: Vocab, sampler: CodeSampler, codes: np.ndar
     return out
 
 
-def _recovered(model: TextVAE, vocab: Vocab, generated: list[list[str]], source: np.ndarray, n: int,
-               max_len: int | None) -> np.ndarray:
-    """Per code [C], the share of its n generated sentences that encode back to it."""
-    regenerated = EncodedSplit.from_examples([Example(tuple(w)) for w in generated], vocab, max_len)
+def _matches(model: TextVAE, vocab: Vocab, sentences: list[list[str]], source: np.ndarray,
+             max_len: int | None) -> np.ndarray:
+    """[R, M] bool: which variables of each sentence's code, encoded again, equal its row of ``source``."""
+    encoded = EncodedSplit.from_examples([Example(tuple(w)) for w in sentences], vocab, max_len)
     # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
-    return (encode_codes(model, regenerated).codes == source).all(1).reshape(-1, n).mean(1)
+    return encode_codes(model, encoded).codes == source
+
+
+@torch.no_grad()
+def _reconstruction_matches(model: TextVAE, vocab: Vocab, split: EncodedSplit, members: np.ndarray,
+                            codes: np.ndarray, batch_size: int) -> np.ndarray:
+    """[R] bool: for the split's sentences ``members``, whether their greedy reconstruction encodes back to
+    their code (``codes`` [R, M])."""
+    model.eval()
+    out: list[list[str]] = []
+    for start in range(0, len(members), batch_size):
+        batch = split.batch(members[start:start + batch_size].tolist()).to(model.device)
+        out.extend(vocab.decode(ids) for ids in model.reconstruct(batch).cpu().tolist())
+    return _matches(model, vocab, out, codes, split.max_len).all(1)
 
 
 def control_scores(
@@ -228,13 +253,21 @@ def control_scores(
     chosen = chosen[np.argsort(-sizes[chosen], kind="stable")]  # largest first, ties by code id
     n = opts.n_per_code
     if chosen.size == 0:  # every code is rarer than min_share
-        return ControlResult(name, n, 0.0, float("nan"), float("nan"), float("nan"), float("nan"), {}, [])
+        nan = float("nan")
+        return ControlResult(name, n, 0.0, nan, nan, nan, nan, [], [], nan, {}, [])
     source = np.repeat(per_variable[first[chosen]], n, axis=0)  # [C·n, M] the code each sentence comes from
     generated = _generate(model, vocab, sampler, source, opts.batch_size, opts.seed)
-    recovered = _recovered(model, vocab, generated, source, n, split.max_len)  # [C]
-    recovered_unfiltered = recovered if unfiltered is None else _recovered(
-        model, vocab, _generate(model, vocab, unfiltered, source, opts.batch_size, opts.seed), source, n,
+    matches = _matches(model, vocab, generated, source, split.max_len)  # [C·n, M]
+    matches_unfiltered = matches if unfiltered is None else _matches(
+        model, vocab, _generate(model, vocab, unfiltered, source, opts.batch_size, opts.seed), source,
         split.max_len)
+    recovered = matches.all(1).reshape(-1, n).mean(1)  # [C]
+    recovered_unfiltered = matches_unfiltered.all(1).reshape(-1, n).mean(1)
+    per_sentence = np.repeat(sizes[chosen], n)  # the weight of each generated sentence: its code's size
+
+    members_all = np.concatenate([np.nonzero(joint == values[c])[0] for c in chosen])
+    round_trip = _reconstruction_matches(model, vocab, split, members_all, per_variable[members_all],
+                                         opts.batch_size)
 
     texts = [" ".join(w) for w in generated]
     split_texts = np.array([" ".join(w) for w in references(split, vocab)], dtype=object)
@@ -280,6 +313,9 @@ def control_scores(
         unfiltered_recovery=float(np.average(recovered_unfiltered, weights=sizes[chosen])),
         distinct=float(np.average([row.distinct for row in rows], weights=sizes[chosen])),
         distinct_2=float(np.average([row.distinct_2 for row in rows], weights=sizes[chosen])),
+        variable_recovery=np.average(matches, axis=0, weights=per_sentence).tolist(),
+        unfiltered_variable_recovery=np.average(matches_unfiltered, axis=0, weights=per_sentence).tolist(),
+        reconstruction_recovery=float(round_trip.mean()),
         labels=labels,
         codes=rows,
     )
@@ -294,6 +330,9 @@ def control_table(results: Mapping[str, ControlResult], title: str | None = None
         ("code recovery of the unfiltered candidates", lambda r: r.unfiltered_recovery),
         ("distinct sentences per code (share)", lambda r: r.distinct),
         ("distinct-2 (distinct bigrams / bigrams)", lambda r: r.distinct_2),
+        ("recovery per variable", lambda r: " ".join(f"{v:.2f}" for v in r.variable_recovery)),
+        ("recovery per variable, unfiltered", lambda r: " ".join(f"{v:.2f}" for v in r.unfiltered_variable_recovery)),
+        ("reconstruction recovery (members' round trip)", lambda r: r.reconstruction_recovery),
     ]
     labels = list(dict.fromkeys(k for r in results.values() for k in r.labels))
     for label in labels:

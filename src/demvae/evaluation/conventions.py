@@ -57,14 +57,17 @@ CONVENTIONS: tuple[Convention, ...] = (
                "scored like the codes; `baseline_clusters` is that number."),
     Convention("Accuracy", ("acc_", "majority_"), "argmax of each supervised variable's q(v|x) against its label; "
                "`majority_<label>` is the accuracy of always answering the commonest class."),
-    Convention("Code recovery", ("control_recovery", "control_recovery_unfiltered"),
+    Convention("Code recovery", ("control_recovery", "control_recovery_unfiltered", "control_recovery_reconstruction"),
                "`control` group: N sentences (default 20) generated from every code holding >= 1 % of the split "
                "by the generation procedure named in `control_procedure` (default `rerank-t0-p0.9`: z the mean of the "
                "code's aggregate posterior on train, words sampled from the top-0.9 nucleus, the best of 4 by q(c|x); "
                "`prior`: the paper's p(z|c), greedy decoding); the share that, encoded again, get exactly their "
                "code; weighted by code size. `rerank` keeps the candidate the model's own q(c|x) prefers, so its "
                "recovery is circular: `control_recovery_unfiltered` is that of the candidates it chooses from "
-               "(the same as `control_recovery` for the other procedures)."),
+               "(the same as `control_recovery` for the other procedures). `control_recovery_reconstruction`: the "
+               "share of the scored codes' members whose greedy reconstruction from the posterior mean encodes "
+               "back to their code, the decoder's own round trip (an upper reference for unfiltered recovery); "
+               "the metrics file also has the recovery of each variable alone (`variable_recovery`)."),
     Convention("Variety", ("control_distinct", "control_distinct_2"),
                "`control` group: per code, the share of distinct sentences among its N (`control_distinct`) and "
                "distinct-2, the distinct word bigrams over all word bigrams of its N sentences "

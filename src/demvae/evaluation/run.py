@@ -385,6 +385,7 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
         control = results["control"]
         row["control_recovery"] = control.get("recovery")
         row["control_recovery_unfiltered"] = control.get("unfiltered_recovery")
+        row["control_recovery_reconstruction"] = control.get("reconstruction_recovery")
         row["control_distinct"] = control.get("distinct")
         row["control_distinct_2"] = control.get("distinct_2")
         for label, scores in control.get("labels", {}).items():
@@ -396,7 +397,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered", "control_distinct",
+               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered", "control_recovery_reconstruction",
+               "control_distinct",
                "control_distinct_2")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
