@@ -240,11 +240,11 @@ def paper_table(rep: ReproductionData) -> PaperTable | None:
 
 _ENV = Environment(loader=PackageLoader("demvae.report", "templates"), autoescape=True, undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-_ENV.filters.update(number=number, inline=inline, percent=lambda v: f"{v:.0%}", title=metric_title)
+_ENV.filters.update(number=number, inline=inline, percent=lambda v: f"{v:.0%}")
 _ENV.tests["sortable"] = sortable
 _ENV.globals.update(card_facts=card_facts, steps_of=steps_of, code_columns=code_columns, paper_table=paper_table,
                     latent_uri=plots.latent_uri, thumbnail_uri=plots.latent_thumbnail_uri,
-                    training_uri=plots.training_uri, file_uri=plots.file_uri, MISSING=MISSING)
+                    training_uri=plots.training_uri, file_uri=plots.file_uri)
 
 
 def _static(name: str) -> Markup:
