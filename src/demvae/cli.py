@@ -330,8 +330,8 @@ def respond(
     from demvae.config import Z_CHOICES
     from demvae.device import resolve_device
     from demvae.evaluation.codes import parse_code
-    from demvae.report.respond import format_replies
-    from demvae.report.respond import respond as replies_for
+    from demvae.evaluation.respond import format_replies
+    from demvae.evaluation.respond import respond as replies_for
     from demvae.training import load_run
 
     if z not in Z_CHOICES:
@@ -483,7 +483,7 @@ def demo(
 ):
     """The main job: train a small DGM-VAE (+ the mutual-information term) on the built-in corpus and show what its
     codes found and how faithfully sentences generated from each code follow it."""
-    from demvae.report.demo import run_demo
+    from demvae.demo import run_demo
     from demvae.training.outputs import check_output
 
     try:

@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
+from demvae.evaluation.respond import parse_context, respond
 from demvae.models import top_codes
-from demvae.report.respond import parse_context, respond
 from demvae.training import load_run
 
 CONTEXT = "Find me a gas station. | There is a gas station 2 miles away."

@@ -35,7 +35,7 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "device.py:resolve_precision": ("train", "reproduce"),  # its default hint; eval passes its own (--precision)
     "evaluation/run.py:evaluate_run": ("eval",),  # --precision bf16 refused: only eval takes a precision
     "evaluation/run.py:metrics_path": ("eval", "reproduce", "demo"),
-    "report/demo.py:run_demo": ("demo",),
+    "demo.py:run_demo": ("demo",),
     "runs.py:size_warning": ("train",),
     "runs.py:resume": ("train", "reproduce"),
     "runs.py:train_or_reuse": ("reproduce", "demo"),

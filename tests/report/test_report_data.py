@@ -135,6 +135,41 @@ def test_code_summaries(loaded):
         assert (encode_codes(run.model, encoded).codes == np.array(s.code)).all()
 
 
+# --- reading and drawing ---------------------------------------------------------------------------------
+
+
+def test_collect_only_reads_the_run_folder(tiny_run, tmp_path):
+    """No model is loaded (there is none), nothing evaluated, no file written or changed."""
+    from demvae.report.collect import collect_run
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    (run / "model.safetensors").unlink()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    files = collect_run(run, "run")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert files.metrics == json.loads((run / "metrics-test.json").read_text())
+    assert files.measured is False  # it measured the model.safetensors that is gone
+    assert files.model == "dgm-vae" and files.history.best_step == read_history(run).best_step
+    assert collect_run(run, "run", split="valid").metrics is None  # no metrics-valid.json, and none computed
+
+
+def test_templates_and_static_files_ship_in_the_wheel():
+    """Every file the page is drawn from matches a package-data pattern of pyproject.toml."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import demvae
+
+    root = Path(demvae.__file__).parent
+    patterns = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    needed = [p.relative_to(root).as_posix() for folder in ("templates", "static")
+              for p in (root / "report" / folder).rglob("*") if p.is_file()]
+    assert len(needed) >= 4 and any(n.endswith(".css") for n in needed) and any(n.endswith(".js") for n in needed)
+    unshipped = [n for n in needed if not any(fnmatch.fnmatch(n, g.replace("**/", "*")) for g in patterns["demvae"])]
+    assert unshipped == []
+
+
 # --- pages -----------------------------------------------------------------------------------------------
 
 
@@ -164,7 +199,7 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     assert ">code recovery</th>" in page and ">intent agreement</th>" in page
     assert ">distinct</th>" in page and ">distinct-2</th>" in page
     assert "distinct sentences 0.550, distinct-2 0.450" in page
-    first_row = page.split('id="codes-0"')[1].split("<tbody><tr>")[1].split("</tr>")[0]
+    first_row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", page.split('id="codes-0"')[1], re.S).group(1)
     assert 'data-v="0.8125" class="num">81%<' in first_row and 'data-v="0.6875" class="num">69%<' in first_row
     assert 'data-v="0.25" class="num">25%<' in first_row and 'data-v="0.375" class="num">38%<' in first_row
     assert "metrics-test.json was missing" not in page
@@ -173,6 +208,7 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
 def test_metrics_of_an_earlier_model_are_not_shown_beside_a_resumed_one(tiny_run, tmp_path):
     """eval, then --resume to more steps, then report: the old metrics file is recognised as stale (resume
     marks one that does not say which model it measured) and the report evaluates again, saying so."""
+    from demvae.report.analysis import evaluate_if_needed
     from demvae.report.collect import collect_run
     from demvae.runs import resume
 
@@ -187,10 +223,12 @@ def test_metrics_of_an_earlier_model_are_not_shown_beside_a_resumed_one(tiny_run
     resume(run, {"train": {"max_steps": 40}})
     assert model_sha256(run) != before  # a better model was kept
     assert json.loads((run / "metrics-test.json").read_text()).get("model_sha256") == before  # marked on resume
+    files = collect_run(run, "run")
+    assert files.measured is False and files.metrics["model_sha256"] == before
     with pytest.warns(DemvaeWarning, match=r"metrics-test\.json measured an earlier model"):
-        data = collect_run(run, "run", device="cpu", max_codes=2)
-    assert data.metrics["model_sha256"] == model_sha256(run)
-    assert any("measured an earlier model" in note for note in data.notes)
+        metrics, notes = evaluate_if_needed(files, device="cpu")
+    assert metrics["model_sha256"] == model_sha256(run)
+    assert any("measured an earlier model" in note for note in notes)
     assert json.loads((run / "metrics-test.json").read_text())["model_sha256"] == model_sha256(run)
 
 
@@ -222,8 +260,10 @@ def test_models_without_a_code(model, tmp_path, tiny_overrides):
 def test_reproduction_page(tiny_run, reproduction_folder, tmp_path):
     repro = reproduction_folder(tmp_path / "repro", tiny_run)
     page = write_report([repro], tmp_path / "r.html", progress=False).read_text()
-    assert '<section id="overview">' in page and '<section id="reproduction">' in page
-    assert '<section id="codes">' not in page
+    assert re.findall(r'<section id="([^"]+)">', page) == ["overview", "reproduction"]
+    nav = page.split("<nav>")[1].split("</nav>")[0]
+    assert re.findall(r'<a href="#([^"]+)">([^<]+)</a>', nav) == [("overview", "Overview"),
+                                                                   ("reproduction", "Reproduction")]
     row = page.split("<td>DGM-VAE</td>")[1].split("</tr>")[0]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
     assert cells[3:6] == ["7.63", "5.50 ± 0.00", "-2.13"]  # BLEU: paper, ours (one seed), ours − paper
@@ -241,7 +281,7 @@ def test_reproduction_page_shows_the_baseline_row_and_the_claims(tiny_run, repro
     page = write_report([repro], tmp_path / "r.html", progress=False).read_text()
     row = page.split("<td>baseline (TF-IDF k-means)</td>")[1].split("</tr>")[0]
     assert "0.21 ± 0.01" in re.findall(r"<td[^>]*>([^<]*)</td>", row)
-    assert ("<li><b>✓</b> (ours, not the paper&#x27;s) DGM-VAE+Lmi&#x27;s codes are more act-homogeneous than the "
+    assert ("<li><b>✓</b> (ours, not the paper&#39;s) DGM-VAE+Lmi&#39;s codes are more act-homogeneous than the "
             "lexical baseline: DGM-VAE+Lmi homog_act 0.31 ± 0.01414 vs baseline (TF-IDF k-means) 0.21 ± 0.01414"
             in page)
 

@@ -1,20 +1,44 @@
 """``demvae report`` opened in headless Chromium: no console errors, every section, the code table sorts,
-the search filters, nothing is fetched from a network; a screenshot of the page is kept."""
+the search filters, nothing is fetched from a network, nothing is wider than a 1400 px window; a screenshot of
+the page is kept."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 from demvae.report.html import write_report
 
 ROWS = "[...document.querySelectorAll('#codes-0 tbody tr')]"
 
 
+def _with_control_columns(run, folder):
+    """A copy of ``run`` whose metrics hold ``demvae eval --metrics control`` scores: the code table at its widest
+    (code recovery, distinct, distinct-2 and one agreement column per label)."""
+    folder = shutil.copytree(run, folder)
+    metrics = json.loads((folder / "metrics-test.json").read_text())
+    metrics["control"] = {"recovery": 0.5, "coverage": 0.9, "distinct": 0.5, "distinct_2": 0.5, "procedure": "rerank",
+                          "codes": [{"code": [0, 0], "recovery": 0.5, "distinct": 0.5, "distinct_2": 0.5,
+                                     "agreement": {"intent": 0.5, "style": 0.5}}]}
+    (folder / "metrics-test.json").write_text(json.dumps(metrics))
+    return folder
+
+
 def test_report_in_headless_chromium(tiny_run, reproduction_folder, browser_page, tmp_path):
     repro = reproduction_folder(tmp_path / "dd-table2-mini", tiny_run)
-    out = write_report([tiny_run, repro], tmp_path / "report.html", device="cpu", progress=False)
+    run = _with_control_columns(tiny_run, tmp_path / "dgm-vae")
+    out = write_report([run, repro], tmp_path / "report.html", device="cpu", progress=False)
     page = browser_page
+    page.call("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 900, "deviceScaleFactor": 1,
+                                                      "mobile": False})
     page.open(out.as_uri())
+    assert page.js("window.innerWidth") == 1400
+    # nothing runs off the page on the right, and the code table at its widest needs no scroll bar of its own (its
+    # headers and sentences wrap; the paper table's 19 number columns may scroll in their box)
+    assert page.js("document.documentElement.scrollWidth") <= 1400
+    assert page.js("[...document.querySelectorAll('table.codes')].map(t => t.parentElement)"
+                   ".filter(d => d.scrollWidth > d.clientWidth).length") == 0
+    assert page.js("document.querySelector('#codes-0 th:last-child').getBoundingClientRect().right") <= 1400
 
     sections = page.js("[...document.querySelectorAll('main > section')].map(s => s.id)")
     assert sections == ["overview", "codes", "latent", "training", "metrics", "config", "reproduction"]

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from demvae.report.collect import LatentGroups, RunData  # noqa: E402
+from demvae.report.analysis import LatentGroups, RunData  # noqa: E402
 from demvae.report.history import History, plot_histories  # noqa: E402
 from demvae.reproduce.latent_map import draw_latent_map  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from demvae.cli import app
+from demvae.demo import control_rows, seed_folder
 from demvae.errors import DemvaeError
-from demvae.report.demo import control_rows, seed_folder
 
 
 def _control(recovery: float, distinct: float, agreement: float) -> dict:
