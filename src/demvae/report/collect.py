@@ -20,6 +20,7 @@ from demvae.evaluation.codes import SplitCodes
 from demvae.report.clusters import CodeSummary
 from demvae.report.history import History, read_history
 from demvae.reproduce.latent_map import LatentMap
+from demvae.training.run_folder import CONFIG, METRICS, VERSIONS, VOCAB
 
 __all__ = ["ReportError", "RunData", "ReproductionData", "LatentGroups", "folder_kind", "collect_run",
            "collect_reproduction", "control_by_code", "code_ids"]
@@ -88,7 +89,7 @@ def folder_kind(path: Path) -> str:
     """``"run"`` or ``"reproduction"``; a :class:`ReportError` for anything else."""
     if (path / "results.json").is_file():
         return "reproduction"
-    if (path / "config.yaml").is_file() and (path / "vocab.json").is_file():
+    if (path / CONFIG).is_file() and (path / VOCAB).is_file():
         return "run"
     if not path.is_dir():
         raise ReportError(f"not found: {path}")
@@ -137,7 +138,7 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     if run.is_dialog:
         raise ReportError(f"{path} is a dialog run: the report shows sentence models (its stage 1: {path / 'stage1'}"
                           f"); for the dialog model see `demvae eval`, `demvae clusters` and `demvae respond`")
-    versions = _read_json(path / "versions.json") if (path / "versions.json").is_file() else {}
+    versions = _read_json(path / VERSIONS) if (path / VERSIONS).is_file() else {}
     metrics_path = path / f"metrics-{split}.json"
     notes = []
     metrics = _read_json(metrics_path) if metrics_path.is_file() else None
@@ -157,7 +158,7 @@ def collect_run(path: Path, name: str, split: str = "test", device: str = "auto"
     elif current is None:
         notes.append(f"{metrics_path.name} does not say which model it measured (an older demvae wrote it): "
                      "if the run was resumed since, run `demvae eval` again.")
-    config_text = (path / "config.yaml").read_text(encoding="utf-8")
+    config_text = (path / CONFIG).read_text(encoding="utf-8")
     run_data = RunData(path, name, run.config.to_dict(), config_text, versions, read_history(path), split, metrics,
                        notes)
     options = metrics.get("options", {})
@@ -209,7 +210,7 @@ def collect_reproduction(path: Path, name: str) -> ReproductionData:
     results = _read_json(path / "results.json")
     md_path = path / "results.md"
     md = md_path.read_text(encoding="utf-8") if md_path.is_file() and _inside(md_path, path) else ""
-    runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file() and _inside(p / "metrics.jsonl", path))
+    runs = sorted(p for p in path.iterdir() if (p / METRICS).is_file() and _inside(p / METRICS, path))
     natural = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
     figures = sorted((p for p in path.glob("*.png") if _inside(p, path)), key=natural)
     return ReproductionData(path, name, results, md, figures, {p.name: read_history(p) for p in runs})
