@@ -53,7 +53,7 @@ def train(config: str | RunConfig | None = None, model: str | None = None, out: 
     a run already in ``out``. A configuration too large for a CPU warns (:class:`DemvaeWarning`)."""
     settings = _settings(corpus, data_dir, overrides, device)
     if isinstance(config, RunConfig):  # (a model preset applies to a config being composed, not to a composed one)
-        cfg = from_dict(merge(config.to_dict(), settings))
+        cfg = from_dict(merge(config.to_dict(), settings)) if settings else config
     else:
         cfg = compose(model, config, settings)
     out = check_output(Path(out), folder=True) if out is not None else runs.default_run_dir(cfg)
