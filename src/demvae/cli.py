@@ -8,6 +8,7 @@ a one-line summary and where the full traceback was written (``DEMVAE_DEBUG=1`` 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sys
 import tempfile
@@ -123,10 +124,8 @@ def train(
 ):
     """Train a model; the run folder is all that eval/sample/encode need. Every config key and its
     meaning: `demvae config show NAME`."""
-    from demvae import runs
+    from demvae import api, runs
     from demvae.config import compose
-    from demvae.device import resolve_device
-    from demvae.training.outputs import check_output
 
     target = resume or out  # where an interrupted run can be resumed from
     try:
@@ -136,17 +135,12 @@ def train(
                 raise DemvaeError(f"--resume continues a run as it was configured; drop {', '.join(clash)} "
                                   "(only --set train.* and --device may change; --corpus/--data-dir point to "
                                   "its moved corpus)")
-            run_dir = runs.resume(resume, _overrides(None, None, set_, device), corpus=corpus,
-                                  data_dir=str(data_dir) if data_dir else None, force=force)
+            run_dir = api.resume(resume, overrides=_overrides(None, None, set_), corpus=corpus, data_dir=data_dir,
+                                 device=device, force=force)
         else:
-            if out is not None:
-                check_output(out, folder=True)
             cfg = compose(model, config, _overrides(corpus, data_dir, set_, device))
-            target = out if out is not None else runs.default_run_dir(cfg)
-            warning = runs.size_warning(cfg, resolve_device(cfg.train.device).type)
-            if warning:
-                warnings.warn(warning, DemvaeWarning, stacklevel=1)
-            run_dir = runs.train(cfg, out, force=force)
+            target = out if out is not None else runs.default_run_dir(cfg)  # named here for the Ctrl-C message
+            run_dir = api.train(cfg, out=target, force=force)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
             typer.echo(runs.summary(run_dir))  # inside: a Ctrl-C while it is written still says how to resume
     except Interrupted as exc:  # the first Ctrl-C: the step finished and a checkpoint was written
@@ -165,10 +159,14 @@ def train(
         raise DemvaeError(_os_message(exc, set(), again)) from None
 
 
-def _emit(batches: Iterable[list[str]], out: Path | None) -> None:
-    """Write each batch of lines as it comes: to stdout, or into ``out`` (atomically: the file appears complete)."""
+def _emit(lines: Iterable[str], out: Path | None) -> None:
+    """Write the lines a batch at a time as they come: to stdout, or into ``out`` (atomically: the file appears
+    complete)."""
     from demvae.io import atomic_write
+    from demvae.report.stream import BATCH
 
+    lines = iter(lines)
+    batches = iter(lambda: list(itertools.islice(lines, BATCH)), [])
     if out is None:
         try:
             for lines in batches:
@@ -183,18 +181,6 @@ def _emit(batches: Iterable[list[str]], out: Path | None) -> None:
                 file.write("".join(line + "\n" for line in lines))
 
     atomic_write(out, write)
-
-
-def _sentence_run(run_dir: Path, device: str, command: str):
-    """The sentence model in ``run_dir``; a clear error for a dialog run."""
-    from demvae.device import resolve_device
-    from demvae.training import load_run
-
-    run = load_run(run_dir, resolve_device(device))
-    if run.is_dialog:
-        raise DemvaeError(f"{run_dir} is a dialog run: `demvae {command}` reads a sentence model, e.g. its stage 1 "
-                          f"({run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
-    return run
 
 
 @app.command()
@@ -224,30 +210,18 @@ def sample(
     """Generate sentences from the prior, or for a chosen discrete code by a generation procedure (printed on
     stderr). Output: one line per sentence, its words separated by spaces (an empty line for a sentence that
     ended at once), written a batch at a time."""
-    import torch
-
-    from demvae.evaluation.codes import parse_code
+    from demvae import api
     from demvae.models.generation import Procedure
-    from demvae.report.stream import sample_batches
     from demvae.training.outputs import check_output
-    from demvae.training.run_folder import load_code_stats
 
-    chosen = Procedure.named(procedure, temperature, top_p)  # a bad name fails before the model loads
     if out is not None:
         check_output(out, force)
-    run = _sentence_run(run_dir, device, "sample")
-    greedy = None if not sample_words else False
-    values = stats = None
+    lines = api.sample(run_dir, n, code=code, procedure=procedure, temperature=temperature, top_p=top_p,
+                       sample_words=sample_words, seed=seed, corpus=corpus, data_dir=data_dir, force=force,
+                       device=device)
     if code is not None:
-        shape = run.model.code_shape()
-        if shape is None:
-            raise DemvaeError(f"model {run.config.model_name!r} has no discrete code: sample without --code")
-        values = parse_code(code, shape)
-        stats = load_code_stats(run, None, corpus, str(data_dir) if data_dir else None, force) \
-            if chosen.needs_stats else None
-        typer.echo(chosen.describe(), err=True)
-    torch.manual_seed(seed)
-    _emit(sample_batches(run.model, run.vocab, n, values, chosen, stats, greedy), out)
+        typer.echo(Procedure.named(procedure, temperature, top_p).describe(), err=True)
+    _emit(lines, out)
 
 
 @app.command()
@@ -263,16 +237,12 @@ def encode(
     Output: one line per input line, CODE<tab>PROBABILITY<tab>SENTENCE: CODE is the argmax value of each discrete
     variable (e.g. 3,0,4), PROBABILITY is q(CODE|sentence) to 3 decimals, SENTENCE the tokens read; a blank input
     line (or a JSONL record whose text is blank) gives an empty line, so output line i belongs to input line i."""
-    from demvae.data.corpora.text import iter_sentences
-    from demvae.report.stream import encode_batches
+    from demvae import api
     from demvae.training.outputs import check_output
 
     if out is not None:
         check_output(out, force)
-    run = _sentence_run(run_dir, device, "encode")
-    if run.model.code_shape() is None:
-        raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-    _emit(encode_batches(run.model, run.vocab, run.config.data.max_len, iter_sentences(file)), out)
+    _emit(api.encode(run_dir, file, device=device), out)
 
 
 @app.command()
@@ -292,24 +262,13 @@ def clusters(
     run: the stage-1 codes of the responses, and the dialog model's responses with each code; the paper found
     its Table 4 codes on the train split). The codes' homogeneity with the gold labels is shown beside a
     baseline's: k-means on TF-IDF + LSA sentence vectors fitted on train, as many clusters as codes."""
-    from demvae.data.prepare import check_split
-    from demvae.device import resolve_device
-    from demvae.evaluation.codes import encode_codes
-    from demvae.report.clusters import cluster_report
-    from demvae.training import load_run
+    from demvae import api
     from demvae.training.outputs import check_output
-    from demvae.training.run_folder import run_data
 
     if out is not None:
         check_output(out, force)
-    run = load_run(run_dir, resolve_device(device))
-    if run.model.code_shape() is None:
-        raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
-    check_split(split)
-    data = run_data(run, corpus, str(data_dir) if data_dir else None, force, max_examples={})  # whole splits
-    codes = encode_codes(run.model, data.splits[split])
-    _emit([[cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
-                           data=None if run.config.data.max_examples else data, train=data.splits["train"])]], out)
+    _emit([api.clusters(run_dir, split, top=top, generated=generated, max_clusters=max_clusters, corpus=corpus,
+                        data_dir=data_dir, force=force, device=device)], out)
 
 
 @app.command()
@@ -327,21 +286,12 @@ def respond(
     device: Device = "cpu",
 ):
     """Table 5 for any context: the policy's top codes with their probabilities and one response per code."""
-    from demvae.config import Z_CHOICES
-    from demvae.device import resolve_device
-    from demvae.evaluation.codes import parse_code
-    from demvae.evaluation.respond import format_replies
-    from demvae.evaluation.respond import respond as replies_for
-    from demvae.training import load_run
+    from demvae import api
 
-    if z not in Z_CHOICES:
-        raise DemvaeError(f"--z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
-    run = load_run(run_dir, resolve_device(device))
-    values = parse_code(code, run.model.code_shape()) if code is not None and run.is_dialog else None
-    replies, turns, unknown = replies_for(run, context, values, n, z, beam, seed)
-    if unknown:
-        typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", err=True)
-    typer.echo(format_replies(replies, turns))
+    found = api.respond(run_dir, context, code=code, n=n, z=z, beam=beam, seed=seed, device=device)
+    if found.unknown:
+        typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(found.unknown)}", err=True)
+    typer.echo(str(found))
 
 
 @app.command("eval")
@@ -381,22 +331,19 @@ def eval_(
     """Evaluate run folders (writes metrics-<split>.json in each) and print one row per model.
     Budgets fit the device unless given: on a CPU 50 IS samples, ≤ 5,000 prior samples and a
     500-step rPPL model; on a GPU or with --paper, the paper's."""
-    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
+    from demvae import api
+    from demvae.evaluation.run import flat_row, table_columns
     from demvae.evaluation.tables import format_table
 
     groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     rows = []
     for run_dir in run_dirs:
-        opts = EvalOptions(split=split, metrics=groups, is_samples=is_samples, is_max_memory=max_memory,
-                           n_prior_samples=n_prior, rppl_steps=rppl_steps, paper=paper, device=device, corpus=corpus,
-                           data_dir=str(data_dir) if data_dir else None, force=force,
-                           vectors=str(vectors) if vectors else None, lowercase_vectors=lowercase_vectors,
-                           out=str(out / run_dir.name) if out and len(run_dirs) > 1 else (str(out) if out else None),
-                           procedure=procedure, temperature=temperature, top_p=top_p, precision=precision,
-                           progress=True)
-        results = evaluate_run(run_dir, opts)
-        for note in opts.notes:
-            warnings.warn(note, DemvaeWarning, stacklevel=1)
+        results = api.evaluate(run_dir, metrics=groups, split=split, is_samples=is_samples, is_max_memory=max_memory,
+                               n_prior_samples=n_prior, rppl_steps=rppl_steps, paper=paper, device=device,
+                               corpus=corpus, data_dir=data_dir, force=force, vectors=vectors,
+                               lowercase_vectors=lowercase_vectors,
+                               out=out / run_dir.name if out and len(run_dirs) > 1 else out, procedure=procedure,
+                               temperature=temperature, top_p=top_p, precision=precision, progress=True)
         b = results["budget"]
         typer.echo(f"{run_dir}: {b['is_samples']} IS samples, {b['n_prior_samples']:,} prior samples, "
                    f"rPPL LM ≤ {b['rppl_steps']} steps, {results['precision']}", err=True)

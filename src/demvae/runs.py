@@ -27,6 +27,7 @@ from demvae.training.run_folder import (
     STAGE1,
     STAGES,
     finished,
+    has_checkpoint,
     holds_run,
     last_state,
     load_code_stats,
@@ -114,8 +115,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, until_s
     for note in notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     cfg = replace(cfg, data=asdict(data))  # where it was found is what config.yaml records from now on
-    started = DialogTrainer.has_checkpoint(run_dir) if cfg.dialog.enabled else (
-        state is not None or (run_dir / f".{LAST}.old").is_dir())
+    started = DialogTrainer.has_checkpoint(run_dir) if cfg.dialog.enabled else has_checkpoint(run_dir)
     if not started and not (run_dir / MODEL).exists():  # killed before its first checkpoint: nothing to lose
         warnings.warn(f"{run_dir} has no checkpoint yet: training it from step 0 again", DemvaeWarning, stacklevel=2)
         _fit(cfg, run_dir, until_step, force=True)

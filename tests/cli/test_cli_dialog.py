@@ -44,7 +44,7 @@ def test_respond_lists_the_policy_top_codes_with_a_response_each(run_main, dialo
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-3
     # the probabilities are the policy's: Π_i p(c_i | context), and the four codes are its most probable
     run = load_run(dialog_run)
-    replies, _, _ = respond(run, CONTEXT, n=4)
+    replies = respond(run, CONTEXT, n=4).replies
     from demvae.data.dialog import DialogSplit
     from demvae.data.types import Example
 

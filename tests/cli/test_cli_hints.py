@@ -43,8 +43,7 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "training/outputs.py:check_output": ("sample", "encode", "clusters", "eval", "report"),
     "training/run_folder.py:acquire": ("train", "reproduce", "demo"),
     "training/trainer.py:__init__": ("train", "reproduce"),
-    "training/trainer.py:_init_run_dir": ("train",),  # reproduce and demo refuse such a folder first (runs.py)
-    "training/dialog.py:_open": ("train",),
+    "training/run_folder.py:claim": ("train",),  # reproduce and demo refuse such a folder first (runs.py)
 }
 
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -181,7 +180,7 @@ def test_the_walk_finds_the_hints():
     """The walk sees the messages it should (so an empty walk cannot pass)."""
     found = {(where.split(":")[0], option) for where, _, option, _ in HINTS}
     for expected in [("cli.py", "--resume"), ("data/fingerprint.py", "--force"), ("data/fingerprint.py", "--corpus"),
-                     ("runs.py", "--code"), ("training/trainer.py", "--force"), ("cli.py", "--out")]:
+                     ("runs.py", "--code"), ("training/run_folder.py", "--force"), ("cli.py", "--out")]:
         assert expected in found, expected
     assert len(HINTS) > 30
 

@@ -36,6 +36,20 @@ class Reply:
     response: list[str]
 
 
+@dataclass
+class Responses:
+    """What :func:`respond` found for one context; ``str()`` is ``demvae respond``'s table."""
+
+    replies: list[Reply]
+    turns: list[list[str]]
+    """The context's turns as the model reads them."""
+    unknown: list[str]
+    """Words of the context not in the vocabulary (read as ``<unk>``)."""
+
+    def __str__(self) -> str:
+        return format_replies(self.replies, self.turns)
+
+
 def parse_context(text: str) -> tuple[tuple[str, ...], ...]:
     """Turns (speaker token first) of a typed context; see the module's docstring for the speaker rule."""
     pieces = text.split("|")
@@ -56,11 +70,9 @@ def parse_context(text: str) -> tuple[tuple[str, ...], ...]:
 
 
 def respond(run: LoadedRun, context: str, code: list[int] | None = None, n: int = 5, z_choice: str = "mean",
-            beam_size: int = 0, seed: int = 0) -> tuple[list[Reply], list[list[str]], list[str]]:
+            beam_size: int = 0, seed: int = 0) -> Responses:
     """The policy's ``n`` most probable codes (or the given ``code``) for ``context``, each with one response
-    (z = the component's mean or a sample, greedy decoding or a beam of ``beam_size``).
-
-    Returns (replies, the context's turns as the model reads them, the words mapped to ``<unk>``)."""
+    (z = the component's mean or a sample, greedy decoding or a beam of ``beam_size``)."""
     if not run.is_dialog:
         raise ConfigError(f"{run.run_dir} holds a sentence model ({run.config.model_name}); `demvae respond` "
                           "needs a dialog run (a config with dialog.enabled, e.g. smd/dgm-vae-mi)")
@@ -81,7 +93,7 @@ def respond(run: LoadedRun, context: str, code: list[int] | None = None, n: int 
                         decoding="beam" if beam_size > 0 else "greedy", beam_size=max(1, beam_size))
     replies = [Reply(tuple(c), float(p), vocab.decode(ids))
                for c, p, ids in zip(codes.tolist(), probs.tolist(), out.ids.cpu().tolist())]
-    return replies, contexts(split, vocab)[0], unknown
+    return Responses(replies, contexts(split, vocab)[0], unknown)
 
 
 def format_replies(replies: list[Reply], turns: list[list[str]]) -> str:
@@ -90,4 +102,4 @@ def format_replies(replies: list[Reply], turns: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Reply", "format_replies", "parse_context", "respond"]
+__all__ = ["Reply", "Responses", "format_replies", "parse_context", "respond"]

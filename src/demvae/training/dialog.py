@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from typing import Any
 from torch import Tensor
 
 from demvae.config import RunConfig, replace
-from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
@@ -100,8 +98,7 @@ class DialogTrainer:
     @staticmethod
     def has_checkpoint(run_dir: Path) -> bool:
         """Whether either stage of the dialog run in ``run_dir`` wrote a resumable checkpoint."""
-        return any((folder / name).is_dir() for folder in (run_dir, run_dir / rf.STAGE1)
-                   for name in (rf.LAST, f".{rf.LAST}.old"))
+        return rf.has_checkpoint(run_dir) or rf.has_checkpoint(run_dir / rf.STAGE1)
 
     def _open(self, resume: bool, force: bool) -> None:
         cfg, run_dir = self.cfg, self.run_dir
@@ -110,20 +107,13 @@ class DialogTrainer:
         if resume and not self.has_checkpoint(run_dir):
             raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {self.stage1_dir / rf.LAST} "
                                   f"or {run_dir / rf.LAST})")
-        if not resume and (rf.holds_run(run_dir) or self.stage1_dir.exists()):
-            if not force:
-                raise CheckpointError(f"{run_dir} already holds a run; continue it with `demvae train --resume "
-                                      f"{run_dir}`, train elsewhere (--out), or replace it with --force")
-            rf.clear_run(run_dir)
-            shutil.rmtree(self.stage1_dir, ignore_errors=True)
-            (run_dir / rf.STAGES).unlink(missing_ok=True)
-        vocab = Vocab.load(run_dir / rf.VOCAB) if resume else None
-        self.data = prepare(cfg.data, vocab, cfg.dialog)
-        write_text(run_dir / rf.CONFIG, cfg.to_yaml())  # on resume: train.* may have changed
         if not resume:
-            self.data.vocab.save(run_dir / rf.VOCAB)
-            write_json(run_dir / rf.VERSIONS, rf.versions(str(device), precision))
-            write_json(run_dir / rf.CORPUS, fingerprint(cfg.data))
+            rf.claim(run_dir, force, nested=(rf.STAGE1, rf.STAGES))
+        self.data = prepare(cfg.data, Vocab.load(run_dir / rf.VOCAB) if resume else None, cfg.dialog)
+        if resume:
+            write_text(run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
+        else:
+            rf.write_start(run_dir, cfg, self.data.vocab, str(device), precision)
 
     def fit(self, until_step: int | None = None) -> dict[str, Any]:
         """Train what is left of both stages; ``until_step`` stops after that many steps of both stages
@@ -131,7 +121,7 @@ class DialogTrainer:
         try:
             state1 = rf.last_state(self.stage1_dir)
             if not rf.finished(state1, self.cfg.train.max_steps):
-                resume1 = state1 is not None or (self.stage1_dir / f".{rf.LAST}.old").is_dir()
+                resume1 = rf.has_checkpoint(self.stage1_dir)
                 stage1 = Trainer(stage1_config(self.cfg), self.stage1_dir, self.data, resume=resume1,
                                  force=not resume1)
                 self._timed("stage1", stage1, until_step)
@@ -147,7 +137,7 @@ class DialogTrainer:
         finally:
             self._lock.release()  # stage 2's trainer locks the folder itself
         stage2 = Stage2Trainer(self.cfg, self.run_dir, self.data, self.stage1_dir / rf.MODEL,
-                               resume=state2 is not None or (self.run_dir / f".{rf.LAST}.old").is_dir())
+                               resume=rf.has_checkpoint(self.run_dir))
         result = self._timed("stage2", stage2, None if until_step is None else until_step - offset)
         return {"stage": 2, **result}
 

@@ -58,7 +58,7 @@ from safetensors.torch import load_file
 
 from demvae import __version__
 from demvae.config import RunConfig, from_dict, load_yaml
-from demvae.data.fingerprint import locate
+from demvae.data.fingerprint import fingerprint, locate
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
@@ -127,6 +127,29 @@ def clear_run(run_dir: Path) -> None:
         else:
             path.unlink(missing_ok=True)
     clean_leftovers(run_dir)
+
+
+def claim(run_dir: Path, force: bool, nested: tuple[str, ...] = ()) -> None:
+    """Make ``run_dir`` ready for a fresh run: refuse a folder that holds one (its files, or ``nested`` entries:
+    a dialog run's ``stage1/`` and ``stages.json``) unless ``force``, which deletes them first."""
+    run_dir = Path(run_dir)
+    if not holds_run(run_dir) and not any((run_dir / name).exists() for name in nested):
+        return
+    if not force:
+        raise CheckpointError(f"{run_dir} already holds a run; continue it with `demvae train --resume {run_dir}`, "
+                              "train elsewhere (--out), or replace it with --force")
+    clear_run(run_dir)
+    for name in nested:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def write_start(run_dir: Path, cfg: RunConfig, vocab: Vocab, device: str, precision: str) -> None:
+    """The files a fresh run starts with: ``config.yaml``, ``vocab.json``, ``versions.json``, ``corpus.json``."""
+    write_text(run_dir / CONFIG, cfg.to_yaml())
+    vocab.save(run_dir / VOCAB)
+    write_json(run_dir / VERSIONS, versions(device, precision))
+    write_json(run_dir / CORPUS, fingerprint(cfg.data))
 
 
 def clean_leftovers(run_dir: Path) -> None:
@@ -263,6 +286,12 @@ def last_state(run_dir: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path} is not a trainer state this program wrote ({exc}); resume from another copy "
                               f"of the run, or start it again: demvae train --force --out {run_dir}") from None
     return state
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a resumable checkpoint: ``last/``, or the previous one that a swap interrupted
+    between its two renames left as ``.last.old`` (:func:`load_training_state` puts it back)."""
+    return any((Path(run_dir) / name).is_dir() for name in (LAST, f".{LAST}.old"))
 
 
 def finished(state: dict[str, Any] | None, max_steps: int) -> bool:

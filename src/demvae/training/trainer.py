@@ -41,13 +41,12 @@ from tqdm.auto import tqdm
 from demvae import distributed
 from demvae.config import RunConfig
 from demvae.data.batching import BucketBatchSampler
-from demvae.data.fingerprint import fingerprint
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, resolve_precision, seed_everything
-from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, Interrupted, TrainingError
-from demvae.io import write_json, write_text
+from demvae.errors import ConfigError, DemvaeWarning, Interrupted, TrainingError
+from demvae.io import write_text
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
@@ -178,16 +177,8 @@ class Trainer:
 
     # --- run folder ---
     def _init_run_dir(self, force: bool) -> None:
-        if rf.holds_run(self.run_dir):
-            if not force:
-                raise CheckpointError(
-                    f"{self.run_dir} already holds a run; continue it with `demvae train --resume {self.run_dir}`, "
-                    "train elsewhere (--out), or replace it with --force")
-            rf.clear_run(self.run_dir)
-        write_text(self.run_dir / rf.CONFIG, self.cfg.to_yaml())
-        self.vocab.save(self.run_dir / rf.VOCAB)
-        write_json(self.run_dir / rf.VERSIONS, rf.versions(str(self.device), self.precision))
-        write_json(self.run_dir / rf.CORPUS, fingerprint(self.cfg.data))
+        rf.claim(self.run_dir, force)
+        rf.write_start(self.run_dir, self.cfg, self.vocab, str(self.device), self.precision)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.world.main:
