@@ -412,10 +412,8 @@ def report(
     device: Device = "auto",
 ):
     """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
-    from demvae.report.html import write_report
-
-    path = write_report(folders, out, split, device, str(data_dir) if data_dir else None, max_codes,
-                        corpus=corpus, force=force)
+    path = api.report(folders, out, split=split, max_codes=max_codes, corpus=corpus, data_dir=data_dir, force=force,
+                      device=device)
     typer.echo(f"report: {path}")
 
 
