@@ -412,6 +412,8 @@ def report(
     device: Device = "auto",
 ):
     """One self-contained HTML page: config, metrics side by side, training curves, codes, latent space."""
+    from demvae import api
+
     path = api.report(folders, out, split=split, max_codes=max_codes, corpus=corpus, data_dir=data_dir, force=force,
                       device=device)
     typer.echo(f"report: {path}")
