@@ -165,20 +165,20 @@ def _emit(lines: Iterable[str], out: Path | None) -> None:
     from demvae.io import atomic_write
     from demvae.report.stream import BATCH
 
-    lines = iter(lines)
-    batches = iter(lambda: list(itertools.islice(lines, BATCH)), [])
+    source = iter(lines)
+    batches = iter(lambda: list(itertools.islice(source, BATCH)), [])  # lists of BATCH lines until [] (the end)
     if out is None:
         try:
-            for lines in batches:
-                typer.echo("\n".join(lines))
+            for batch in batches:
+                typer.echo("\n".join(batch))
         except BrokenPipeError:  # the reader has stopped (`| head`): so do we, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
 
     def write(tmp: Path) -> None:
         with tmp.open("w", encoding="utf-8") as file:
-            for lines in batches:
-                file.write("".join(line + "\n" for line in lines))
+            for batch in batches:
+                file.write("".join(line + "\n" for line in batch))
 
     atomic_write(out, write)
 

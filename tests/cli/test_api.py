@@ -10,6 +10,29 @@ import pytest
 from demvae import api
 from demvae.errors import ConfigError, DemvaeError, RunFinished
 
+@pytest.fixture
+def run_main(monkeypatch):
+    """``run_main(*args)``: the console script in-process -> (exit code, stdout, stderr), read through
+    redirected streams (pytest's capsys, set up after the session's training run, reads a closed file here)."""
+    import contextlib
+    import io
+    import sys
+
+    from demvae.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["demvae", *map(str, args)])
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
 TINY = {"data": {"options": {"n_train": 120, "n_valid": 60, "n_test": 60}},
         "model": {"embed_dim": 16, "hidden_size": 16},
         "train": {"progress": False, "threads": 1, "max_steps": 4, "eval_every": 4}}
