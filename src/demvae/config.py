@@ -73,7 +73,8 @@ class ModelConfig:
     recurrence: str = _f("auto", "Decoder recurrence, the same numbers each way: gru (nn.GRU), shared (a scan that "
                          "projects each token once for all posterior samples, which share its dropout mask) or "
                          "auto (nn.GRU in training; the scan in evaluation on a CPU).")
-    temperature: float = _f(1.0, "Gumbel-softmax temperature of discrete samples in training.")
+    temperature: float = _f(1.0, "Relaxation (Gumbel-softmax) temperature of discrete samples in training: "
+                            "discrete codes, categorical and Poisson units.")
     z_head: str = _f("linear", "Head of q(z|x): linear, or Linear-act-Linear with act relu | tanh.")
     code_head: str = _f("relu", "Head of q(c|x): linear, or Linear-act-Linear with act relu | tanh.")
     supervise: dict[str, int] = _f(dict, "Label name -> index of the categorical variable it supervises.")

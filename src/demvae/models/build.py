@@ -69,8 +69,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
     decoder = LatentDecoder(dec_emb, cfg.hidden_size, init_dim, input_dim, cfg.dropout, cfg.tie_output,
                            recurrence=cfg.recurrence)
     if cfg.supervise and not any(b.supervisable for b in latents):
-        raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete, semi or a mixture "
-                          "of a discrete family)")
+        raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete, semi or a "
+                          "mixture of a discrete family)")
     return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)
 
 

@@ -11,8 +11,9 @@ Both have M discrete variables with K values each (``n_variables``, ``n_values``
 nothing of its family beyond the :class:`~demvae.expfam.ExponentialFamily` contract.
 
 Shapes: ``h`` [B, H]; features [B, S, F] for S samples. A training draw's noise comes from the
-:class:`~demvae.distributed.Noise` the caller passes (a data-parallel rank's rows of the global batch's). Every method computes in float32 even under
-autocast (:func:`demvae.device.float32`): these are cheap, and the dispersion is not safe in bf16.
+:class:`~demvae.distributed.Noise` the caller passes (a data-parallel rank's rows of the global batch's).
+Every method computes in float32 even under autocast (:func:`demvae.device.float32`): these are cheap, and
+the dispersion is not safe in bf16.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from demvae.expfam import ExponentialFamily, MixturePrior
 from demvae.nn.gumbel import gumbel_softmax
 from demvae.objectives import kl_to_uniform, mutual_info
 from demvae.terms import Terms
+
 
 def head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
     """A posterior head: ``linear`` (one Linear) or an MLP ``Linear-act-Linear`` whose hidden layer

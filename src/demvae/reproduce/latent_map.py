@@ -4,9 +4,9 @@ sentences and the prior's components. Figure 4 (:mod:`.figures`) and ``demvae re
 The map shows the model's first latent block with continuous units (not ``family.discrete``: GM-VAE/DGM-VAE's
 Gaussian ``z``; the VAE's and semi-VAE's Gaussian part). Its ``D = M·U`` dimensions are drawn as they are when
 ``D ≤ 2``; otherwise they are projected on the first two principal components of the drawn posterior means
-(scikit-learn's PCA), an affine map ``x ↦ W (x − m)``. A prior component with mean μ and variances σ² (the family's ``moments``; a
-Gaussian's ``N(μ, diag σ²)``) projects to mean ``W(μ − m)`` and covariance ``W diag σ² Wᵀ``: it is drawn as
-its mean (×) and its 1-σ ellipse, so what the figure shows is exact, not a guess.
+(scikit-learn's PCA), an affine map ``x ↦ W (x − m)``. A prior component with mean μ and variances σ² (the
+family's ``moments``; a Gaussian's ``N(μ, diag σ²)``) projects to mean ``W(μ − m)`` and covariance
+``W diag σ² Wᵀ``: it is drawn as its mean (×) and its 1-σ ellipse, so what the figure shows is exact, not a guess.
 """
 
 from __future__ import annotations
