@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from demvae.errors import ConfigError
+from demvae.expfam import FAMILIES
 from demvae.nn.decoders import RECURRENCES
 from demvae.objectives import ANNEALING, ObjectiveConfig
 
@@ -43,16 +44,23 @@ class DataConfig:
     options: dict[str, Any] = _f(dict, "Reader options, e.g. {n_train: 4000} for the built-in corpus.")
 
 
-LATENTS = ("none", "gaussian", "discrete", "semi", "gm", "cm")
+LATENTS = ("none", "gaussian", "discrete", "semi", "gm", "cm", "mixture")
+PAPER_MIXTURES = {"gm": "gaussian", "cm": "categorical"}
+"""The paper's two mixture latents and the family of their units (``mixture`` takes ``model.family``)."""
 
 
 @dataclass
 class ModelConfig:
-    latent: str = _f("gm", "none (RNN-LM) | gaussian (VAE/AE) | discrete (DAE/DVAE/DI-VAE) | semi | gm | cm.")
+    latent: str = _f("gm", "none (RNN-LM) | gaussian (VAE/AE) | discrete (DAE/DVAE/DI-VAE) | semi | gm | cm | "
+                     "mixture (an exponential-family mixture of model.family units; gm and cm are the paper's two, "
+                     "of gaussian and categorical units).")
+    family: str = _f("gaussian", "mixture: the exponential family of z's units, by its registry name (gaussian | "
+                     "categorical | poisson).")
     n_variables: int = _f(20, "M: discrete latent variables c_1..c_M (gm, discrete, semi; cm uses 1).")
     n_values: int = _f(5, "K: values per discrete variable = mixture components per variable.")
-    n_units: int = _f(2, "Units of z per discrete variable: Gaussian dimensions (gm) or categorical z variables (cm).")
-    z_values: int = _f(8, "cm: values of each categorical z variable.")
+    n_units: int = _f(2, "Units of z per discrete variable: Gaussian dimensions (gm), categorical z variables (cm) "
+                      "or units of model.family (mixture).")
+    z_values: int = _f(8, "cm (a categorical mixture): values of each categorical z variable.")
     gaussian_dim: int = _f(40, "gaussian/semi: dimensions of the N(0, I) Gaussian z.")
     deterministic: bool = _f(False, "The auto-encoder: z = the posterior mean, no KL.")
     embed_dim: int = _f(512, "Word embedding size.")
@@ -65,10 +73,17 @@ class ModelConfig:
     recurrence: str = _f("auto", "Decoder recurrence, the same numbers each way: gru (nn.GRU), shared (a scan that "
                          "projects each token once for all posterior samples, which share its dropout mask) or "
                          "auto (nn.GRU in training; the scan in evaluation on a CPU).")
-    temperature: float = _f(1.0, "Gumbel-softmax temperature of discrete samples in training.")
+    temperature: float = _f(1.0, "Relaxation (Gumbel-softmax) temperature of discrete samples in training: "
+                            "discrete codes, categorical and Poisson units.")
     z_head: str = _f("linear", "Head of q(z|x): linear, or Linear-act-Linear with act relu | tanh.")
     code_head: str = _f("relu", "Head of q(c|x): linear, or Linear-act-Linear with act relu | tanh.")
     supervise: dict[str, int] = _f(dict, "Label name -> index of the categorical variable it supervises.")
+
+    @property
+    def mixture_family(self) -> str | None:
+        """The registry name of the mixture latent's family (gm: gaussian, cm: categorical, mixture: ``family``);
+        None for a latent that is not a mixture."""
+        return self.family if self.latent == "mixture" else PAPER_MIXTURES.get(self.latent)
 
 
 SELECT_METRICS = ("elbo", "loss", "rec")
@@ -169,6 +184,7 @@ SECTIONS = {f.name: f for f in fields(RunConfig)}
 
 CHOICES = {
     "model.latent": LATENTS,
+    "model.family": tuple(FAMILIES),
     "model.z_head": ("linear", "relu", "tanh"),
     "model.code_head": ("linear", "relu", "tanh"),
     "model.recurrence": RECURRENCES,
@@ -326,6 +342,9 @@ def validate(cfg: RunConfig) -> None:
             f"model.tie_output needs model.embed_dim == model.hidden_size (got {m.embed_dim} and {m.hidden_size}); "
             f"set both, e.g. model.embed_dim={m.hidden_size}, or model.tie_output=false"
         )
+    if m.family != ModelConfig.family and m.mixture_family != m.family:
+        raise ConfigError(f"model.family: {m.family!r} applies to model.latent: mixture (got {m.latent!r}; gm and cm "
+                          f"are the {' and '.join(PAPER_MIXTURES.values())} mixtures)")
     if cfg.dialog.attribute_weight < 0:
         raise ConfigError(f"dialog.attribute_weight: {cfg.dialog.attribute_weight} must be >= 0")
     if cfg.dialog.enabled and cfg.train.aggressive:

@@ -10,11 +10,12 @@ N ranks train exactly what one process trains with the same global batch:
   batch — are computed from the gathered global batch (:func:`gather_rows`, differentiable); a rank
   that used only its shard's q̄ would train a different, noisier objective (I(x; c) of B/N examples);
 * the posterior samples' noise is drawn for the global batch on every rank from the same per-step
-  seed, and each rank keeps its rows (:func:`batch_noise`), so rank count changes no random draw.
+  seed, and each rank keeps its rows (:class:`Noise`, which the trainer passes to the model
+  explicitly), so rank count changes no random draw.
 
 Dropout masks are drawn per rank for its shard: with dropout > 0 the N-rank run is statistically,
 not numerically, the single-process run. Outside :func:`global_batch` (validation, evaluation, one
-process) everything here is the identity.
+process) everything here is the identity, and a default :class:`Noise` draws a batch's own noise.
 """
 
 from __future__ import annotations
@@ -86,14 +87,30 @@ def example_scale(local_rows: int) -> float:
     return _ACTIVE.size / _GLOBAL_ROWS
 
 
-def batch_noise(shape: tuple[int, ...], like: Tensor, kind: str = "normal") -> Tensor:
-    """Noise for a batch (dim 0 = examples): in a data-parallel step, this rank's rows of the noise
-    one process would draw for the global batch."""
-    draw = torch.randn if kind == "normal" else torch.rand
-    if _ACTIVE is None:
-        return draw(shape, device=like.device, dtype=like.dtype)
-    full = draw((_GLOBAL_ROWS, *shape[1:]), device=like.device, dtype=like.dtype)
-    return full[_ACTIVE.rank::_ACTIVE.size]
+@dataclass(frozen=True)
+class Noise:
+    """Where a training step's sampling noise comes from, passed down to the samplers (never read from module
+    state). Shapes are batch-major: dimension 0 indexes the batch's examples.
+
+    One process (the default) draws its batch's noise. In a data-parallel step every rank draws the noise of
+    the global batch of ``rows`` examples (the same per-step seed on every rank) and keeps its rows, the
+    rows :func:`shard` gave it, so the rank count changes no random draw."""
+
+    world: World = World()
+    rows: int = 0
+    """Examples in the global batch (used only with more than one rank)."""
+
+    def normal(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        return self._draw(torch.randn, shape, like)
+
+    def uniform(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        return self._draw(torch.rand, shape, like)
+
+    def _draw(self, draw, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        if self.world.size == 1:
+            return draw(shape, device=like.device, dtype=like.dtype)
+        full = draw((self.rows, *shape[1:]), device=like.device, dtype=like.dtype)
+        return full[self.world.rank::self.world.size]
 
 
 class _GatherRows(torch.autograd.Function):

@@ -1,8 +1,9 @@
 """The contract every exponential family of the library keeps, run on each of them.
 
-Adding a family = one file under ``src/demvae/expfam/`` plus one line in ``FAMILIES`` below. Every
-check compares the family with an independent computation: the generic autograd/Bregman path of the
-base class, brute-force sums over the support, quadrature, or Monte Carlo.
+Adding a family = one file under ``src/demvae/expfam/``, one line in the registry
+(``demvae.expfam.FAMILIES``) and one line in ``FAMILIES`` below. Every check compares the family with an
+independent computation: the generic autograd/Bregman path of the base class, brute-force sums over the
+support, quadrature, or Monte Carlo.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import math
 import pytest
 import torch
 
-from demvae.expfam import Categorical, ExponentialFamily, Gaussian, Poisson
+from demvae.distributed import Noise, World
+from demvae.expfam import FAMILIES as REGISTRY
+from demvae.expfam import Categorical, ExponentialFamily, Gaussian, Poisson, make_family
 
 DT = torch.float64
 
@@ -99,23 +102,82 @@ def test_mode_is_the_most_probable_value(name):
         assert (family.log_prob(x, eta.unsqueeze(0)) <= best.unsqueeze(0) + 1e-12).all()
 
 
-def test_rsample_is_differentiable_or_says_it_is_not(name):
+def test_the_registry_builds_the_family_under_its_name(name):
+    family = FAMILIES[name][0]
+    built = make_family(name, z_values=family.event_size)
+    assert REGISTRY[name] is type(family) and built.name == name and type(built) is type(family)
+    assert built.n_params == family.n_params and built.event_size == family.event_size
+
+
+def test_sample_puts_the_sample_dimensions_first(name):
     family, eta, _ = _setup(name, shape=(2, 3))
+    event = (family.event_size,) if family.event_dims else ()
+    assert family.sample(eta, (4, 5), generator=torch.Generator().manual_seed(0)).shape == (4, 5, 2, 3, *event)
+    assert family.sample(eta, generator=torch.Generator().manual_seed(0)).shape == (2, 3, *event)
+
+
+def test_relaxed_rsample_is_differentiable_and_draws_values_of_the_family(name):
+    family, eta, _ = _setup(name, shape=(2, 3))
+    assert family.has_relaxed_rsample  # every registered family can be trained as a latent
     eta = eta.clone().requires_grad_(True)
-    try:
-        torch.manual_seed(3)
-        z = family.rsample(eta, 4000)
-    except NotImplementedError as exc:
-        assert family.name in str(exc)
-        return
-    assert z.shape == (2, 4000, 3, *([family.event_size] if family.event_dims else []))
-    torch.testing.assert_close(family.sufficient_stats(z).mean(1), family.mean_params(eta.detach()),
+    torch.manual_seed(3)
+    z = family.relaxed_rsample(eta, 0.5, (4000,))
+    assert z.shape == (4000, 2, 3, *([family.event_size] if family.event_dims else []))
+    torch.testing.assert_close(family.sufficient_stats(z).mean(0), family.mean_params(eta.detach()),
                                rtol=0.08, atol=0.08)
-    if family.discrete:  # a straight-through sample is a value of the support: one-hot, not relaxed
-        torch.testing.assert_close(z.detach(), z.detach().round(), rtol=0, atol=1e-12)  # ST: ŷ − sg(y) + y
-        torch.testing.assert_close(z.detach().sum(-1), torch.ones(z.shape[:-1], dtype=z.dtype))
+    if family.discrete:  # a straight-through sample is a value of the support, not a relaxed one
+        torch.testing.assert_close(z.detach(), z.detach().round(), rtol=0, atol=1e-12)
+        assert torch.isfinite(family.log_prob(z.detach(), eta.detach())).all()
     (z * torch.randn_like(z)).sum().backward()
     assert eta.grad is not None and eta.grad.abs().sum() > 0
+
+
+def test_rsample_exists_exactly_where_has_rsample_says(name):
+    family, eta, _ = _setup(name, shape=(2, 3))
+    if not family.has_rsample:
+        with pytest.raises(NotImplementedError, match=name):
+            family.rsample(eta, (2,))
+        return
+    torch.manual_seed(4)
+    exact = family.rsample(eta, (3,))
+    torch.manual_seed(4)  # a family with an exact rsample trains with it, whatever the temperature
+    torch.testing.assert_close(family.relaxed_rsample(eta, 0.1, (3,)), exact, rtol=0, atol=0)
+
+
+def test_a_data_parallel_rank_draws_its_rows_of_the_global_batch(name):
+    """Noise passed explicitly: rank r of 2, given its shard η[r::2] and the global batch's row count, draws
+    exactly rows r::2 of what one process draws for the whole batch from the same seed."""
+    family, eta, _ = _setup(name, shape=(6, 3))
+    torch.manual_seed(5)
+    whole = family.relaxed_rsample(eta, 0.7, (2,))
+    for rank in range(2):
+        torch.manual_seed(5)
+        part = family.relaxed_rsample(eta[rank::2], 0.7, (2,), Noise(World(rank, 2), rows=6))
+        torch.testing.assert_close(part, whole[:, rank::2], rtol=0, atol=0)
+
+
+def test_moments_match_the_samples(name):
+    family, eta, _ = _setup(name, shape=(3,))
+    x = family.sample(eta, (40_000,), generator=torch.Generator().manual_seed(6))
+    mean, var = family.moments(family.mean_params(eta))
+    torch.testing.assert_close(mean, x.mean(0), rtol=0.05, atol=0.02)
+    torch.testing.assert_close(var, x.var(0), rtol=0.06, atol=0.02)
+
+
+def test_tempered_sample_is_the_mode_at_zero_and_a_draw_at_one(name):
+    family, eta, _ = _setup(name, shape=(3,))
+    mean_params = family.mean_params(eta)
+    torch.testing.assert_close(family.tempered_sample(mean_params, 0.0), family.mode(eta))
+    n = 20_000
+    draws = family.tempered_sample(mean_params.expand(n, *mean_params.shape), 1.0,
+                                   generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(family.sufficient_stats(draws).mean(0), mean_params, rtol=0.05, atol=0.05)
+    if family.discrete:  # a colder temperature concentrates the draws on the mode
+        cold = family.tempered_sample(mean_params.expand(n, *mean_params.shape), 0.3,
+                                      generator=torch.Generator().manual_seed(8))
+        mode = family.to_index(family.mode(eta))
+        hit = lambda d: float((family.to_index(d) == mode).double().mean())
+        assert hit(cold) > hit(draws) + 0.05
 
 
 def test_labels_round_trip_on_discrete_families(name):

@@ -14,10 +14,20 @@ Everything the DEM-VAE objective needs follows from the log-partition ``A(η)`` 
 so :class:`ExponentialFamily` computes both by autograd from :meth:`log_partition`; concrete
 families override them with closed forms only for speed (the tests check the two agree).
 
-To serve as a latent variable a family also draws samples (``sample``; ``rsample`` when it can be
-reparameterised), names its most probable value (``mode``), and — if its values can be class
-labels — converts between labels and samples (``from_index``/``to_index``). Adding a family is one
-file plus one line in the shared contract tests (``tests/expfam/test_expfam_contract.py``).
+To serve as a latent variable a family also draws samples, torch.distributions-style with the sample
+dimensions first (``sample``; ``rsample`` when it can be reparameterised exactly, ``relaxed_rsample``
+when it can be trained through a relaxation at a temperature), draws from a member given by its mean
+parameters at a generation temperature (``tempered_sample``), gives a unit's mean and variance from
+its mean parameters (``moments``), names its most probable value (``mode``), and — if its values can
+be class labels — converts between labels and samples (``from_index``/``to_index``). The capability
+flags ``has_rsample``, ``has_relaxed_rsample`` and ``discrete`` say which of these a family has, so
+callers never ask which family they hold.
+
+The noise of a training draw comes from an explicit :class:`~demvae.distributed.Noise` (a
+data-parallel rank draws its rows of the global batch's noise); η's first dimension indexes the
+batch's examples. Adding a family is one file, one line in :data:`demvae.expfam.registry.FAMILIES`
+(which makes it a ``model.family`` of the config) and one line in the shared contract tests
+(``tests/expfam/test_expfam_contract.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from demvae.distributed import Noise
+
+SampleShape = tuple[int, ...] | torch.Size
 
 
 class ExponentialFamily:
@@ -40,6 +54,10 @@ class ExponentialFamily:
     """Trailing dimensions of one unit's sample (0 for scalars, 1 for one-hot vectors)."""
     discrete: bool = False
     """Whether values are class indices (then ``from_index``/``to_index`` work and labels can supervise it)."""
+    has_rsample: bool = False
+    """Whether :meth:`rsample` draws exact reparameterised samples (a continuous family)."""
+    has_relaxed_rsample: bool = False
+    """Whether :meth:`relaxed_rsample` exists, i.e. whether a latent block can train through the family."""
 
     # --- the family ---
     def natural_from_raw(self, raw: Tensor) -> Tensor:
@@ -77,16 +95,34 @@ class ExponentialFamily:
         return (eta * self.sufficient_stats(x)).sum(-1) - self.log_partition(eta) + self.log_base_measure(x)
 
     # --- as a latent variable ---
-    def sample(self, eta: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One exact draw per unit (no gradient): [..., P] -> [..., *event]."""
+    def moments(self, mean_params: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance of a unit's value from its mean parameters ``E[T(x)]``: [..., P] -> ([..., *event],
+        [..., *event]). Averages of mean parameters (an aggregate posterior) are mixtures' moments."""
+        raise NotImplementedError(f"{self.name}: no moments")
+
+    def sample(self, eta: Tensor, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> Tensor:
+        """Exact draws (no gradient): [..., P] -> [*sample_shape, ..., *event]."""
         raise NotImplementedError(f"{self.name}: no sampler")
 
-    def rsample(self, eta: Tensor, n: int, temperature: float = 1.0) -> Tensor:
-        """``n`` reparameterised draws per unit, differentiable in η: [B, ..., P] -> [B, n, ..., *event].
+    def rsample(self, eta: Tensor, sample_shape: SampleShape = (), noise: Noise | None = None) -> Tensor:
+        """Exact reparameterised draws, differentiable in η: [B, ..., P] -> [*sample_shape, B, ..., *event]
+        (``has_rsample``)."""
+        raise NotImplementedError(f"{self.name}: cannot be reparameterised exactly")
 
-        ``temperature`` is the relaxation temperature of a discrete family (Gumbel-softmax τ);
-        continuous families draw exactly and ignore it."""
+    def relaxed_rsample(self, eta: Tensor, temperature: float, sample_shape: SampleShape = (),
+                        noise: Noise | None = None) -> Tensor:
+        """Differentiable draws for training: [B, ..., P] -> [*sample_shape, B, ..., *event]. A discrete family
+        relaxes its draw at ``temperature`` (straight-through: exact values forward, the relaxation's
+        gradient); a family with an exact :meth:`rsample` returns it and ignores the temperature."""
+        if self.has_rsample:
+            return self.rsample(eta, sample_shape, noise)
         raise NotImplementedError(f"{self.name}: cannot be reparameterised, so it cannot be trained as a latent")
+
+    def tempered_sample(self, mean_params: Tensor, temperature: float,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """One draw per unit from the member with mean parameters [..., P] at a generation temperature t:
+        t = 0 its mode, larger t a wider spread (t = 1 an exact draw): [..., *event]."""
+        raise NotImplementedError(f"{self.name}: no tempered sampler")
 
     def mode(self, eta: Tensor) -> Tensor:
         """The most probable value of each unit: [..., P] -> [..., *event]."""

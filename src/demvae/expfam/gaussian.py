@@ -13,8 +13,8 @@ import math
 import torch
 from torch import Tensor
 
-from demvae.distributed import batch_noise
-from demvae.expfam.family import ExponentialFamily
+from demvae.distributed import Noise
+from demvae.expfam.family import ExponentialFamily, SampleShape
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -22,6 +22,8 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 class Gaussian(ExponentialFamily):
     n_params = 2
     name = "gaussian"
+    has_rsample = True
+    has_relaxed_rsample = True
 
     # --- conversions ---
     @staticmethod
@@ -65,16 +67,33 @@ class Gaussian(ExponentialFamily):
         return -0.5 * ((x - mean).square() / var + torch.log(var)) - _HALF_LOG_2PI
 
     # --- as a latent variable ---
-    def sample(self, eta: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def moments(self, mean_params: Tensor) -> tuple[Tensor, Tensor]:
+        """(E[x], E[x²]) -> (m, σ²), the variance floored at 1e-8 (an average of mean parameters may round below)."""
+        mean = mean_params[..., 0]
+        return mean, (mean_params[..., 1] - mean.square()).clamp(min=1e-8)
+
+    def sample(self, eta: Tensor, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> Tensor:
         mean, var = self.moments_from_natural(eta)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        shape = (*sample_shape, *mean.shape)
+        noise = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + var.sqrt() * noise
 
-    def rsample(self, eta: Tensor, n: int, temperature: float = 1.0) -> Tensor:
-        """``m + σ·ε``: [B, ..., 2] -> [B, n, ...]."""
+    def rsample(self, eta: Tensor, sample_shape: SampleShape = (), noise: Noise | None = None) -> Tensor:
+        """``m + σ·ε``: [B, ..., 2] -> [*sample_shape, B, ...]."""
         mean, var = self.moments_from_natural(eta)
-        eps = batch_noise((mean.shape[0], n, *mean.shape[1:]), mean)
-        return mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
+        lead = len(sample_shape)
+        # drawn and computed batch-major ([B, *sample_shape, ...]: the rows a data-parallel rank keeps), then
+        # moved: the numbers of the earlier batch-major sampler, bit for bit
+        at = (mean.shape[0], *([1] * lead), *mean.shape[1:])
+        eps = (noise or Noise()).normal((mean.shape[0], *sample_shape, *mean.shape[1:]), mean)
+        return (mean.view(at) + var.sqrt().view(at) * eps).movedim(0, lead)
+
+    def tempered_sample(self, mean_params: Tensor, temperature: float,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """``m + t·σ·ε``: the temperature scales the standard deviation."""
+        mean, var = self.moments(mean_params)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + temperature * var.sqrt() * noise
 
     def mode(self, eta: Tensor) -> Tensor:
         return self.moments_from_natural(eta)[0]

@@ -10,7 +10,7 @@ from torch import nn
 from demvae.config import DialogConfig, ModelConfig
 from demvae.data.vocab import Vocab
 from demvae.errors import ConfigError
-from demvae.expfam import Categorical, Gaussian
+from demvae.expfam import Gaussian, make_family
 from demvae.models.dialog import DialogModel
 from demvae.models.latents import DiscreteLatent, Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
@@ -40,11 +40,9 @@ def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
         return [discrete(cfg.concat_latent)]
     if cfg.latent == "semi":  # the decoder's h0 sees [c; z], its inputs only z (as the original)
         return [discrete(False), standard_normal(cfg.concat_latent)]
-    if cfg.latent == "gm":
-        return [MixtureLatent(Gaussian(), in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
-                              concat_latent=cfg.concat_latent, **heads)]
-    if cfg.latent == "cm":
-        return [MixtureLatent(Categorical(cfg.z_values), in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
+    if cfg.mixture_family is not None:  # gm, cm, mixture: the family from the registry, with its config options
+        family = make_family(cfg.mixture_family, z_values=cfg.z_values)
+        return [MixtureLatent(family, in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
                               concat_latent=cfg.concat_latent, temperature=cfg.temperature, **heads)]
     raise ConfigError(f"unknown latent {cfg.latent!r}")
 
@@ -71,7 +69,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
     decoder = LatentDecoder(dec_emb, cfg.hidden_size, init_dim, input_dim, cfg.dropout, cfg.tie_output,
                            recurrence=cfg.recurrence)
     if cfg.supervise and not any(b.supervisable for b in latents):
-        raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete or semi)")
+        raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete, semi or a "
+                          "mixture of a discrete family)")
     return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)
 
 

@@ -4,14 +4,15 @@ procedure).
 * ``prior``: ``z ~ p(z|c)``, the code's prior component (the paper's generation and what
   ``demvae sample --code`` did before procedures existed); ``temperature`` scales its spread.
 * ``mode``: the component's most probable z (its mean): one sentence per code with greedy decoding.
-* ``aggregate``: ``z ~`` the code's **aggregate posterior**, the moment-matched Gaussian of
+* ``aggregate``: ``z ~`` the code's **aggregate posterior**, the moment-matched member of the family of
   its train members' posteriors ``1/|C| Σ_{x ∈ C} q(z|x)`` (members: the train sentences whose argmax
-  joint code it is): for a Gaussian latent with at most :data:`MAX_JOINT_DIM` dimensions, over the whole
-  z with a full covariance (``E[Var(z|x)] + Var(E[z|x])``); otherwise, and for a joint code no train
-  sentence has, per variable and value (the members of ``c_i = k``; a categorical unit: its average
-  probabilities). ``temperature`` scales the spread (a Gaussian's Cholesky factor; a categorical's
-  logits are divided by it); 0 gives the mean (the most probable value). A value no train sentence took
-  falls back to its prior component.
+  joint code it is): for a continuous latent (not ``family.discrete``) with at most :data:`MAX_JOINT_DIM`
+  dimensions, a Gaussian over the whole z with a full covariance (``E[Var(z|x)] + Var(E[z|x])``, from the
+  family's ``moments``); otherwise, and for a joint code no train sentence has, per variable and value
+  (the members of ``c_i = k``: their average mean parameters, e.g. a categorical unit's average
+  probabilities), drawn by the family's ``tempered_sample``. ``temperature`` scales the spread (a
+  Gaussian's Cholesky factor; a discrete unit's log-probabilities are divided by it); 0 gives the mean
+  (the most probable value). A value no train sentence took falls back to its prior component.
 * ``nucleus``: ``aggregate``'s z (by default at temperature 0: its mean), then words sampled from the top-p
   nucleus of the decoder's distribution (Holtzman et al., 2020) instead of greedy decoding.
 * ``rerank`` (the default, temperature 0, top-p 0.9): :data:`RERANK_CANDIDATES` ``nucleus`` sentences per
@@ -44,6 +45,7 @@ from torch import Tensor
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
 from demvae.data.types import Batch
 from demvae.errors import ConfigError
+from demvae.expfam import ExponentialFamily
 from demvae.models.latents import Latent, MixtureLatent
 from demvae.models.textvae import TextVAE
 
@@ -146,9 +148,9 @@ class CodeStats:
     counts: Tensor
     """[M, K] members (x with argmax q(c_i|x) = k)."""
     family: str
-    """The latent family's name (``gaussian``, ``categorical``)."""
+    """The latent family's registry name (``gaussian``, ``categorical``, ``poisson``), a record."""
     joint: dict[tuple[int, ...], tuple[Tensor, Tensor, int]] = field(default_factory=dict)
-    """Joint code -> (mean [M·U], Cholesky factor of the covariance [M·U, M·U], members) of a Gaussian z."""
+    """Joint code -> (mean [M·U], Cholesky factor of the covariance [M·U, M·U], members) of a continuous z."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "counts": self.counts.tolist(), "mean_params": self.mean_params.tolist(),
@@ -186,7 +188,7 @@ def code_stats(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> Co
         return None
     model.eval()
     m, k, u = block.n_variables, block.n_values, block.n_units
-    full = block.family.name == "gaussian" and m * u <= MAX_JOINT_DIM
+    full = not block.family.discrete and m * u <= MAX_JOINT_DIM
     sums, counts = None, torch.zeros(m, k, dtype=torch.float64)
     all_codes, all_mp = [], []
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
@@ -205,16 +207,16 @@ def code_stats(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> Co
     means = sums / counts.clamp(min=1)[..., None, None]
     stats = CodeStats(means.float(), counts.long(), block.family.name)
     if full:
-        stats.joint = _joint_stats(torch.cat(all_codes), torch.cat(all_mp))
+        stats.joint = _joint_stats(block.family, torch.cat(all_codes), torch.cat(all_mp))
     return stats
 
 
-def _joint_stats(codes: Tensor, mean_params: Tensor) -> dict[tuple[int, ...], tuple[Tensor, Tensor, int]]:
+def _joint_stats(family: ExponentialFamily, codes: Tensor,
+                 mean_params: Tensor) -> dict[tuple[int, ...], tuple[Tensor, Tensor, int]]:
     """Per joint code (the largest :data:`MAX_JOINT_CODES`), the mean and Cholesky factor of the covariance of
-    its members' posterior mixture: codes [N, M], a Gaussian's mean parameters [N, M, U, 2] (float64)."""
+    its members' posterior mixture: codes [N, M], a scalar family's mean parameters [N, M, U, P] (float64)."""
     n = codes.shape[0]
-    mean = mean_params[..., 0].reshape(n, -1)  # [N, F]
-    var = (mean_params[..., 1].reshape(n, -1) - mean.square()).clamp(min=1e-8)
+    mean, var = (v.reshape(n, -1) for v in family.moments(mean_params))  # [N, F] each
     values, inverse, sizes = torch.unique(codes, dim=0, return_inverse=True, return_counts=True)
     order = torch.argsort(-sizes, stable=True)[:MAX_JOINT_CODES]
     out = {}
@@ -226,12 +228,6 @@ def _joint_stats(codes: Tensor, mean_params: Tensor) -> dict[tuple[int, ...], tu
         chol = torch.linalg.cholesky(cov + 1e-8 * torch.eye(cov.shape[0], dtype=cov.dtype))
         out[tuple(int(v) for v in values[j])] = (mu.float(), chol.float(), int(sizes[j]))
     return out
-
-
-def _moments(mean_params: Tensor) -> tuple[Tensor, Tensor]:
-    """A Gaussian's (mean, variance) from its mean parameters (E[z], E[z²])."""
-    mean = mean_params[..., 0]
-    return mean, (mean_params[..., 1] - mean.square()).clamp(min=1e-8)
 
 
 def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: CodeStats | None) -> Tensor:
@@ -251,36 +247,24 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
         seen = stats.counts.to(codes.device)[variables.unsqueeze(0), codes] > 0  # [N, M]
         chosen = torch.where(seen[..., None, None], agg, chosen)  # a value no train sentence took: its prior
     t = procedure.temperature
-    if family.name == "gaussian":
-        mean, var = _moments(chosen)
-        z = mean + t * var.sqrt() * torch.randn(mean.shape, device=mean.device, dtype=mean.dtype)
-        if aggregate and stats.joint:  # codes with their own statistics: the whole z at once
-            rows = [i for i, c in enumerate(codes.tolist()) if tuple(c) in stats.joint]
-            if rows:
-                mu = torch.stack([stats.joint[tuple(codes[i].tolist())][0] for i in rows]).to(z)
-                chol = torch.stack([stats.joint[tuple(codes[i].tolist())][1] for i in rows]).to(z)
-                eps = torch.randn(mu.shape, device=z.device, dtype=z.dtype)
-                joint = mu + t * (chol @ eps.unsqueeze(-1)).squeeze(-1)
-                z = z.clone()
-                z[rows] = joint.view(len(rows), *z.shape[1:])
-        return z
-    if family.name == "categorical":
-        probs = torch.cat([chosen, (1 - chosen.sum(-1, keepdim=True)).clamp(min=0)], -1).clamp(min=1e-12)
-        if t == 0:
-            index = probs.argmax(-1)
-        else:
-            flat = torch.softmax(probs.log() / t, -1).reshape(-1, probs.shape[-1])
-            index = torch.multinomial(flat, 1).view(probs.shape[:-1])
-        return family.from_index(index).to(probs.dtype)
-    raise ConfigError(f"the {procedure.name} procedure with a temperature is defined for gaussian and categorical "
-                      f"latents, not {family.name}: use the mode procedure, or prior at temperature 1")
+    z = family.tempered_sample(chosen, t)
+    if aggregate and stats.joint:  # codes with their own statistics: the whole z at once
+        rows = [i for i, c in enumerate(codes.tolist()) if tuple(c) in stats.joint]
+        if rows:
+            mu = torch.stack([stats.joint[tuple(codes[i].tolist())][0] for i in rows]).to(z)
+            chol = torch.stack([stats.joint[tuple(codes[i].tolist())][1] for i in rows]).to(z)
+            eps = torch.randn(mu.shape, device=z.device, dtype=z.dtype)
+            joint = mu + t * (chol @ eps.unsqueeze(-1)).squeeze(-1)
+            z = z.clone()
+            z[rows] = joint.view(len(rows), *z.shape[1:])
+    return z
 
 
 def code_features(block: Latent, codes: Tensor, procedure: Procedure, stats: CodeStats | None) -> Tensor:
     """The decoder features of one latent block for codes [N, M]."""
     if not isinstance(block, MixtureLatent):  # the code itself is the feature (DI-VAE): nothing to choose
         return block.prior_features(codes.shape[0], codes)
-    return block._flat(_draw(block, codes, procedure, stats))
+    return block.features(_draw(block, codes, procedure, stats))
 
 
 @torch.no_grad()

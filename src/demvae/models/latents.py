@@ -10,8 +10,10 @@ baseline of the paper is a choice of blocks (see :mod:`demvae.models.build`):
 Both have M discrete variables with K values each (``n_variables``, ``n_values``). A block knows
 nothing of its family beyond the :class:`~demvae.expfam.ExponentialFamily` contract.
 
-Shapes: ``h`` [B, H]; features [B, S, F] for S samples. Every method computes in float32 even under
-autocast (:func:`demvae.device.float32`): these are cheap, and the dispersion is not safe in bf16.
+Shapes: ``h`` [B, H]; features [B, S, F] for S samples. A training draw's noise comes from the
+:class:`~demvae.distributed.Noise` the caller passes (a data-parallel rank's rows of the global batch's).
+Every method computes in float32 even under autocast (:func:`demvae.device.float32`): these are cheap, and
+the dispersion is not safe in bf16.
 """
 
 from __future__ import annotations
@@ -23,13 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from demvae.device import float32
-from demvae.distributed import gather_rows
+from demvae.distributed import Noise, gather_rows
 from demvae.expfam import ExponentialFamily, MixturePrior
 from demvae.nn.gumbel import gumbel_softmax
 from demvae.objectives import kl_to_uniform, mutual_info
 from demvae.terms import Terms
-
-HEADS = ("linear", "relu", "tanh")
 
 
 def head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
@@ -67,8 +67,9 @@ class Latent(nn.Module):
         """Whether the block has a discrete code c (K > 1 values per variable)."""
         return self.n_values > 1
 
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
-        """Reparameterised features [B, S, F] and the block's ELBO terms."""
+    def forward(self, h: Tensor, n_samples: int, noise: Noise | None = None) -> tuple[Tensor, Terms]:
+        """Reparameterised features [B, S, F] and the block's ELBO terms; ``noise``: where the draws' noise
+        comes from (default: this batch's own)."""
         raise NotImplementedError
 
     def importance_sample(self, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -129,6 +130,8 @@ class MixtureLatent(Latent):
         code_head: str = "relu",
     ):
         super().__init__()
+        if not (deterministic or family.has_relaxed_rsample):
+            raise ValueError(f"{family.name}: cannot be reparameterised, so it cannot be trained as a latent")
         self.family = family
         self.n_variables, self.n_values, self.n_units = n_variables, n_values, n_units
         self.deterministic = deterministic
@@ -157,16 +160,16 @@ class MixtureLatent(Latent):
     def code_log_probs(self, h: Tensor) -> Tensor | None:
         return None if self.code_net is None else torch.log_softmax(self._code_logits(h), -1)
 
-    def _flat(self, z: Tensor) -> Tensor:
-        """[..., M, U, *event] -> [..., F]."""
+    def features(self, z: Tensor) -> Tensor:
+        """The decoder's features of values z [..., M, U, *event] (the values themselves, flattened): [..., F]."""
         return z.reshape(*z.shape[: z.dim() - 2 - self.family.event_dims], self.feature_dim)
 
     # --- training ---
     @float32
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
+    def forward(self, h: Tensor, n_samples: int, noise: Noise | None = None) -> tuple[Tensor, Terms]:
         eta_q = self.posterior_natural(h)
         if self.deterministic:  # the auto-encoder: z = mode of q, no KL
-            return self._flat(self.family.mode(eta_q)).unsqueeze(1).expand(-1, n_samples, -1), Terms()
+            return self.features(self.family.mode(eta_q)).unsqueeze(1).expand(-1, n_samples, -1), Terms()
         if self.code_net is None:  # one component: q(c|x) = 1
             q_c, terms = torch.ones(h.shape[0], self.n_variables, 1, device=h.device, dtype=h.dtype), Terms()
         else:
@@ -174,7 +177,8 @@ class MixtureLatent(Latent):
             terms.dispersion = self.prior.dispersion(q_c)
             terms.param_var = self.prior.param_variance(q_c)
         terms.kl_z_avg = self.prior.kl_average(eta_q, q_c)
-        return self._flat(self.family.rsample(eta_q, n_samples, self.temperature)), terms
+        z = self.family.relaxed_rsample(eta_q, self.temperature, (n_samples,), noise)  # [S, B, M, U, *event]
+        return self.features(z).transpose(0, 1), terms
 
     # --- evaluation ---
     @float32
@@ -185,22 +189,22 @@ class MixtureLatent(Latent):
         expanded = eta_q.unsqueeze(1).expand(-1, n, *eta_q.shape[1:])
         z = self.family.sample(expanded)  # [B, n, M, U, *event]
         log_q = self.family.log_prob(z, expanded).sum((-1, -2))
-        return self._flat(z), self.prior.log_prob(z) - log_q
+        return self.features(z), self.prior.log_prob(z) - log_q
 
     @float32
     def mode_features(self, h: Tensor) -> Tensor:
-        return self._flat(self.family.mode(self.posterior_natural(h)))
+        return self.features(self.family.mode(self.posterior_natural(h)))
 
     @float32
     def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
         if not sample or self.deterministic:
             return self.mode_features(h)
-        return self._flat(self.family.sample(self.posterior_natural(h)))
+        return self.features(self.family.sample(self.posterior_natural(h)))
 
     def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
             codes = self.prior.sample_codes(n)
-        return self._flat(self.prior.mode(codes) if mode else self.prior.sample(codes))
+        return self.features(self.prior.mode(codes) if mode else self.prior.sample(codes))
 
     # --- supervision of categorical units ---
     def _unit_natural(self, h: Tensor, variable: int) -> Tensor:
@@ -239,11 +243,11 @@ class DiscreteLatent(Latent):
         return self.logits(h).view(h.shape[0], self.n_variables, self.n_values)
 
     @float32
-    def forward(self, h: Tensor, n_samples: int) -> tuple[Tensor, Terms]:
+    def forward(self, h: Tensor, n_samples: int, noise: Noise | None = None) -> tuple[Tensor, Terms]:
         logits = self._logits(h)
         _, terms = code_terms(logits)
         expanded = logits.unsqueeze(1).expand(-1, n_samples, -1, -1)
-        sample = gumbel_softmax(expanded, self.temperature, hard=not self.training)
+        sample = gumbel_softmax(expanded, self.temperature, hard=not self.training, noise=noise)
         return sample.flatten(2), terms
 
     @float32

@@ -3,7 +3,7 @@ r"""One text model for every row of the paper's tables: encoder → latent block
 ``TextVAE`` with no latent block is the RNN-LM; every other model differs only in its blocks and in
 the objective's weights (:mod:`demvae.objectives`). The interface the trainer and the evaluation use:
 
-* ``forward(batch, n_samples)``   the batch's :class:`~demvae.terms.Terms` (``rec``, ``kl_c``, ...)
+* ``forward(batch, n_samples, noise)``   the batch's :class:`~demvae.terms.Terms` (``rec``, ``kl_c``, ...)
 * ``log_weights(batch, n)``       importance weights ``log p(x, latent) − log q(latent | x)`` [B, n]
 * ``sample_prior(n, codes)``      token ids generated from the prior (optionally for chosen codes)
 * ``reconstruct(batch)``          greedy decoding from the posterior mode
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from demvae.data.types import Batch
+from demvae.distributed import Noise
 from demvae.models.latents import Latent
 from demvae.nn.decoders import LatentDecoder
 from demvae.nn.encoders import SentenceEncoder
@@ -63,14 +64,15 @@ class TextVAE(nn.Module):
         return init, (torch.cat(inputs, -1) if inputs else None)
 
     # --- training terms ---
-    def forward(self, batch: Batch, n_samples: int = 1) -> Terms:
-        """The batch's terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples."""
+    def forward(self, batch: Batch, n_samples: int = 1, noise: Noise | None = None) -> Terms:
+        """The batch's terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples, whose noise comes
+        from ``noise`` (default: the batch's own; a data-parallel step passes its rows of the global batch's)."""
         if not self.has_latent:
             return Terms(rec=-self.decoder.log_likelihood(batch.tokens, batch.host_lengths))
         h = self.encode(batch)
         terms, features = Terms(), []
         for block in self.latents:
-            f, t = block(h, n_samples)
+            f, t = block(h, n_samples, noise)
             features.append(f.flatten(0, 1))  # [B·S, F]: sentence b's S samples are rows b·S … b·S+S−1
             terms = terms + t
         init, inputs = self.decoder_inputs(features)

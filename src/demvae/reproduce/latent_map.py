@@ -1,11 +1,12 @@
 r"""The latent space in the plane (the paper's Figure 4, for any model): posterior means of a split's
 sentences and the prior's components. Figure 4 (:mod:`.figures`) and ``demvae report`` draw it.
 
-The map shows the model's first Gaussian latent block (GM-VAE/DGM-VAE's ``z``; the VAE's and semi-VAE's
-Gaussian part). Its ``D = M·U`` dimensions are drawn as they are when ``D ≤ 2``; otherwise they are
-projected on the first two principal components of the drawn posterior means (scikit-learn's PCA), an
-affine map ``x ↦ W (x − m)``. A prior component ``N(μ, diag σ²)`` projects to ``N(W(μ − m), W diag σ² Wᵀ)``:
-it is drawn as its mean (×) and its 1-σ ellipse, so what the figure shows is exact, not a guess.
+The map shows the model's first latent block with continuous units (not ``family.discrete``: GM-VAE/DGM-VAE's
+Gaussian ``z``; the VAE's and semi-VAE's Gaussian part). Its ``D = M·U`` dimensions are drawn as they are when
+``D ≤ 2``; otherwise they are projected on the first two principal components of the drawn posterior means
+(scikit-learn's PCA), an affine map ``x ↦ W (x − m)``. A prior component with mean μ and variances σ² (the
+family's ``moments``; a Gaussian's ``N(μ, diag σ²)``) projects to mean ``W(μ − m)`` and covariance
+``W diag σ² Wᵀ``: it is drawn as its mean (×) and its 1-σ ellipse, so what the figure shows is exact, not a guess.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import torch
 
 from demvae.data.batching import EncodedSplit
-from demvae.expfam import Gaussian
 from demvae.models import TextVAE
 from demvae.models.latents import MixtureLatent
 
@@ -24,8 +24,8 @@ __all__ = ["Projection", "LatentMap", "gaussian_block", "latent_map", "draw_late
 
 
 def gaussian_block(model: TextVAE) -> MixtureLatent | None:
-    """The model's first latent block with Gaussian units, if it has one."""
-    return next((b for b in model.latents if isinstance(b, MixtureLatent) and isinstance(b.family, Gaussian)), None)
+    """The model's first latent block with continuous units (a Gaussian's), if it has one."""
+    return next((b for b in model.latents if isinstance(b, MixtureLatent) and not b.family.discrete), None)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
                seed: int = 0, batch_size: int = 200) -> LatentMap | None:
     """Posterior means of up to ``n_points`` sentences (a seeded random subset) and the prior components of
     ``prior_codes`` [C, M] (default: every component when the block has one variable, else none), projected
-    together; ``None`` for a model without a Gaussian latent block."""
+    together; ``None`` for a model without a continuous latent block."""
     block = gaussian_block(model)
     if block is None:
         return None
@@ -94,7 +94,8 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
         prior_codes = np.zeros((1, n_var), dtype=np.int64)
     elif prior_codes is None:
         prior_codes = np.arange(k)[:, None] if n_var == 1 else np.zeros((0, n_var), dtype=np.int64)
-    mu, var = Gaussian.moments_from_natural(block.prior.natural_params().double())  # [M, K, U] each
+    family = block.family
+    mu, var = family.moments(family.mean_params(block.prior.natural_params().double()))  # [M, K, U] each
     picked = torch.as_tensor(prior_codes, dtype=torch.long).T  # [M, C]
     variables = torch.arange(n_var)[:, None]
     shape = (len(prior_codes), n_var * block.n_units)

@@ -212,7 +212,8 @@ class Trainer:
         """The loss to minimise on ``batch`` (this rank's shard of the global batch) at annealing weight
         ``weight``, and the batch's values to log (scalar tensors; averaged over the steps between two
         log records). Runs inside :func:`demvae.distributed.global_batch` and autocast."""
-        terms = self.ddp(batch, self.cfg.train.n_samples)  # the latent blocks run in float32 inside
+        noise = distributed.Noise(self.world, batch.global_size or batch.size)  # this rank's rows of the global draw
+        terms = self.ddp(batch, self.cfg.train.n_samples, noise)  # the latent blocks run in float32 inside
         loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
         return loss, _term_means(terms)
 
