@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from demvae import __version__
+from demvae._version import __version__
 from demvae.evaluation.conventions import Convention, convention_for
 from demvae.evaluation.tables import MISSING
 from demvae.report import plots
