@@ -1,6 +1,6 @@
 """demvae: dispersed exponential-family mixture VAEs for interpretable text generation."""
 
-__version__ = "0.1.0"
+from demvae._version import __version__
 
 
 def load(run_dir, device: str = "cpu"):

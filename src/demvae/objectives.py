@@ -28,11 +28,11 @@ Stage 2 of the dialog model (:func:`dialog_objective`) minimises the original's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from demvae.config import ObjectiveConfig
 from demvae.terms import DialogTerms, Terms
 
 # --- discrete-code terms -------------------------------------------------------------------------
@@ -68,9 +68,6 @@ def perplexity(total_nll: float, n_tokens: int) -> float:
 # --- annealing -----------------------------------------------------------------------------------
 
 
-ANNEALING = ("logistic", "linear", "none")
-
-
 def kl_anneal_weight(step: int, kind: str = "logistic", k: float = 0.0025, x0: int = 2500) -> float:
     """``w(step) = 1 / (1 + exp(−k (step − x0)))`` (paper §4.1), or 1 with ``kind="none"``."""
     if kind == "none":
@@ -83,23 +80,6 @@ def kl_anneal_weight(step: int, kind: str = "logistic", k: float = 0.0025, x0: i
 
 
 # --- the objective -------------------------------------------------------------------------------
-
-
-def _f(default, doc: str):
-    return field(default=default, metadata={"doc": doc})
-
-
-@dataclass
-class ObjectiveConfig:
-    beta: float = _f(0.0, "β: dispersion weight, paper convention (objective = ELBO + β·L_d), in [0, 1].")
-    mi_weight: float = _f(0.0, "λ: weight of the mutual-information bonus I(x; c) (1 = the paper's +Lmi).")
-    kl_weight: float = _f(1.0, "κ: β-VAE weight on the whole KL term, MI bonus included (1 = the ELBO).")
-    free_bits_c: float = _f(0.0, "λ_c of free bits: per-variable hinge on KL(c) at λ_c/M (0 = off).")
-    free_bits_z: float = _f(0.0, "λ_z of free bits: per-variable hinge on the exact KL(z) at λ_z/M (0 = off).")
-    supervision_weight: float = _f(1.0, "γ: weight of the supervised cross-entropy (not annealed).")
-    anneal: str = _f("logistic", "KL annealing w(step): logistic, linear or none.")
-    anneal_k: float = _f(0.0025, "Slope k of the logistic w(step) = 1/(1+exp(−k(step−x0))).")
-    anneal_x0: int = _f(2500, "Midpoint x0 of the logistic annealing (the linear one reaches 1 there).")
 
 
 def _free_bits(term: Tensor, total: float) -> Tensor:

@@ -19,7 +19,7 @@ def corpus_stats(corpus: Corpus, vocab: Vocab, max_len: int = 40, batch_size: in
     ``<s>``/``</s>``) that map to ``<unk>`` although the text did not literally say ``<unk>``. Padding efficiency
     compares length-bucketed batches (:class:`BucketBatchSampler`, epoch 0) with plain shuffled batches.
     """
-    train_types = set()
+    train_types: set[str] = set()
     for ex in corpus.splits.get("train", []):
         train_types.update(ex.tokens)
     out: dict = {

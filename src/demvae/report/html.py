@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 from tqdm.auto import tqdm
 
-from demvae import __version__
+from demvae._version import __version__
 from demvae.evaluation.conventions import Convention, convention_for
 from demvae.evaluation.tables import MISSING
 from demvae.report import plots

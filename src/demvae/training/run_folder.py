@@ -56,7 +56,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from demvae import __version__
+from demvae._version import __version__
 from demvae.config import RunConfig, from_dict, load_yaml
 from demvae.data.fingerprint import fingerprint, locate
 from demvae.data.prepare import PreparedData, prepare

@@ -145,8 +145,6 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
     },
 }
 
-DEFAULT_SIZES = {"train": 8000, "valid": 500, "test": 500}
-
 
 def _fill(template: str, rng: random.Random) -> tuple[str, ...]:
     out: list[str] = []

@@ -146,8 +146,8 @@ def _label_fields(raw_splits: dict[str, list[_Record]], labels: list[str] | None
     if labels is not None:
         missing = sorted(set(labels) - set(values))
         if missing:
-            fields = ", ".join(sorted(values)) or "none"
-            raise DataError(f"label field(s) {', '.join(missing)} not found (fields: {fields})")
+            found = ", ".join(sorted(values)) or "none"
+            raise DataError(f"label field(s) {', '.join(missing)} not found (fields: {found})")
         return list(labels), []
     chosen, skipped = [], []
     for key, vals in sorted(values.items()):
