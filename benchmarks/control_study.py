@@ -95,8 +95,7 @@ def decode(model: TextVAE, z: torch.Tensor) -> torch.Tensor:
     """Greedy sentences from z [n, G, U] (the decoder's h0 and, if concatenated, every input)."""
     block = mixture_block(model)
     flat = z.reshape(z.shape[0], -1).to(model.device)
-    return model.decoder.generate(flat, flat if block.concat_latent else None, z.shape[0], model.bos_id,
-                                  model.eos_id, model.max_len, greedy=True)
+    return model.decoder.generate(flat, flat if block.concat_latent else None, z.shape[0], model.decoding)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from demvae.models.generation import (
     code_stats,
     generate_from_codes,
 )
-from demvae.nn.decoding import nucleus, sample_decode
+from demvae.nn.decoding import Decoding, nucleus, sample_decode
 from demvae.training import load_run
 from demvae.training.run_folder import CODE_STATS, load_code_stats, run_data
 
@@ -85,7 +85,7 @@ def test_word_sampling_without_a_nucleus_is_the_earlier_loop():
         return torch.cat(out, 1)
 
     torch.manual_seed(4)
-    new = sample_decode(step, torch.zeros(5, 7), 5, bos_id=1, eos_id=99, max_len=10, greedy=False)
+    new = sample_decode(step, torch.zeros(5, 7), 5, Decoding(bos_id=1, eos_id=99, max_len=10, greedy=False))
     torch.manual_seed(4)
     assert torch.equal(new, earlier(5))
 

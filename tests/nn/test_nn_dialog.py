@@ -17,7 +17,7 @@ from demvae.nn import attention_decoder
 from demvae.nn.attention import AdditiveAttention, AttentionPooling, masked_softmax
 from demvae.nn.attention_decoder import AttentionDecoder
 from demvae.nn.context import ContextEncoder, PolicyNetwork, UtteranceEncoder
-from demvae.nn.decoding import real_targets, token_nll
+from demvae.nn.decoding import Decoding, real_targets, token_nll
 
 V, E = 11, 6
 BOS, EOS = 2, 3
@@ -272,8 +272,8 @@ def as_tokens(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def test_beam_of_one_is_greedy():
     dec = make_decoder()
     memory, mask, init = memory_batch(6, seed=11)
-    greedy = dec.generate(init, memory, mask, BOS, EOS, max_len=12)
-    ids, scores = dec.beam_search(init, memory, mask, BOS, EOS, beam_size=1, max_len=12)
+    greedy = dec.generate(init, memory, mask, Decoding(BOS, EOS, max_len=12))
+    ids, scores = dec.beam_search(init, memory, mask, Decoding(BOS, EOS, max_len=12), beam_size=1)
     assert torch.equal(ids, greedy)
     tokens, lengths = as_tokens(ids)
     torch.testing.assert_close(scores, dec.log_likelihood(tokens, lengths, init, memory, mask), **TOL)
@@ -283,15 +283,16 @@ def test_beam_of_one_is_greedy():
 def test_beam_scores_are_log_likelihoods_and_beat_greedy(seed):
     dec = make_decoder(seed=seed)
     memory, mask, init = memory_batch(8, seed=20 + seed)
-    ids, scores = dec.beam_search(init, memory, mask, BOS, EOS, beam_size=4, max_len=10)
+    ids, scores = dec.beam_search(init, memory, mask, Decoding(BOS, EOS, max_len=10), beam_size=4)
     tokens, lengths = as_tokens(ids)
     torch.testing.assert_close(scores, dec.log_likelihood(tokens, lengths, init, memory, mask), **TOL)
-    greedy_tokens, greedy_lengths = as_tokens(dec.generate(init, memory, mask, BOS, EOS, max_len=10))
+    greedy_tokens, greedy_lengths = as_tokens(dec.generate(init, memory, mask, Decoding(BOS, EOS, max_len=10)))
     greedy = dec.log_likelihood(greedy_tokens, greedy_lengths, init, memory, mask)
     assert bool((scores >= greedy - 1e-9).all())
     # batched beams are the per-row beams
     for b in (0, 5):
-        one_ids, one_score = dec.beam_search(init[b : b + 1], memory[b : b + 1], mask[b : b + 1], BOS, EOS, 4, 10)
+        one_ids, one_score = dec.beam_search(init[b : b + 1], memory[b : b + 1], mask[b : b + 1],
+                                             Decoding(BOS, EOS, max_len=10), 4)
         width = one_ids.shape[1]
         assert one_ids[0].tolist() == ids[b, :width].tolist() and bool((ids[b, width:] == 0).all())
         torch.testing.assert_close(one_score, scores[b : b + 1], **TOL)
@@ -310,7 +311,7 @@ def test_a_beam_wide_enough_is_exhaustive_search(length_penalty):
     assert len(candidates) == 156
     tokens = torch.tensor([[BOS, *c] + [0] * (max_len - 1 - len(c)) for c in candidates])
     lengths = torch.tensor([len(c) + 1 for c in candidates])
-    ids, scores = dec.beam_search(init, memory, mask, BOS, EOS, beam_size=160, max_len=max_len,
+    ids, scores = dec.beam_search(init, memory, mask, Decoding(BOS, EOS, max_len), beam_size=160,
                                   length_penalty=length_penalty)
     for b in range(3):
         row = [t[b : b + 1].expand(len(candidates), *t.shape[1:]) for t in (init, memory, mask)]
@@ -318,18 +319,34 @@ def test_a_beam_wide_enough_is_exhaustive_search(length_penalty):
         best = int((ll / (lengths - 1).to(ll.dtype) ** length_penalty).argmax())
         torch.testing.assert_close(scores[b], ll[best], **TOL)
         assert ids[b, : len(candidates[best])].tolist() == list(candidates[best])
-    greedy = dec.generate(init, memory, mask, BOS, EOS, max_len=max_len)
+    greedy = dec.generate(init, memory, mask, Decoding(BOS, EOS, max_len))
     assert not torch.equal(ids, greedy[:, : ids.shape[1]])
 
 
 def test_sampled_decoding_follows_the_generator():
     dec = make_decoder()
     memory, mask, init = memory_batch(5, seed=14)
-    draw = lambda s: dec.generate(init, memory, mask, BOS, EOS, max_len=8, greedy=False,  # noqa: E731
-                                  generator=torch.Generator().manual_seed(s))
+    draw = lambda s: dec.generate(init, memory, mask, Decoding(  # noqa: E731
+        BOS, EOS, max_len=8, greedy=False, generator=torch.Generator().manual_seed(s)))
     assert torch.equal(draw(1), draw(1))
     ids = draw(2)
     tokens, lengths = as_tokens(ids)
     assert bool(torch.isfinite(dec.log_likelihood(tokens, lengths, init, memory, mask)).all())
     after_eos = torch.cumsum((ids == EOS).long(), 1) - (ids == EOS).long() > 0
     assert bool((ids[after_eos] == 0).all())  # <pad> after </s>
+
+
+@pytest.mark.parametrize("beam", [False, True])
+def test_the_decoding_pad_id_fills_after_eos(beam):
+    # the model's Decoding carries the vocabulary's pad id into both loops; only the filler changes
+    dec = make_decoder()
+    memory, mask, init = memory_batch(8, seed=16)  # rows that finish early and rows cut at max_len, both ways
+
+    def decode(pad_id: int) -> torch.Tensor:  # a pad id the embedding has: the filler is fed back
+        how = Decoding(BOS, EOS, max_len=12, pad_id=pad_id)
+        return dec.beam_search(init, memory, mask, how, 3)[0] if beam else dec.generate(init, memory, mask, how)
+
+    ids, other = decode(0), decode(1)
+    after_eos = torch.cumsum((ids == EOS).long(), 1) - (ids == EOS).long() > 0
+    assert bool(after_eos.any()) and not bool(after_eos.all())
+    assert bool((other[after_eos] == 1).all()) and torch.equal(other[~after_eos], ids[~after_eos])

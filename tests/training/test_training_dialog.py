@@ -120,7 +120,7 @@ def test_policy_and_attribute_targets_are_the_stage1_code(model_and_batch):
     emb = model.stage1.encoder.embedding.weight
     for b in range(batch.size):
         n = int(batch.lengths[b])
-        soft = torch.cat((emb[model.stage1.bos_id][None], probs[b, : n - 1] @ emb))[None]  # [1, n, E]
+        soft = torch.cat((emb[model.stage1.decoding.bos_id][None], probs[b, : n - 1] @ emb))[None]  # [1, n, E]
         _, h = model.stage1.encoder.rnn(soft)
         log_q = torch.log_softmax(model.code_block._code_logits(h[-1]), -1)[0]  # [M, K]
         torch.testing.assert_close(terms.attribute[b], -log_q.gather(1, code[b, :, None]).squeeze(1),

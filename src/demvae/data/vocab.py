@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from demvae.errors import DataError
 from demvae.io import write_text
@@ -28,6 +29,12 @@ _VERSION = 1
 
 class Vocab:
     """Token <-> id mapping. Build one with :meth:`Vocab.build` on the train split."""
+
+    pad_id: ClassVar[int] = PAD_ID
+    unk_id: ClassVar[int] = UNK_ID
+    bos_id: ClassVar[int] = BOS_ID
+    eos_id: ClassVar[int] = EOS_ID
+    """The core specials' ids: the same in every vocabulary."""
 
     def __init__(
         self,
@@ -116,22 +123,6 @@ class Vocab:
     @property
     def words(self) -> list[str]:
         return self._tokens[self.n_specials :]
-
-    @property
-    def pad_id(self) -> int:
-        return PAD_ID
-
-    @property
-    def unk_id(self) -> int:
-        return UNK_ID
-
-    @property
-    def bos_id(self) -> int:
-        return BOS_ID
-
-    @property
-    def eos_id(self) -> int:
-        return EOS_ID
 
     def id(self, token: str) -> int:
         """The id of ``token``; ``<unk>``'s id if it is not in the vocabulary."""

@@ -17,6 +17,7 @@ from demvae.models.textvae import TextVAE
 from demvae.nn.attention_decoder import AttentionDecoder
 from demvae.nn.context import ContextEncoder, PolicyNetwork, UtteranceEncoder
 from demvae.nn.decoders import LatentDecoder
+from demvae.nn.decoding import Decoding
 from demvae.nn.encoders import SentenceEncoder
 
 
@@ -71,7 +72,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int, pad
     if cfg.supervise and not any(b.supervisable for b in latents):
         raise ConfigError("model.supervise needs a categorical latent variable (latent: cm, discrete, semi or a "
                           "mixture of a discrete family)")
-    return TextVAE(encoder, latents, decoder, bos_id, eos_id, cfg.supervise, max_len)
+    return TextVAE(encoder, latents, decoder, Decoding(bos_id, eos_id, max_len, pad_id=pad_id), cfg.supervise)
 
 
 def build_dialog(stage1: TextVAE, model: ModelConfig, dialog: DialogConfig, vocab_size: int,

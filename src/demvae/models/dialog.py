@@ -136,7 +136,7 @@ class DialogModel(nn.Module):
         length (as the stage-1 encoder reads the response). [B, M, K]"""
         embedding = self.stage1.encoder.embedding.weight  # [V, E]
         soft = torch.softmax(logits.float(), -1).to(embedding.dtype) @ embedding  # [B, T − 1, E]
-        bos = embedding[self.stage1.bos_id].expand(soft.shape[0], 1, -1)
+        bos = embedding[self.stage1.decoding.bos_id].expand(soft.shape[0], 1, -1)
         h = self.stage1.encoder.encode_embedded(torch.cat((bos, soft), 1), batch.host_lengths)
         return self.code_block.code_log_probs(h)
 
@@ -178,12 +178,11 @@ class DialogModel(nn.Module):
         codes = codes.to(probs.device)
         latent = self.code_block.prior_features(rows, codes, mode=z_choice == "mean").to(encoding.last.dtype)
         init = self._initial_state(latent, encoding)
-        s1 = self.stage1
+        how = self.stage1.decoding  # stage 1's: the same ids and length, greedy
         if decoding == "beam":
-            ids, _ = self.decoder.beam_search(init, encoding.outputs, encoding.mask, s1.bos_id, s1.eos_id,
-                                              beam_size, s1.max_len, length_penalty)
+            ids, _ = self.decoder.beam_search(init, encoding.outputs, encoding.mask, how, beam_size, length_penalty)
         else:
-            ids = self.decoder.generate(init, encoding.outputs, encoding.mask, s1.bos_id, s1.eos_id, s1.max_len)
+            ids = self.decoder.generate(init, encoding.outputs, encoding.mask, how)
         return Responses(ids, codes, probs)
 
 

@@ -36,7 +36,7 @@ folder caches them (:func:`demvae.training.run_folder.load_code_stats`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -287,9 +287,8 @@ def _decode(model: TextVAE, codes: Tensor, procedure: Procedure, stats: CodeStat
                          else block.prior_features(n, None)).to(model.device))
     init, inputs = model.decoder_inputs(features)
     if procedure.samples_words:
-        return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy=False,
-                                      top_p=procedure.top_p)
-    return model.decoder.generate(init, inputs, n, model.bos_id, model.eos_id, model.max_len, greedy)
+        return model.decoder.generate(init, inputs, n, replace(model.decoding, greedy=False, top_p=procedure.top_p))
+    return model.decoder.generate(init, inputs, n, replace(model.decoding, greedy=greedy))
 
 
 def _rerank(model: TextVAE, codes: Tensor, procedure: Procedure, stats: CodeStats | None) -> Tensor:
@@ -309,10 +308,10 @@ def _as_batch(model: TextVAE, ids: Tensor) -> Batch:
     """Generated ids [R, L] (``</s>`` then ``<pad>``, or cut without ``</s>``) as an encoder batch:
     ``<s>`` + ids, a ``</s>`` closing a cut row."""
     rows, width = ids.shape
-    is_eos = ids == model.eos_id
+    is_eos = ids == model.decoding.eos_id
     ended = is_eos.any(1)
-    tokens = torch.cat([torch.full((rows, 1), model.bos_id, dtype=ids.dtype, device=ids.device), ids,
+    tokens = torch.cat([torch.full((rows, 1), model.decoding.bos_id, dtype=ids.dtype, device=ids.device), ids,
                         torch.zeros(rows, 1, dtype=ids.dtype, device=ids.device)], 1)
-    tokens[~ended, width + 1] = model.eos_id
+    tokens[~ended, width + 1] = model.decoding.eos_id
     lengths = torch.where(ended, is_eos.int().argmax(1) + 2, torch.full_like(ended, width + 2, dtype=torch.long))
     return Batch(tokens, lengths)

@@ -13,6 +13,8 @@ the objective's weights (:mod:`demvae.objectives`). The interface the trainer an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
@@ -20,6 +22,7 @@ from demvae.data.types import Batch
 from demvae.distributed import Noise
 from demvae.models.latents import Latent
 from demvae.nn.decoders import LatentDecoder
+from demvae.nn.decoding import Decoding
 from demvae.nn.encoders import SentenceEncoder
 from demvae.terms import Terms
 
@@ -30,16 +33,15 @@ class TextVAE(nn.Module):
         encoder: SentenceEncoder | None,
         latents: list[Latent],
         decoder: LatentDecoder,
-        bos_id: int,
-        eos_id: int,
+        decoding: Decoding,
         supervise: dict[str, int] | None = None,
-        max_len: int = 40,
     ):
         super().__init__()
         self.encoder = encoder
         self.latents = nn.ModuleList(latents)
         self.decoder = decoder
-        self.bos_id, self.eos_id, self.max_len = bos_id, eos_id, max_len
+        self.decoding = decoding
+        """How the model writes a sentence (greedy); generating callers vary it with ``dataclasses.replace``."""
         self.supervise = dict(supervise or {})
         """Label name -> index of the categorical variable it supervises (in the first supervisable block)."""
 
@@ -152,7 +154,7 @@ class TextVAE(nn.Module):
             raise ValueError("a model without a latent variable cannot reconstruct")
         h = self.encode(batch)
         init, inputs = self.decoder_inputs([b.mode_features(h) for b in self.latents])
-        return self.decoder.generate(init, inputs, batch.size, self.bos_id, self.eos_id, self.max_len, greedy)
+        return self.decoder.generate(init, inputs, batch.size, replace(self.decoding, greedy=greedy))
 
     @torch.no_grad()
     def sample_prior(self, n: int, codes: Tensor | None = None, greedy: bool | None = None) -> Tensor:
@@ -165,7 +167,7 @@ class TextVAE(nn.Module):
             block_codes = codes.to(self.device) if codes is not None and block.has_code else None
             features.append(block.prior_features(n, block_codes).to(self.device))
         init, inputs = self.decoder_inputs(features)
-        return self.decoder.generate(init, inputs, n, self.bos_id, self.eos_id, self.max_len, greedy)
+        return self.decoder.generate(init, inputs, n, replace(self.decoding, greedy=greedy))
 
     def code_shape(self) -> tuple[int, int] | None:
         """(M, K) of the model's discrete code, if it has one."""

@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from demvae.nn import decoding
 from demvae.nn.attention import AdditiveAttention
-from demvae.nn.decoding import real_targets, sample_decode, token_nll
+from demvae.nn.decoding import Decoding, beam_search, real_targets, sample_decode, token_nll
 
 
 class AttentionDecoder(nn.Module):
@@ -72,31 +71,14 @@ class AttentionDecoder(nn.Module):
         return step
 
     @torch.no_grad()
-    def generate(
-        self,
-        init: Tensor,
-        memory: Tensor,
-        memory_mask: Tensor,
-        bos_id: int,
-        eos_id: int,
-        max_len: int = 40,
-        greedy: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Greedy (or sampled) decoding: init [B, H] -> ids [B, ≤ max_len − 1] (``</s>`` then ``<pad>=0``)."""
+    def generate(self, init: Tensor, memory: Tensor, memory_mask: Tensor, decoding: Decoding) -> Tensor:
+        """Greedy (or sampled) decoding: init [B, H] -> ids [B, ≤ max_len − 1] (``</s>`` then ``<pad>``)."""
         step = self._step(memory, memory_mask)
-        return sample_decode(step, init.unsqueeze(0), init.shape[0], bos_id, eos_id, max_len, greedy, generator)
+        return sample_decode(step, init.unsqueeze(0), init.shape[0], decoding)
 
     @torch.no_grad()
     def beam_search(
-        self,
-        init: Tensor,
-        memory: Tensor,
-        memory_mask: Tensor,
-        bos_id: int,
-        eos_id: int,
-        beam_size: int = 5,
-        max_len: int = 40,
+        self, init: Tensor, memory: Tensor, memory_mask: Tensor, decoding: Decoding, beam_size: int = 5,
         length_penalty: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         """Beam search (see :func:`demvae.nn.decoding.beam_search` for the length handling): init [B, H] ->
@@ -104,7 +86,7 @@ class AttentionDecoder(nn.Module):
         k = beam_size
         step = self._step(memory.repeat_interleave(k, 0), memory_mask.repeat_interleave(k, 0))
         state = init.repeat_interleave(k, 0).unsqueeze(0)
-        return decoding.beam_search(step, state, init.shape[0], bos_id, eos_id, k, max_len, length_penalty)
+        return beam_search(step, state, init.shape[0], decoding, k, length_penalty)
 
 
 __all__ = ["AttentionDecoder"]

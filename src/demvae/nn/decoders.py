@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from demvae.nn.decoding import real_targets, sample_decode, token_nll
+from demvae.nn.decoding import Decoding, real_targets, sample_decode, token_nll
 from demvae.nn.fused import shared_input_gru
 
 RECURRENCES = ("auto", "gru", "shared")
@@ -177,24 +177,13 @@ class LatentDecoder(nn.Module):
         return 2 * item * self.chunk_rows * vocab + rows * per_row
 
     @torch.no_grad()
-    def generate(
-        self,
-        init: Tensor | None,
-        latent_input: Tensor | None,
-        rows: int,
-        bos_id: int,
-        eos_id: int,
-        max_len: int = 40,
-        greedy: bool = True,
-        generator: torch.Generator | None = None,
-        top_p: float = 1.0,
-    ) -> Tensor:
-        """Decode ``rows`` sequences; returns ids [rows, ≤ max_len−1] (``</s>`` then ``<pad>=0``); sampled words
-        come from the top-``top_p`` nucleus."""
+    def generate(self, init: Tensor | None, latent_input: Tensor | None, rows: int, decoding: Decoding) -> Tensor:
+        """Decode ``rows`` sequences as ``decoding`` says; returns ids [rows, ≤ max_len−1] (``</s>`` then
+        ``<pad>``)."""
 
         def step(word: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
             hidden, state = self.rnn(self._inputs(self.embedding(word), latent_input), state)
             return self.logits(hidden[:, -1]), state
 
         state = self._initial_state(init, rows, self.embedding.weight)
-        return sample_decode(step, state, rows, bos_id, eos_id, max_len, greedy, generator, top_p=top_p)
+        return sample_decode(step, state, rows, decoding)

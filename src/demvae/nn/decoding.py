@@ -3,12 +3,15 @@ r"""What every autoregressive decoder here shares: picking the real targets of a
 by a one-step function.
 
 A step function maps ``(word [R, 1], state) -> (logits [R, V], state)`` for R sequences decoded side by side; the
-state is a GRU hidden state ``[layers, R, H]`` (the beam search reorders it along dim 1).
+state is a GRU hidden state ``[layers, R, H]`` (the beam search reorders it along dim 1). How a sentence is written
+(its special ids, its length, greedy or sampled) is one :class:`Decoding`, which models hold and callers vary with
+``dataclasses.replace``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -16,6 +19,21 @@ from torch import Tensor
 from demvae.nn.fused import linear_cross_entropy
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a sentence is written: from ``bos_id`` until ``eos_id`` (then ``pad_id``), at most ``max_len`` − 1
+    tokens; each token the argmax (``greedy``) or a draw from the softmax (from its top-``top_p`` nucleus, with
+    ``generator``'s random state). The beam search reads only the ids and the length."""
+
+    bos_id: int
+    eos_id: int
+    max_len: int = 40
+    greedy: bool = True
+    top_p: float = 1.0
+    generator: torch.Generator | None = None
+    pad_id: int = 0
 
 
 def real_targets(host_lengths: Tensor, steps: int, replicas: int = 1) -> tuple[Tensor, Tensor]:
@@ -41,38 +59,27 @@ def token_nll(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tens
     return linear_cross_entropy(hidden, weight, bias, targets, chunk)
 
 
-def sample_decode(
-    step: Step,
-    state: Tensor,
-    rows: int,
-    bos_id: int,
-    eos_id: int,
-    max_len: int = 40,
-    greedy: bool = True,
-    generator: torch.Generator | None = None,
-    pad_id: int = 0,
-    top_p: float = 1.0,
-) -> Tensor:
+def sample_decode(step: Step, state: Tensor, rows: int, decoding: Decoding) -> Tensor:
     """Decode ``rows`` sequences from ``<s>``, one token per step (argmax, or a draw from the softmax; with
     ``top_p`` < 1 from its nucleus, :func:`nucleus`).
 
     Returns ids [rows, ≤ max_len − 1]: the generated tokens, ``</s>`` then ``pad_id`` once a row has finished; a row
     that has not finished after max_len − 1 tokens is cut there.
     """
-    device = state.device
-    word = torch.full((rows, 1), bos_id, dtype=torch.long, device=device)
+    device, top_p = state.device, decoding.top_p
+    word = torch.full((rows, 1), decoding.bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     out = []
-    for t in range(max_len - 1):
+    for t in range(decoding.max_len - 1):
         logits, state = step(word, state)
-        if greedy:
+        if decoding.greedy:
             word = logits.argmax(-1, keepdim=True)
         else:
             probs = torch.softmax(logits.float(), -1)
-            word = torch.multinomial(probs if top_p >= 1 else nucleus(probs, top_p), 1, generator=generator)
-        word = word.masked_fill(finished.unsqueeze(1), pad_id)
+            word = torch.multinomial(probs if top_p >= 1 else nucleus(probs, top_p), 1, generator=decoding.generator)
+        word = word.masked_fill(finished.unsqueeze(1), decoding.pad_id)
         out.append(word)
-        finished |= word.squeeze(1) == eos_id
+        finished |= word.squeeze(1) == decoding.eos_id
         if t % 8 == 7 and bool(finished.all()):  # a host sync only every 8 steps
             break
     return torch.cat(out, dim=1)
@@ -88,15 +95,7 @@ def nucleus(probs: Tensor, top_p: float) -> Tensor:
 
 
 def beam_search(
-    step: Step,
-    state: Tensor,
-    rows: int,
-    bos_id: int,
-    eos_id: int,
-    beam_size: int = 5,
-    max_len: int = 40,
-    length_penalty: float = 0.0,
-    pad_id: int = 0,
+    step: Step, state: Tensor, rows: int, decoding: Decoding, beam_size: int = 5, length_penalty: float = 0.0
 ) -> tuple[Tensor, Tensor]:
     r"""Batched beam search: ``beam_size`` hypotheses per row, all rows' beams decoded side by side.
 
@@ -119,20 +118,20 @@ def beam_search(
     k = beam_size
     n = rows * k
     device = state.device
-    word = torch.full((n, 1), bos_id, dtype=torch.long, device=device)
+    word = torch.full((n, 1), decoding.bos_id, dtype=torch.long, device=device)
     scores = torch.full((rows, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # one live start per row, so the first step does not fill the beam with copies
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     length = torch.zeros(n, device=device)
     row_start = torch.arange(rows, device=device).unsqueeze(1) * k  # [rows, 1]
     words, parents = [], []
-    for t in range(max_len - 1):
+    for t in range(decoding.max_len - 1):
         logits, state = step(word, state)
         logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1)  # [n, V]
         if t == 0:
             scores = scores.to(logp.dtype)
             frozen = torch.full_like(logp[0], float("-inf"))
-            frozen[pad_id] = 0.0
+            frozen[decoding.pad_id] = 0.0
         logp = torch.where(finished.unsqueeze(1), frozen, logp)
         vocab = logp.shape[1]
         scores, best = (scores.reshape(n, 1) + logp).reshape(rows, k * vocab).topk(k, dim=1)  # [rows, K]
@@ -140,7 +139,7 @@ def beam_search(
         word = (best % vocab).reshape(n, 1)
         state = state.index_select(1, parent)
         length = length.index_select(0, parent) + (~finished.index_select(0, parent)).to(length.dtype)
-        finished = finished.index_select(0, parent) | (word.squeeze(1) == eos_id)
+        finished = finished.index_select(0, parent) | (word.squeeze(1) == decoding.eos_id)
         words.append(word.squeeze(1))
         parents.append(parent)
         if t % 8 == 7 and bool(finished.all()):
@@ -155,4 +154,4 @@ def beam_search(
     return torch.stack(out[::-1], dim=1), chosen
 
 
-__all__ = ["Step", "real_targets", "token_nll", "sample_decode", "nucleus", "beam_search"]
+__all__ = ["Step", "Decoding", "real_targets", "token_nll", "sample_decode", "nucleus", "beam_search"]
