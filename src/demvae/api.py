@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from demvae import runs
 from demvae.config import RunConfig, compose, from_dict, merge
@@ -30,16 +30,17 @@ from demvae.data.tokenize import whitespace_tokenize
 from demvae.device import resolve_device
 from demvae.errors import DemvaeError, DemvaeWarning
 from demvae.evaluation.codes import encode_codes, parse_code
-from demvae.evaluation.run import EvalOptions, evaluate_run
-from demvae.models.generation import Procedure
-from demvae.report.clusters import cluster_report
 from demvae.evaluation.respond import Responses
 from demvae.evaluation.respond import respond as _respond
+from demvae.evaluation.run import EvalOptions, evaluate_run
+from demvae.models import TextVAE
+from demvae.models.generation import Procedure
+from demvae.report.clusters import cluster_report
 from demvae.report.stream import encode_batches, sample_batches
 from demvae.training.outputs import check_output
 from demvae.training.run_folder import LoadedRun, load_code_stats, load_run, run_data
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 
 def train(config: str | RunConfig | None = None, model: str | None = None, out: PathLike | None = None, *,
@@ -68,7 +69,7 @@ def resume(run_dir: PathLike, *, overrides: dict[str, Any] | None = None, corpus
            until_step: int | None = None) -> Path:
     """Continue an interrupted run as it was configured (``overrides`` may change only ``train.*``; ``corpus`` /
     ``data_dir``: where its corpus is now; ``force``: go on although the corpus changed since training)."""
-    return runs.resume(run_dir, _settings(None, None, overrides, device), until_step=until_step, corpus=corpus,
+    return runs.resume(Path(run_dir), _settings(None, None, overrides, device), until_step=until_step, corpus=corpus,
                        data_dir=str(data_dir) if data_dir else None, force=force)
 
 
@@ -77,9 +78,9 @@ def evaluate(run_dir: PathLike, *, metrics: Sequence[str] | None = None, **optio
     written to ``metrics-<split>.json`` in it (or ``out``); returns that file's record. ``options``: the fields of
     :class:`~demvae.evaluation.run.EvalOptions` (``split``, ``is_samples``, ``paper``, ``device``, ...). What the
     evaluation had to assume (a moved corpus, ...) is a :class:`DemvaeWarning`."""
-    opts = EvalOptions(metrics=tuple(metrics) if metrics is not None else None,
-                       **{k: str(v) if isinstance(v, os.PathLike) else v for k, v in options.items()})
-    results = evaluate_run(run_dir, opts)
+    fields: dict[str, Any] = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    opts = EvalOptions(metrics=tuple(metrics) if metrics is not None else None, **fields)
+    results = evaluate_run(Path(run_dir), opts)
     for note in opts.notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     return results
@@ -105,7 +106,7 @@ def sample(run_dir: PathLike, n: int = 10, *, code: str | Sequence[int] | None =
 
         torch.manual_seed(seed)  # (set at the first read: the draws do not depend on what ran in between)
         greedy = False if sample_words else None  # None: the model's default decoding
-        for batch in sample_batches(run.model, run.vocab, n, values, chosen, stats, greedy):
+        for batch in sample_batches(_sentence_model(run), run.vocab, n, values, chosen, stats, greedy):
             yield from batch
 
     return lines()
@@ -117,9 +118,10 @@ def encode(run_dir: PathLike, sentences: PathLike | Iterable[str], *, device: st
     separated by spaces). Encoded a batch at a time as the iterator is read."""
     run = _sentence_run(run_dir, device, "encode")
     _code(run, None)
-    tokens = (iter_sentences(sentences) if isinstance(sentences, str | os.PathLike)
+    tokens = (iter_sentences(Path(sentences)) if isinstance(sentences, str | os.PathLike)
               else (tuple(whitespace_tokenize(s)) for s in sentences))
-    return itertools.chain.from_iterable(encode_batches(run.model, run.vocab, run.config.data.max_len, tokens))
+    batches = encode_batches(_sentence_model(run), run.vocab, run.config.data.max_len, tokens)
+    return itertools.chain.from_iterable(batches)
 
 
 def clusters(run_dir: PathLike, split: str = "test", *, top: int = 5, generated: int = 3, max_clusters: int = 30,
@@ -128,10 +130,11 @@ def clusters(run_dir: PathLike, split: str = "test", *, top: int = 5, generated:
     """The codes of a run on the whole ``split`` as text: per code its size, majority labels with purity, ``top``
     typical and ``generated`` generated sentences (a dialog run: its stage-1 codes of the responses)."""
     check_split(split)
-    run = load_run(run_dir, resolve_device(device))
+    run = load_run(Path(run_dir), resolve_device(device))
     _code(run, None)
     data = run_data(run, corpus, _str(data_dir), force, max_examples={})  # whole splits
-    codes = encode_codes(run.model, data.splits[split])
+    codes = encode_codes(_sentence_model(run), data.splits[split])
+    assert codes is not None  # _code: the model has a discrete code
     return cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
                           data=None if run.config.data.max_examples else data, train=data.splits["train"])
 
@@ -145,7 +148,7 @@ def respond(run_dir: PathLike, context: str, *, code: str | Sequence[int] | None
 
     if z not in Z_CHOICES:
         raise DemvaeError(f"z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
-    run = load_run(run_dir, resolve_device(device))
+    run = load_run(Path(run_dir), resolve_device(device))
     values = _code(run, code) if code is not None and run.is_dialog else None
     return _respond(run, context, values, n, z, beam, seed)
 
@@ -179,11 +182,16 @@ def _str(path: PathLike | None) -> str | None:
 
 def _sentence_run(run_dir: PathLike, device: str, job: str) -> LoadedRun:
     """The sentence model in ``run_dir``; a clear error for a dialog run."""
-    run = load_run(run_dir, resolve_device(device))
+    run = load_run(Path(run_dir), resolve_device(device))
     if run.is_dialog:
         raise DemvaeError(f"{run.run_dir} is a dialog run: `demvae {job}` reads a sentence model, e.g. its stage 1 "
                           f"({run.run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
     return run
+
+
+def _sentence_model(run: LoadedRun) -> TextVAE:
+    """The run's model, typed for the sentence-model interface the callers use (codes, sampling)."""
+    return cast(TextVAE, run.model)
 
 
 def _code(run: LoadedRun, code: str | Sequence[int] | None) -> list[int] | None:

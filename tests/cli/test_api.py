@@ -10,6 +10,7 @@ import pytest
 from demvae import api
 from demvae.errors import ConfigError, DemvaeError, RunFinished
 
+
 @pytest.fixture
 def run_main(monkeypatch):
     """``run_main(*args)``: the console script in-process -> (exit code, stdout, stderr), read through

@@ -397,9 +397,8 @@ def flat_row(results: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
                "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered", "control_recovery_reconstruction",
-               "control_distinct",
-               "control_distinct_2")
+               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered",
+               "control_recovery_reconstruction", "control_distinct", "control_distinct_2")
 """The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
 
 

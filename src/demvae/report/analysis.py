@@ -10,12 +10,13 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from demvae.errors import DemvaeWarning
 from demvae.evaluation.codes import SplitCodes
+from demvae.models import TextVAE
 from demvae.report.clusters import CodeSummary
 from demvae.report.collect import RunFiles
 from demvae.reproduce.latent_map import LatentMap
@@ -110,26 +111,27 @@ def analyse_run(files: RunFiles, metrics: dict[str, Any], notes: list[str], devi
     prepared = run_folder.run_data(run, corpus or options.get("corpus"), data_dir or options.get("data_dir"),
                                    force or options.get("force", False), options.get("max_examples"))
     encoded = prepared.splits[files.split]
-    out = RunData(files, metrics, notes, n_examples=len(encoded), code_shape=run.model.code_shape())
-    codes = encode_codes(run.model, encoded)
+    model = cast(TextVAE, run.model)  # a report reads a sentence model (a dialog run: through its stage 1)
+    out = RunData(files, metrics, notes, n_examples=len(encoded), code_shape=model.code_shape())
+    codes = encode_codes(model, encoded)
     if codes is not None:
         step("summarising the codes")
         out.codes_used = len(np.unique(codes.joint))
         out.codes = summarize_codes(run, prepared.corpus, files.split, codes, encoded, top, n_generated, max_codes,
                                     data=prepared if options.get("max_examples") is None else None)
     step("mapping the latent space")
-    block = gaussian_block(run.model)
+    block = gaussian_block(model)
     shown = None
     if block is not None and block.has_code and block.n_variables > 1:  # draw the largest codes' components
         shown = np.array([s.code for s in out.codes[:10]], dtype=np.int64).reshape(-1, block.n_variables)
-    out.latent = latent_map(run.model, encoded, n_points, prior_codes=shown)
+    out.latent = latent_map(model, encoded, n_points, prior_codes=shown)
     if out.latent is None:
         return out
     index = out.latent.index
     if codes is not None:
         ids = code_ids(codes, np.array([s.code for s in out.codes]).reshape(-1, codes.codes.shape[1]))
         names = {int(i): f"code {s.name}" for i, s in zip(ids, out.codes)}
-        prior_ids = code_ids(codes, out.latent.prior_codes) if block.has_code else None
+        prior_ids = code_ids(codes, out.latent.prior_codes) if block is not None and block.has_code else None
         out.colourings.append(LatentGroups("by code", codes.joint[index], names, prior_ids))
     for label, y in encoded.labels.items():
         ids = y.numpy()[index]
