@@ -52,11 +52,11 @@ def train(config: str | RunConfig | None = None, model: str | None = None, out: 
     ``model``: a preset (``demvae models``); ``overrides``: nested sections, e.g. ``{"train": {"max_steps": 200}}``
     (``corpus``, ``data_dir`` and ``device`` are shorthands for ``data.*`` and ``train.device``). ``force``: replace
     a run already in ``out``. A configuration too large for a CPU warns (:class:`DemvaeWarning`)."""
-    settings = _settings(corpus, data_dir, overrides, device)
+    values = settings(corpus, data_dir, overrides, device)
     if isinstance(config, RunConfig):  # (a model preset applies to a config being composed, not to a composed one)
-        cfg = from_dict(merge(config.to_dict(), settings)) if settings else config
+        cfg = from_dict(merge(config.to_dict(), values)) if values else config
     else:
-        cfg = compose(model, config, settings)
+        cfg = compose(model, config, values)
     out = check_output(Path(out), folder=True) if out is not None else runs.default_run_dir(cfg)
     warning = runs.size_warning(cfg, resolve_device(cfg.train.device).type)
     if warning:
@@ -69,7 +69,7 @@ def resume(run_dir: PathLike, *, overrides: dict[str, Any] | None = None, corpus
            until_step: int | None = None) -> Path:
     """Continue an interrupted run as it was configured (``overrides`` may change only ``train.*``; ``corpus`` /
     ``data_dir``: where its corpus is now; ``force``: go on although the corpus changed since training)."""
-    return runs.resume(Path(run_dir), _settings(None, None, overrides, device), until_step=until_step, corpus=corpus,
+    return runs.resume(Path(run_dir), settings(None, None, overrides, device), until_step=until_step, corpus=corpus,
                        data_dir=str(data_dir) if data_dir else None, force=force)
 
 
@@ -164,8 +164,9 @@ def report(folders: Sequence[PathLike], out: PathLike = "report.html", *, split:
                         corpus=corpus, force=force)
 
 
-def _settings(corpus: str | None, data_dir: PathLike | None, overrides: dict[str, Any] | None,
-              device: str | None) -> dict[str, Any]:
+def settings(corpus: str | None, data_dir: PathLike | None, overrides: dict[str, Any] | None,
+             device: str | None) -> dict[str, Any]:
+    """Config overrides: ``overrides`` over what a corpus, a data folder and a device (each None: unset) stand for."""
     values: dict[str, Any] = {}
     if corpus is not None:
         values = merge(values, {"data": {"corpus": corpus}})

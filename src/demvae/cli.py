@@ -43,16 +43,10 @@ TextOut = Annotated[Path | None, typer.Option("-o", "--out", help="Write the lin
 
 
 def _overrides(corpus: str | None, data_dir: Path | None, sets: list[str] | None, device: str | None = None) -> dict:
-    from demvae.config import merge, parse_overrides
+    from demvae import api
+    from demvae.config import parse_overrides
 
-    values: dict = {}
-    if corpus is not None:
-        values = merge(values, {"data": {"corpus": corpus}})
-    if data_dir is not None:
-        values = merge(values, {"data": {"data_dir": str(data_dir)}})
-    if device is not None:
-        values = merge(values, {"train": {"device": device}})
-    return merge(values, parse_overrides(sets or []))
+    return api.settings(corpus, data_dir, parse_overrides(sets or []), device)
 
 
 @data_app.command("stats")
