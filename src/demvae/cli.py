@@ -281,7 +281,10 @@ def respond(
 ):
     """Table 5 for any context: the policy's top codes with their probabilities and one response per code."""
     from demvae import api
+    from demvae.config import Z_CHOICES
 
+    if z not in Z_CHOICES:  # (the API checks it too, naming its argument; here the option's name)
+        raise DemvaeError(f"--z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
     found = api.respond(run_dir, context, code=code, n=n, z=z, beam=beam, seed=seed, device=device)
     if found.unknown:
         typer.echo(f"note: not in the vocabulary, read as <unk>: {' '.join(found.unknown)}", err=True)

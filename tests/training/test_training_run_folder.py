@@ -221,9 +221,9 @@ def test_amp_with_bf16_matrix_units_trains_and_validates_under_autocast(tiny_cfg
     trainer = Trainer(tiny_cfg(train={"amp": True, "max_steps": 2, "eval_every": 2, "log_every": 1}), tmp_path / "run")
     original = trainer.model.forward
 
-    def spy(batch, n_samples=1):
+    def spy(batch, n_samples=1, noise=None):
         seen.append(torch.is_autocast_enabled("cpu"))
-        return original(batch, n_samples)
+        return original(batch, n_samples, noise)
 
     trainer.model.forward = spy
     trainer.fit()
@@ -248,7 +248,7 @@ def test_nan_training_loss_is_a_training_error(tiny_cfg, tmp_path, monkeypatch):
     trainer = Trainer(cfg, tmp_path / "run")
     original = trainer.model.forward
 
-    def poisoned(batch, n_samples=1):
+    def poisoned(batch, n_samples=1, noise=None):
         terms = original(batch, n_samples)
         if trainer.model.training and trainer.state.step >= 2:
             terms.rec = terms.rec * float("nan")
