@@ -397,9 +397,24 @@ def reference(tmp_path_factory):
     return out
 
 
+def _ctrl_c_default() -> None:
+    """Ctrl-C as in a terminal, for a child: a suite started in the background (``cmd &``) ignores SIGINT, and its
+    children would inherit that, so a signal test would see a run that never stops."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_as_in_a_terminal():
+    """The same for this process (an in-process command), restored after the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt(out: Path, sig: int, seed: int) -> subprocess.CompletedProcess:
     proc = subprocess.Popen([sys.executable, "-m", "demvae.cli", *SIGNAL_RUN, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV,
+                            preexec_fn=_ctrl_c_default)
     deadline = time.monotonic() + 120
     while not (out / "metrics.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # training has started
@@ -437,7 +452,8 @@ def test_interrupted_training_resumes_to_the_same_weights_and_log(reference, tmp
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     """SIGINT while the command still loads torch (a second or more): one line, exit 130, no traceback."""
     proc = subprocess.Popen([sys.executable, "-m", "demvae.cli", *SIGNAL_RUN, "--out", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV,
+                            preexec_fn=_ctrl_c_default)
     maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and "torch/lib" not in maps.read_text():
         time.sleep(0.005)
@@ -448,7 +464,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     assert [line for line in err.splitlines() if line.strip()] == ["interrupted"]
 
 
-def test_ctrl_c_during_eval_is_one_line_and_saves_nothing(run_main, copy, monkeypatch):
+def test_ctrl_c_during_eval_is_one_line_and_saves_nothing(run_main, copy, monkeypatch, ctrl_c_as_in_a_terminal):
     """eval's rPPL language model is a throwaway: Ctrl-C stops it at once, with no talk of checkpoints."""
     from demvae.training.trainer import Trainer
 
