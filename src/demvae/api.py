@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from demvae import runs
 from demvae.config import RunConfig, compose, from_dict, merge
@@ -29,18 +29,16 @@ from demvae.data.prepare import check_split
 from demvae.data.tokenize import whitespace_tokenize
 from demvae.device import resolve_device
 from demvae.errors import DemvaeError, DemvaeWarning
-from demvae.evaluation.codes import encode_codes, parse_code
-from demvae.evaluation.respond import Responses
-from demvae.evaluation.respond import respond as _respond
-from demvae.evaluation.run import EvalOptions, evaluate_run
-from demvae.models import TextVAE
-from demvae.models.generation import Procedure
-from demvae.report.clusters import cluster_report
-from demvae.report.stream import encode_batches, sample_batches
 from demvae.training.outputs import check_output
 from demvae.training.run_folder import LoadedRun, load_code_stats, load_run, run_data
 
+if TYPE_CHECKING:
+    from demvae.evaluation.respond import Responses
+    from demvae.models import TextVAE
+
 PathLike = str | os.PathLike[str]
+"""(The evaluation, report and generation modules, which bring scikit-learn and more, are imported by the
+functions that use them: ``demvae train`` does not pay for them at start-up.)"""
 
 
 def train(config: str | RunConfig | None = None, model: str | None = None, out: PathLike | None = None, *,
@@ -78,6 +76,8 @@ def evaluate(run_dir: PathLike, *, metrics: Sequence[str] | None = None, **optio
     written to ``metrics-<split>.json`` in it (or ``out``); returns that file's record. ``options``: the fields of
     :class:`~demvae.evaluation.run.EvalOptions` (``split``, ``is_samples``, ``paper``, ``device``, ...). What the
     evaluation had to assume (a moved corpus, ...) is a :class:`DemvaeWarning`."""
+    from demvae.evaluation.run import EvalOptions, evaluate_run
+
     fields: dict[str, Any] = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     opts = EvalOptions(metrics=tuple(metrics) if metrics is not None else None, **fields)
     results = evaluate_run(Path(run_dir), opts)
@@ -94,6 +94,9 @@ def sample(run_dir: PathLike, n: int = 10, *, code: str | Sequence[int] | None =
     ``[3, 0, 4]`` or ``"3,0,4"``), by a generation procedure (:meth:`Procedure.named`; ``corpus``/``data_dir``/
     ``force``: the run's corpus, for the codes' statistics if not yet saved). Generated a batch at a time as the
     iterator is read; the run is loaded and every argument checked at the call."""
+    from demvae.models.generation import Procedure
+    from demvae.report.stream import sample_batches
+
     chosen = Procedure.named(procedure, temperature, top_p)  # a bad name fails before the model loads
     run = _sentence_run(run_dir, device, "sample")
     values = stats = None
@@ -116,6 +119,8 @@ def encode(run_dir: PathLike, sentences: PathLike | Iterable[str], *, device: st
     """Each sentence's discrete code and q(code|x): one line ``CODE<tab>PROBABILITY<tab>SENTENCE`` per sentence
     (an empty line for a blank one). ``sentences``: a .txt/.jsonl file (a path), or the sentences themselves (words
     separated by spaces). Encoded a batch at a time as the iterator is read."""
+    from demvae.report.stream import encode_batches
+
     run = _sentence_run(run_dir, device, "encode")
     _code(run, None)
     tokens = (iter_sentences(Path(sentences)) if isinstance(sentences, str | os.PathLike)
@@ -129,6 +134,9 @@ def clusters(run_dir: PathLike, split: str = "test", *, top: int = 5, generated:
              device: str = "cpu") -> str:
     """The codes of a run on the whole ``split`` as text: per code its size, majority labels with purity, ``top``
     typical and ``generated`` generated sentences (a dialog run: its stage-1 codes of the responses)."""
+    from demvae.evaluation.codes import encode_codes
+    from demvae.report.clusters import cluster_report
+
     check_split(split)
     run = load_run(Path(run_dir), resolve_device(device))
     _code(run, None)
@@ -145,12 +153,13 @@ def respond(run_dir: PathLike, context: str, *, code: str | Sequence[int] | None
     probable codes (or ``code``) with p(code|context) and one response each (``z``: its component's mean or a
     sample; ``beam``: beam size, 0 greedy). ``str()`` of the result is ``demvae respond``'s table."""
     from demvae.config import Z_CHOICES
+    from demvae.evaluation.respond import respond as replies_for
 
     if z not in Z_CHOICES:
         raise DemvaeError(f"z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
     run = load_run(Path(run_dir), resolve_device(device))
     values = _code(run, code) if code is not None and run.is_dialog else None
-    return _respond(run, context, values, n, z, beam, seed)
+    return replies_for(run, context, values, n, z, beam, seed)
 
 
 def report(folders: Sequence[PathLike], out: PathLike = "report.html", *, split: str = "test", max_codes: int = 100,
@@ -192,11 +201,13 @@ def _sentence_run(run_dir: PathLike, device: str, job: str) -> LoadedRun:
 
 def _sentence_model(run: LoadedRun) -> TextVAE:
     """The run's model, typed for the sentence-model interface the callers use (codes, sampling)."""
-    return cast(TextVAE, run.model)
+    return cast("TextVAE", run.model)
 
 
 def _code(run: LoadedRun, code: str | Sequence[int] | None) -> list[int] | None:
     """``code`` checked against the run's discrete variables (None: only that it has some)."""
+    from demvae.evaluation.codes import parse_code
+
     shape = run.model.code_shape()
     if shape is None:
         raise DemvaeError(f"model {run.config.model_name!r} has no discrete code")
