@@ -86,6 +86,9 @@ class ModelConfig:
     z_head: str = _f("linear", "Head of q(z|x): linear, or Linear-act-Linear with act relu | tanh.", choices=HEADS)
     code_head: str = _f("relu", "Head of q(c|x): linear, or Linear-act-Linear with act relu | tanh.", choices=HEADS)
     supervise: dict[str, int] = _f(dict, "Label name -> index of the categorical variable it supervises.")
+    decode_code: bool = _f(False, "gm, cm, mixture: the decoder also reads the one-hot code c beside z (a "
+                           "straight-through Gumbel-softmax draw of q(c|x) in training). Opt-in, not the paper's model "
+                           "(there x depends on z only): it ties generated sentences to the chosen code.")
 
     @property
     def mixture_family(self) -> str | None:

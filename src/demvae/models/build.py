@@ -33,6 +33,8 @@ def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
     def discrete(concat_latent: bool) -> DiscreteLatent:
         return DiscreteLatent(in_dim, cfg.n_variables, cfg.n_values, concat_latent, cfg.temperature)
 
+    if cfg.decode_code and cfg.mixture_family is None:
+        raise ConfigError(f"model.decode_code needs a mixture latent (gm, cm or mixture), not {cfg.latent!r}")
     if cfg.latent == "none":
         return []
     if cfg.latent == "gaussian":
@@ -44,7 +46,8 @@ def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
     if cfg.mixture_family is not None:  # gm, cm, mixture: the family from the registry, with its config options
         family = make_family(cfg.mixture_family, z_values=cfg.z_values)
         return [MixtureLatent(family, in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
-                              concat_latent=cfg.concat_latent, temperature=cfg.temperature, **heads)]
+                              concat_latent=cfg.concat_latent, temperature=cfg.temperature,
+                              decode_code=cfg.decode_code, **heads)]
     raise ConfigError(f"unknown latent {cfg.latent!r}")
 
 

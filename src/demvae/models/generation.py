@@ -264,7 +264,7 @@ def code_features(block: Latent, codes: Tensor, procedure: Procedure, stats: Cod
     """The decoder features of one latent block for codes [N, M]."""
     if not isinstance(block, MixtureLatent):  # the code itself is the feature (DI-VAE): nothing to choose
         return block.prior_features(codes.shape[0], codes)
-    return block.features(_draw(block, codes, procedure, stats))
+    return block.features(_draw(block, codes, procedure, stats), codes)
 
 
 @torch.no_grad()

@@ -128,8 +128,11 @@ class MixtureLatent(Latent):
         temperature: float = 1.0,
         z_head: str = "linear",
         code_head: str = "relu",
+        decode_code: bool = False,
     ):
         super().__init__()
+        if decode_code and n_values == 1:
+            raise ValueError("decode_code needs a discrete code (K > 1 values per variable)")
         if not (deterministic or family.has_relaxed_rsample):
             raise ValueError(f"{family.name}: cannot be reparameterised, so it cannot be trained as a latent")
         self.family = family
@@ -141,7 +144,8 @@ class MixtureLatent(Latent):
         self.prior = MixturePrior(family, n_variables, n_values, n_units, learn_prior, prior_init)
         self.posterior = head(in_dim, n_variables * n_units * family.n_params, z_head)
         self.code_net = head(in_dim, n_variables * n_values, code_head) if n_values > 1 else None
-        self.feature_dim = n_variables * n_units * family.event_size
+        self.decode_code = decode_code
+        self.feature_dim = n_variables * n_units * family.event_size + (n_variables * n_values if decode_code else 0)
 
     # --- posterior ---
     def posterior_natural(self, h: Tensor) -> Tensor:
@@ -160,9 +164,17 @@ class MixtureLatent(Latent):
     def code_log_probs(self, h: Tensor) -> Tensor | None:
         return None if self.code_net is None else torch.log_softmax(self._code_logits(h), -1)
 
-    def features(self, z: Tensor) -> Tensor:
-        """The decoder's features of values z [..., M, U, *event] (the values themselves, flattened): [..., F]."""
-        return z.reshape(*z.shape[: z.dim() - 2 - self.family.event_dims], self.feature_dim)
+    def features(self, z: Tensor, codes: Tensor | None = None) -> Tensor:
+        """The decoder's features of values z [..., M, U, *event] (the values themselves, flattened): [..., F].
+        With ``decode_code`` the code follows them: ``codes`` [..., M] indices or [..., M, K] one-hot/relaxed."""
+        z_features = z.flatten(z.dim() - 2 - self.family.event_dims)
+        if not self.decode_code:
+            return z_features
+        if codes is None:
+            raise ValueError("this block's decoder reads the code c: pass the codes with z")
+        if not codes.is_floating_point():
+            codes = F.one_hot(codes, self.n_values)
+        return torch.cat([z_features, codes.flatten(-2).to(z_features.dtype)], -1)
 
     # --- training ---
     @float32
@@ -178,7 +190,11 @@ class MixtureLatent(Latent):
             terms.param_var = self.prior.param_variance(q_c)
         terms.kl_z_avg = self.prior.kl_average(eta_q, q_c)
         z = self.family.relaxed_rsample(eta_q, self.temperature, (n_samples,), noise)  # [S, B, M, U, *event]
-        return self.features(z).transpose(0, 1), terms
+        z = z.transpose(0, 1)  # [B, S, M, U, *event]
+        if not self.decode_code:
+            return self.features(z), terms
+        logits = self._code_logits(h).unsqueeze(1).expand(-1, n_samples, -1, -1)  # [B, S, M, K]
+        return self.features(z, gumbel_softmax(logits, self.temperature, hard=True, noise=noise)), terms
 
     # --- evaluation ---
     @float32
@@ -189,22 +205,37 @@ class MixtureLatent(Latent):
         expanded = eta_q.unsqueeze(1).expand(-1, n, *eta_q.shape[1:])
         z = self.family.sample(expanded)  # [B, n, M, U, *event]
         log_q = self.family.log_prob(z, expanded).sum((-1, -2))
-        return self.features(z), self.prior.log_prob(z) - log_q
+        if not self.decode_code:
+            return self.features(z), self.prior.log_prob(z) - log_q
+        # x reads c too, so c is sampled with z: weight p(c) p(z|c) / q(c|x) q(z|x), c ~ q(c|x)
+        log_q_c = self.code_log_probs(h).unsqueeze(1).expand(-1, n, -1, -1)  # [B, n, M, K]
+        codes = torch.distributions.Categorical(logits=log_q_c).sample()  # [B, n, M]
+        log_p_z_c = self.prior.component_log_prob(z).gather(-1, codes.unsqueeze(-1)).squeeze(-1)  # [B, n, M]
+        log_q_picked = log_q_c.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+        log_ratio = (log_p_z_c - math.log(self.n_values) - log_q_picked).sum(-1) - log_q
+        return self.features(z, codes), log_ratio
+
+    def _posterior_codes(self, h: Tensor, sample: bool) -> Tensor | None:
+        """The code the decoder reads beside z (None where it reads none): a draw of q(c|x) or its argmax [B, M]."""
+        if not self.decode_code:
+            return None
+        logits = self._code_logits(h)
+        return torch.distributions.Categorical(logits=logits).sample() if sample else logits.argmax(-1)
 
     @float32
     def mode_features(self, h: Tensor) -> Tensor:
-        return self.features(self.family.mode(self.posterior_natural(h)))
+        return self.features(self.family.mode(self.posterior_natural(h)), self._posterior_codes(h, sample=False))
 
     @float32
     def posterior_features(self, h: Tensor, sample: bool = True) -> Tensor:
         if not sample or self.deterministic:
             return self.mode_features(h)
-        return self.features(self.family.sample(self.posterior_natural(h)))
+        return self.features(self.family.sample(self.posterior_natural(h)), self._posterior_codes(h, sample=True))
 
     def prior_features(self, n: int, codes: Tensor | None = None, mode: bool = False) -> Tensor:
         if codes is None:
             codes = self.prior.sample_codes(n)
-        return self.features(self.prior.mode(codes) if mode else self.prior.sample(codes))
+        return self.features(self.prior.mode(codes) if mode else self.prior.sample(codes), codes)
 
     # --- supervision of categorical units ---
     def _unit_natural(self, h: Tensor, variable: int) -> Tensor:

@@ -86,7 +86,8 @@ def latent_map(model: TextVAE, split: EncodedSplit, n_points: int = 2000, prior_
     model.eval()
     index = np.sort(np.random.default_rng(seed).permutation(len(split))[:n_points])
     means = np.concatenate([
-        block.mode_features(model.encode(split.batch(chunk.tolist()).to(model.device))).double().cpu().numpy()
+        block.family.mode(block.posterior_natural(model.encode(split.batch(chunk.tolist()).to(model.device))))
+        .flatten(1).double().cpu().numpy()
         for chunk in np.array_split(index, max(1, -(-len(index) // batch_size)))
     ])  # [N, M·U]
     n_var, k = block.n_variables, block.n_values
