@@ -153,12 +153,14 @@ def respond(run_dir: PathLike, context: str, *, code: str | Sequence[int] | None
     probable codes (or ``code``) with p(code|context) and one response each (``z``: its component's mean or a
     sample; ``beam``: beam size, 0 greedy). ``str()`` of the result is ``demvae respond``'s table."""
     from demvae.config import Z_CHOICES
+    from demvae.evaluation.respond import RESPONDS
     from demvae.evaluation.respond import respond as replies_for
 
     if z not in Z_CHOICES:
         raise DemvaeError(f"z must be one of {', '.join(Z_CHOICES)}, got {z!r}")
     run = load_run(Path(run_dir), resolve_device(device))
-    values = _code(run, code) if code is not None and run.is_dialog else None
+    run.folder.expect("dialog", RESPONDS)  # before the code is read as the model's
+    values = _code(run, code) if code is not None else None
     return replies_for(run, context, values, n, z, beam, seed)
 
 
@@ -193,9 +195,7 @@ def _str(path: PathLike | None) -> str | None:
 def _sentence_run(run_dir: PathLike, device: str, job: str) -> LoadedRun:
     """The sentence model in ``run_dir``; a clear error for a dialog run."""
     run = load_run(Path(run_dir), resolve_device(device))
-    if run.is_dialog:
-        raise DemvaeError(f"{run.run_dir} is a dialog run: `demvae {job}` reads a sentence model, e.g. its stage 1 "
-                          f"({run.run_dir / 'stage1'}); `demvae respond` talks to the dialog model")
+    run.folder.expect("sentence", f"`demvae {job}` reads a sentence model (`demvae respond` talks to a dialog model)")
     return run
 
 

@@ -120,6 +120,7 @@ def train(
     meaning: `demvae config show NAME`."""
     from demvae import api, runs
     from demvae.config import compose
+    from demvae.training.run_folder import RunFolder
 
     target = resume or out  # where an interrupted run can be resumed from
     try:
@@ -147,7 +148,7 @@ def train(
                    f"resume with: demvae train --resume {where}", err=True)
         sys.exit(130)
     except OSError as exc:  # a full disk: resume the run it interrupted (a resume without a checkpoint restarts it)
-        if exc.errno not in _FULL or target is None or not (Path(target) / "config.yaml").is_file():
+        if exc.errno not in _FULL or target is None or not RunFolder(target).config.is_file():
             raise
         again = f"resume with `demvae train --resume {target}`"
         raise DemvaeError(_os_message(exc, set(), again)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -19,21 +20,10 @@ from demvae.data.fingerprint import locate
 from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, RunFinished
 from demvae.models.build import code_shape
 from demvae.training import DialogTrainer, Trainer
-from demvae.training.run_folder import (
-    CONFIG,
-    LAST,
-    METRICS,
-    MODEL,
-    STAGE1,
-    STAGES,
-    finished,
-    has_checkpoint,
-    holds_run,
-    last_state,
-    load_code_stats,
-    load_run,
-    read_corpus_record,
-)
+from demvae.training.run_folder import CONFIG, RunFolder, load_code_stats, load_run
+
+TRAINERS: dict[str, type[Trainer] | type[DialogTrainer]] = {"sentence": Trainer, "dialog": DialogTrainer}
+"""The trainer of each kind of run (:attr:`RunFolder.kind`): a sentence model's, or both stages of a dialog run."""
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -45,7 +35,7 @@ def size_warning(cfg: RunConfig, device_type: str) -> str | None:
     """A warning when a configuration is a GPU job about to run on a CPU, or the CPU is already busy."""
     if device_type != "cpu":
         return None
-    steps = cfg.train.max_steps + (cfg.dialog.max_steps if cfg.dialog.enabled else 0)  # a dialog run: both stages
+    steps = sum(n for _, n in RunFolder.kind_for(cfg).budgets(cfg))  # a dialog run: both stages
     if cfg.model.hidden_size >= 512 and steps > 20000:
         return ("these are the paper's sizes (GRU 512, up to 100,000 steps): a GPU job. On a CPU start from "
                 "--config builtin/dgm-vae (GRU 128, 2,000 steps) and grow from there")
@@ -57,27 +47,15 @@ def size_warning(cfg: RunConfig, device_type: str) -> str | None:
     return None
 
 
-def _trainer(cfg: RunConfig, run_dir: Path, resume: bool = False, force: bool = False) -> Trainer | DialogTrainer:
-    """The sentence model's Trainer, or both stages of a dialog run (``dialog.enabled``)."""
-    if cfg.dialog.enabled:
-        return DialogTrainer(cfg, run_dir, resume=resume, force=force)
-    return Trainer(cfg, run_dir, resume=resume, force=force)
-
-
-def _fit(cfg: RunConfig, run_dir: Path, until_step: int | None, resume: bool = False, force: bool = False) -> None:
-    """Train; once a sentence model has finished, save its codes' aggregate posterior statistics (the
+def _fit(cfg: RunConfig, folder: RunFolder, until_step: int | None, resume: bool = False,
+         force: bool = False) -> None:
+    """Train; once the run has finished, save its codes' aggregate posterior statistics (a sentence model's: the
     ``aggregate`` generation procedure's, :func:`demvae.training.run_folder.load_code_stats`)."""
-    trainer = _trainer(cfg, run_dir, resume=resume, force=force)
-    if isinstance(trainer, DialogTrainer):
-        trainer.fit(until_step=until_step)
-        return
+    trainer = TRAINERS[folder.kind](cfg, folder.path, resume=resume, force=force)
     try:  # the folder stays locked until code_stats.json is written too
-        result = trainer.fit(until_step=until_step, keep_lock=True)
-        if (trainer.world.main and (run_dir / MODEL).is_file()
-                and (result.get("done") or result.get("step", 0) >= cfg.train.max_steps)):
-            run = load_run(run_dir)
-            if run.model.code_shape() is not None:
-                load_code_stats(run, trainer.data)
+        trainer.fit(until_step=until_step, keep_lock=True)
+        if trainer.world.main and folder.best.is_file() and folder.finished(cfg):
+            load_code_stats(load_run(folder.path), trainer.data)
     finally:
         trainer.close()
 
@@ -86,7 +64,7 @@ def train(cfg: RunConfig, out: str | Path | None = None, until_step: int | None 
           force: bool = False) -> Path:
     """Train a new run into ``out`` and return its folder (``force``: replace a run already there)."""
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
-    _fit(cfg, run_dir, until_step, force=force)
+    _fit(cfg, RunFolder.kind_for(cfg)(run_dir), until_step, force=force)
     return run_dir
 
 
@@ -96,47 +74,49 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, until_s
     corpus it trained on: found where ``corpus.json`` recorded it (or at ``corpus``/``data_dir``: a moved
     copy), refused if its files changed since unless ``force`` (then a warning), as ``demvae eval`` does."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).is_file():
+    config = RunFolder(run_dir).config
+    if not config.is_file():
         raise CheckpointError(f"{run_dir} is not a run folder ({CONFIG} is missing)")
     bad = sorted(set(overrides or {}) - {"train"})
     if bad:
         raise ConfigError(f"a resumed run keeps its {', '.join(bad)} settings; only train.* can change")
-    cfg = from_dict(merge(load_yaml(run_dir / CONFIG), overrides or {}))
-    state = last_state(run_dir)  # a dialog run's last/ is stage 2's
-    budget = ("dialog.max_steps", cfg.dialog.max_steps) if cfg.dialog.enabled else ("train.max_steps",
-                                                                                     cfg.train.max_steps)
-    if until_step is None and finished(state, budget[1]):
-        why = "stopped early (patience)" if state.get("done") else f"reached {budget[0]} = {budget[1]}"
-        more = ("" if cfg.dialog.enabled else
-                f"; to train on, pass --set train.max_steps=N with N > {state['step']}")
+    cfg = from_dict(merge(load_yaml(config), overrides or {}))
+    folder = RunFolder.kind_for(cfg)(run_dir)
+    state = folder.last_state()  # a dialog run's last/ is stage 2's
+    if until_step is None and state is not None and folder.finished(cfg):
+        setting, steps = folder.budgets(cfg)[-1]
+        why = "stopped early (patience)" if state["done"] else f"reached {setting} = {steps}"
+        more = (f"; to train on, pass --set train.max_steps=N with N > {state['step']}"
+                if setting.startswith("train.") else "")  # (only train.* may change)
         raise RunFinished(f"{run_dir} is finished: it {why} at step {state['step']}, best at step "
                           f"{state['best_step']}{more}")
-    data, notes = locate(cfg.data, read_corpus_record(run_dir), corpus, data_dir, force)
+    data, notes = locate(cfg.data, folder.corpus_record(), corpus, data_dir, force)
     for note in notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     cfg = replace(cfg, data=asdict(data))  # where it was found is what config.yaml records from now on
-    started = DialogTrainer.has_checkpoint(run_dir) if cfg.dialog.enabled else has_checkpoint(run_dir)
-    if not started and not (run_dir / MODEL).exists():  # killed before its first checkpoint: nothing to lose
+    if not folder.resumable() and not folder.best.exists():  # killed before its first checkpoint: nothing to lose
         warnings.warn(f"{run_dir} has no checkpoint yet: training it from step 0 again", DemvaeWarning, stacklevel=2)
-        _fit(cfg, run_dir, until_step, force=True)
+        _fit(cfg, folder, until_step, force=True)
         return run_dir
-    _fit(cfg, run_dir, until_step, resume=True)
+    _fit(cfg, folder, until_step, resume=True)
     return run_dir
 
 
 def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
     """Train into ``run_dir``; reuse a finished run there, resume an interrupted one."""
-    if (run_dir / MODEL).is_file() and not (run_dir / LAST).is_dir():
+    folder = RunFolder(run_dir)
+    if folder.best.is_file() and not folder.last.is_dir():
         return run_dir
     cfg = compose(config=config, overrides=overrides)
-    if finished(last_state(run_dir), cfg.dialog.max_steps if cfg.dialog.enabled else cfg.train.max_steps):
+    folder = RunFolder.kind_for(cfg)(run_dir)
+    if folder.finished(cfg):
         return run_dir  # (a dialog run's last/ is stage 2's)
-    if (run_dir / LAST).is_dir() or (run_dir / STAGE1 / LAST).is_dir() or (run_dir / CONFIG).is_file():
+    if folder.resumable() or folder.config.is_file():
         # interrupted (or killed before its first checkpoint, which resume trains again from step 0)
         data = overrides.get("data", {})  # another data folder or corpus: the run's must be found there
         return resume(run_dir, {"train": overrides.get("train", {})}, corpus=data.get("corpus"),
                       data_dir=data.get("data_dir"))
-    if holds_run(run_dir):  # (the Trainer's own refusal advises `train` options that its callers here lack)
+    if folder.holds_run():  # (the Trainer's own refusal advises `train` options that its callers here lack)
         raise CheckpointError(f"{run_dir} holds files of a run but no {CONFIG} to resume it from: remove them, or "
                               "write elsewhere (--out)")
     return train(cfg, run_dir)
@@ -144,11 +124,11 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
 
 def summary(run_dir: str | Path) -> str:
     """What a finished (or stopped) training says: where the run is, its best validation, what to try next."""
-    run_dir = Path(run_dir)
-    records = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line.strip()] \
-        if (run_dir / METRICS).is_file() else []
+    folder = RunFolder.open(run_dir)
+    records = [json.loads(line) for line in folder.metrics_log.read_text().splitlines() if line.strip()] \
+        if folder.metrics_log.is_file() else []
     valid = [r for r in records if r.get("kind") == "valid"]
-    lines = [f"run folder: {run_dir}"]
+    lines = [f"run folder: {folder.path}"]
     if valid:
         best = min(valid, key=lambda r: r[r["metric"]])
         shown = ", ".join(f"{name} {best[key]:.3f}" for key, name in
@@ -157,17 +137,22 @@ def summary(run_dir: str | Path) -> str:
                            ("policy", "policy CE"), ("policy_error", "policy error"),
                            ("attribute_error", "attribute error")) if key in best)
         lines.append(f"best validation {best['metric']} at step {best['step']} of {valid[-1]['step']}: {shown}")
-    cfg = load_yaml(run_dir / CONFIG)
-    if cfg.get("dialog", {}).get("enabled"):
-        if (run_dir / STAGES).is_file():
-            stages = json.loads((run_dir / STAGES).read_text())
-            lines.append("; ".join(f"{name}: {s['step']} steps in {s['seconds']:.0f} s (best at step {s['best_step']})"
-                                   for name, s in stages.items()))
-        lines.append(f"next: demvae respond {run_dir} --context \"...\"  |  demvae clusters {run_dir} --split train"
-                     f"  |  demvae eval {run_dir}")
-        return "\n".join(lines)
-    shape = code_shape(from_dict(cfg).model)  # e.g. none for a mixture of one component per variable (K = 1)
-    lines.append("next: " + "  |  ".join(
-        ([f"demvae clusters {run_dir}", f"demvae sample {run_dir} --code 0{',0' * (shape[0] - 1)}"]
-         if shape is not None else [f"demvae sample {run_dir}"]) + [f"demvae eval {run_dir}"]))
+    times = folder.stage_times()  # a dialog run's
+    if times:
+        lines.append("; ".join(f"{name}: {s['step']} steps in {s['seconds']:.0f} s (best at step {s['best_step']})"
+                               for name, s in times.items()))
+    lines.append("next: " + "  |  ".join(NEXT[folder.kind](folder)))
     return "\n".join(lines)
+
+
+def _sentence_next(folder: RunFolder) -> list[str]:
+    shape = code_shape(folder.read_config().model)  # none for a mixture of one component per variable (K = 1)
+    return ([f"demvae clusters {folder.path}", f"demvae sample {folder.path} --code 0{',0' * (shape[0] - 1)}"]
+            if shape is not None else [f"demvae sample {folder.path}"]) + [f"demvae eval {folder.path}"]
+
+
+NEXT: dict[str, Callable[[RunFolder], list[str]]] = {
+    "sentence": _sentence_next,
+    "dialog": lambda folder: [f"demvae respond {folder.path} --context \"...\"",
+                              f"demvae clusters {folder.path} --split train", f"demvae eval {folder.path}"]}
+"""What to try on each kind of trained run (the summary's last line)."""

@@ -216,7 +216,7 @@ def test_stats_cached_in_the_run_folder(dgm, tmp_path):
 
     run, data = dgm
     folder = tmp_path / "run"
-    shutil.copytree(run.run_dir, folder)
+    shutil.copytree(run.folder.path, folder)
     (folder / CODE_STATS).unlink(missing_ok=True)  # a run trained before the file existed
     copy = load_run(folder)
     first = load_code_stats(copy, run_data(copy))

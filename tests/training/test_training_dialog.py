@@ -33,9 +33,9 @@ def _same_end(checkpoints, run_a, run_b):
 def test_both_stages_run_into_one_folder(checkpoints, dialog_run):
     assert (dialog_run / "stage1" / "model.safetensors").is_file()
     stage1 = load_run(dialog_run / "stage1")
-    assert not stage1.is_dialog and not stage1.config.dialog.enabled  # a sentence run of its own
+    assert stage1.folder.kind == "sentence" and not stage1.config.dialog.enabled  # a sentence run of its own
     run = load_run(dialog_run)
-    assert run.is_dialog and run.config.dialog.enabled
+    assert run.folder.kind == "dialog" and run.config.dialog.enabled
     assert [r["step"] for r in checkpoints.records(dialog_run / "stage1", "valid")] == [3, 6, 8]
     valid = checkpoints.records(dialog_run, "valid")
     assert [r["step"] for r in valid] == [3, 6, 7]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def test_new_files_follow_the_umask(tmp_path, umask):
         ckpt.save_model(torch.nn.Linear(2, 2), tmp_path / "model.safetensors")
         ckpt.RunLock(tmp_path).acquire().release()
         model = torch.nn.Linear(2, 2)
-        ckpt.save_training_state(tmp_path, model, torch.optim.Adam(model.parameters()), {"step": 1, "done": False})
+        ckpt.RunFolder(tmp_path).save_training_state(model, torch.optim.Adam(model.parameters()),
+                                                     {"step": 1, "done": False})
     finally:
         os.umask(previous)
     for name in ("a.json", "model.safetensors", ".lock", "last/model.safetensors", "last/optimizer.safetensors",
@@ -89,7 +91,7 @@ def test_the_lock_is_held_until_code_stats_are_written(tiny_cfg, tmp_path, monke
 
     def load_code_stats(run, data=None):
         try:
-            ckpt.RunLock(run.run_dir).acquire().release()
+            ckpt.RunLock(run.folder.path).acquire().release()
             seen.append("free")
         except RunInUse:
             seen.append("held")
@@ -112,7 +114,7 @@ def test_failed_checkpoint_keeps_the_previous_last(full_run, tmp_path, monkeypat
 
     monkeypatch.setattr(ckpt.state_file, "save_file", broken_save)
     with pytest.raises(OSError):
-        ckpt.save_training_state(run, model, optimizer, {"step": 99})
+        ckpt.RunFolder(run).save_training_state(model, optimizer, {"step": 99})
     assert {p.name: p.read_bytes() for p in (run / "last").iterdir()} == before
     assert _leftovers(run) == []
 
@@ -276,3 +278,90 @@ def test_config_round_trips_through_the_run_folder(full_run, tiny_cfg):
     loaded = load_run(full_run)
     assert isinstance(loaded.config, RunConfig)
     assert loaded.config.to_dict() == tiny_cfg().to_dict()
+
+
+# ------------------------------------------------------------------------------------------- RunFolder and kinds
+
+
+def test_run_folder_paths_are_the_files_on_disk(tmp_path):
+    folder = ckpt.RunFolder(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in (
+        folder.config, folder.vocab, folder.versions, folder.metrics_log, folder.best, folder.last, folder.corpus,
+        folder.code_stats, folder.metrics_file("valid"))] == [
+        "config.yaml", "vocab.json", "versions.json", "metrics.jsonl", "model.safetensors", "last", "corpus.json",
+        "code_stats.json", "metrics-valid.json"]
+    dialog = ckpt.DialogRun(tmp_path)
+    assert dialog.stage1.path == tmp_path / "stage1" and dialog.stages == tmp_path / "stages.json"
+    assert dialog.stage2.best == dialog.best == tmp_path / "model.safetensors"
+    assert dialog.code_stats is None  # the dialog model generates no sentence from a code
+
+
+def test_open_gives_the_kind_of_the_run(full_run, dialog_run, tmp_path):
+    sentence, dialog = ckpt.RunFolder.open(full_run), ckpt.RunFolder.open(dialog_run)
+    assert type(sentence) is ckpt.RunFolder and sentence.kind == "sentence" and sentence.stage_times() == {}
+    assert type(dialog) is ckpt.DialogRun and dialog.kind == "dialog"
+    assert set(dialog.stage_times()) == {"stage1", "stage2"}
+    assert ckpt.RunFolder.open(dialog.stage1.path).kind == "sentence"  # stage 1 is a sentence run of its own
+    assert load_run(full_run).folder.kind == "sentence" and load_run(dialog_run).folder.kind == "dialog"
+    for folder in (sentence, dialog):
+        assert folder.is_run() and folder.resumable() and folder.corpus_record() is not None
+        metrics = {"model_sha256": folder.model_sha256()}
+        assert folder.measured(metrics) and folder.measured({"model_sha256": "0" * 64}) is False
+        assert folder.measured({}) is None  # a record that does not say which model it measured
+    with pytest.raises(CheckpointError, match="config.yaml is missing"):
+        ckpt.RunFolder.open(tmp_path)
+    assert not ckpt.RunFolder(tmp_path).is_run() and ckpt.RunFolder(tmp_path).corpus_record() is None
+
+
+def _state(folder, step, done=False):
+    folder.last.mkdir(parents=True, exist_ok=True)
+    (folder.last / "trainer_state.json").write_text(json.dumps({"step": step, "done": done, "best_step": step}))
+
+
+def test_resumable_and_finished_of_each_kind(tiny_cfg, tiny_dialog_cfg, tmp_path):
+    cfg = tiny_cfg()  # 40 steps
+    sentence = ckpt.RunFolder.kind_for(cfg)(tmp_path / "sentence")
+    assert type(sentence) is ckpt.RunFolder and sentence.budgets(cfg) == [("train.max_steps", 40)]
+    assert not sentence.resumable() and not sentence.finished(cfg)
+    _state(sentence, 20)
+    assert sentence.resumable() and not sentence.finished(cfg)
+    _state(sentence, 20, done=True)  # stopped early
+    assert sentence.finished(cfg)
+    _state(sentence, 40)
+    assert sentence.finished(cfg)
+    sentence.last.rename(sentence.path / ".last.old")  # a swap interrupted between its two renames
+    assert sentence.resumable()
+
+    dcfg = tiny_dialog_cfg()
+    dialog = ckpt.RunFolder.kind_for(dcfg)(tmp_path / "dialog")
+    assert type(dialog) is ckpt.DialogRun
+    assert dialog.budgets(dcfg) == [("train.max_steps", dcfg.train.max_steps),
+                                    ("dialog.max_steps", dcfg.dialog.max_steps)]  # the last one bounds stage 2's last/
+    _state(dialog.stage1, dcfg.train.max_steps)  # stage 1 done, stage 2 not started
+    assert dialog.resumable() and not dialog.stage2.resumable() and not dialog.finished(dcfg)
+    _state(dialog, dcfg.dialog.max_steps)
+    assert dialog.finished(dcfg) and dialog.stage2.resumable()
+
+
+def test_claim_clears_the_runs_entries_of_its_kind(tmp_path):
+    dialog = ckpt.DialogRun(tmp_path)
+    dialog.claim(force=False)  # an empty folder: nothing to refuse
+    for path in (dialog.config, dialog.stages, tmp_path / "notes.txt"):
+        path.write_text("x")
+    _state(dialog.stage1, 3)
+    with pytest.raises(CheckpointError, match="--resume"):
+        dialog.claim(force=False)
+    dialog.stage2.claim(force=True)  # stage 2's trainer: the run's own files, never stage 1's
+    assert not dialog.config.exists() and dialog.stages.exists() and dialog.stage1.resumable()
+    with pytest.raises(CheckpointError):
+        dialog.claim(force=False)  # stage1/ and stages.json are the dialog run's
+    dialog.claim(force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_expect_names_where_the_other_kind_is(tmp_path):
+    ckpt.RunFolder(tmp_path).expect("sentence", "ok")
+    with pytest.raises(ConfigError, match="holds a sentence model: x needs a dialog run; .*dialog.enabled"):
+        ckpt.RunFolder(tmp_path).expect("dialog", "x needs a dialog run")
+    with pytest.raises(ConfigError, match="holds a dialog run: .*" + re.escape(str(tmp_path / "stage1"))):
+        ckpt.DialogRun(tmp_path).expect("sentence", "x reads a sentence model")

@@ -34,7 +34,7 @@ def test_lr_decays_from_the_second_non_improving_validation(trainer):
     lrs = _feed(tr, [10, 11, 12, 13, 9, 9.5, 9.6, 9.7])
     assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4, 1.25e-4, 6.25e-5])
     assert tr.state.best == 9 and tr.state.validations == 8
-    assert (tr.run_dir / "model.safetensors").is_file()
+    assert (tr.folder.path / "model.safetensors").is_file()
 
 
 def test_lr_never_improving_decays_every_validation_after_hold(trainer):

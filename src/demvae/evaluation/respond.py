@@ -19,7 +19,7 @@ from demvae.data.corpora.smd import SYS, USR
 from demvae.data.dialog import DialogSplit
 from demvae.data.tokenize import chat_tokenize
 from demvae.data.types import Example
-from demvae.errors import ConfigError, DataError
+from demvae.errors import DataError
 from demvae.evaluation.codes import format_code
 from demvae.evaluation.generation import contexts
 from demvae.models import top_codes
@@ -69,13 +69,15 @@ def parse_context(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(turns)
 
 
+RESPONDS = "`demvae respond` needs a dialog run"
+"""Who needs which kind of run (:meth:`~demvae.training.run_folder.RunFolder.expect`)."""
+
+
 def respond(run: LoadedRun, context: str, code: list[int] | None = None, n: int = 5, z_choice: str = "mean",
             beam_size: int = 0, seed: int = 0) -> Responses:
     """The policy's ``n`` most probable codes (or the given ``code``) for ``context``, each with one response
     (z = the component's mean or a sample, greedy decoding or a beam of ``beam_size``)."""
-    if not run.is_dialog:
-        raise ConfigError(f"{run.run_dir} holds a sentence model ({run.config.model_name}); `demvae respond` "
-                          "needs a dialog run (a config with dialog.enabled, e.g. smd/dgm-vae-mi)")
+    run.folder.expect("dialog", RESPONDS)
     model, vocab, dialog = run.model, run.vocab, run.config.dialog
     turns = parse_context(context)
     unknown = sorted({w for turn in turns for w in turn if w not in vocab})

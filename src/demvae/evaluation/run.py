@@ -68,11 +68,11 @@ from demvae.io import write_json, write_text
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
 from demvae.training.outputs import check_output
-from demvae.training.run_folder import load_code_stats, model_sha256, read_corpus_record
+from demvae.training.run_folder import RunFolder, load_code_stats
 from demvae.training.validation import posterior_stats
 
-SENTENCE_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control")
-DIALOG_GROUPS = ("responses", "clusters")
+GROUPS = {"sentence": ("posterior", "nll", "bleu", "prior", "clusters", "control"), "dialog": ("responses", "clusters")}
+"""The groups that apply to each kind of run (:attr:`~demvae.training.run_folder.RunFolder.kind`)."""
 METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control", "responses")
 
 PAPER_BUDGET = {"is_samples": 500, "n_prior_samples": 40_000, "rppl_steps": RPPL_RECIPE["train"]["max_steps"]}
@@ -161,49 +161,45 @@ def is_metrics_file(path: Path) -> bool:
     return isinstance(record, dict) and {"model", "run", "split", "budget"} <= set(record)
 
 
-def metrics_path(run_dir: Path, opts: EvalOptions) -> Path:
+def metrics_path(folder: RunFolder, opts: EvalOptions) -> Path:
     """Where the results go; a read-only run folder needs ``out`` (checked before any work)."""
-    own = run_dir / f"metrics-{opts.split}.json"
+    own = folder.metrics_file(opts.split)
     if opts.out is not None:
         out = Path(opts.out)
         path = out / own.name if out.is_dir() or not out.suffix else out
         if path.resolve() != own.resolve():  # the run's own metrics file is no foreign output
             check_output(path, opts.force, own=is_metrics_file)
         return path
-    if not os.access(run_dir, os.W_OK):
-        raise CheckpointError(f"{run_dir} is read-only: pass --out DIR to write the metrics elsewhere")
+    if not os.access(folder.path, os.W_OK):
+        raise CheckpointError(f"{folder.path} is read-only: pass --out DIR to write the metrics elsewhere")
     return own
 
 
-def _groups(opts: EvalOptions, dialog: bool, run_dir: Path) -> tuple[str, ...]:
+def _groups(opts: EvalOptions, folder: RunFolder) -> tuple[str, ...]:
     """The requested groups (None: every group that applies), checked against the kind of run."""
-    applicable = DIALOG_GROUPS if dialog else SENTENCE_GROUPS
+    applicable = GROUPS[folder.kind]
     groups = applicable if opts.metrics is None else tuple(opts.metrics)
-    unknown = sorted(set(groups) - set(METRIC_GROUPS))
-    if unknown:
-        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
     wrong = [g for g in groups if g not in applicable]
     if wrong:
-        kind = "a dialog run" if dialog else "a sentence model (the responses group needs a dialog run)"
-        hint = f"; its stage-1 sentence VAE is {run_dir / 'stage1'}" if dialog else ""
-        raise ConfigError(f"metric group(s) {', '.join(wrong)} do not apply to {kind}: use "
-                          f"{', '.join(applicable)}{hint}")
+        raise ConfigError(f"metric group(s) {', '.join(wrong)} do not apply to {folder.name}: use "
+                          f"{', '.join(applicable)}; {folder.elsewhere}")
     return groups
 
 
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
     opts = opts or EvalOptions()
     run_dir = Path(run_dir)
-    if opts.metrics is not None:  # a typo fails before the model loads
-        _groups(EvalOptions(metrics=tuple(g for g in opts.metrics if g not in METRIC_GROUPS)), False, run_dir)
+    unknown = sorted(set(opts.metrics or ()) - set(METRIC_GROUPS))
+    if unknown:  # a typo fails before the model loads
+        raise ConfigError(f"unknown metric group(s) {', '.join(unknown)}; valid: {', '.join(METRIC_GROUPS)}")
     check_split(opts.split)
     procedure = Procedure.named(opts.procedure, opts.temperature, opts.top_p)  # fails before the model loads
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device, fix="--precision fp32 (or auto)")
     run = load_run(run_dir, device)
-    wanted = _groups(opts, run.is_dialog, run_dir)
-    path = metrics_path(run_dir, opts) if opts.save else None
-    data_cfg, notes = locate(run.config.data, read_corpus_record(run_dir), opts.corpus, opts.data_dir, opts.force)
+    wanted = _groups(opts, run.folder)
+    path = metrics_path(run.folder, opts) if opts.save else None
+    data_cfg, notes = locate(run.config.data, run.folder.corpus_record(), opts.corpus, opts.data_dir, opts.force)
     opts.notes.extend(notes)
     cfg = replace(run.config, data=data_cfg.__dict__)
     if opts.max_examples is not None:
@@ -212,7 +208,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     split, model = data.splits[opts.split], run.model
     sizes = budget(opts, device, len(data.splits["train"]))
     header: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split,
-                              "model_sha256": model_sha256(run_dir), "budget": sizes, "precision": precision}
+                              "model_sha256": run.folder.model_sha256(), "budget": sizes, "precision": precision}
     done, timings = _earlier_groups(path, header, asdict(opts))
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
@@ -221,14 +217,12 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
             model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
-        "clusters": lambda: _clusters(model, split, supervised=not run.is_dialog,
-                                      train=data.splits["train"] if opts.baseline else None, vocab=run.vocab,
-                                      seed=opts.seed),
+        "clusters": lambda: _clusters(model, split, train=data.splits["train"] if opts.baseline else None,
+                                      vocab=run.vocab, seed=opts.seed),
         "control": lambda: _control(run, data, split, procedure, opts),
         "responses": lambda: _responses(model, split, run.vocab, cfg, opts, path.parent if path else None),
     }
-    skipped = {} if run.is_dialog else {"nll": cfg.model.deterministic, "bleu": not model.has_latent,
-                                        "control": model.code_shape() is None}
+    skipped = {"nll": cfg.model.deterministic, "bleu": not model.has_latent, "control": model.code_shape() is None}
     chosen = [g for g in METRIC_GROUPS if g in wanted and not skipped.get(g, False)]
     for group in tqdm(chosen, desc="eval", disable=not opts.progress, leave=False):
         torch.manual_seed(opts.seed)  # each group's draws are independent of which groups ran
@@ -347,7 +341,7 @@ def _control(run, data, split, procedure: Procedure, opts: EvalOptions) -> dict[
     return {"control": result.to_dict()}
 
 
-def _clusters(model, split, supervised: bool = True, train=None, vocab=None, seed: int = 0) -> dict[str, Any]:
+def _clusters(model, split, train=None, vocab=None, seed: int = 0) -> dict[str, Any]:
     """The codes' scores; with ``train``, the lexical baseline's (as many clusters as the model's codes)."""
     out: dict[str, Any] = {}
     codes = encode_codes(model, split)
@@ -358,7 +352,7 @@ def _clusters(model, split, supervised: bool = True, train=None, vocab=None, see
             found = split_baseline(train, split, vocab, model.code_shape(), seed)
             if found is not None:
                 out["baseline"] = found.to_dict()
-    accuracy = supervised_accuracy(model, split) if supervised else {}
+    accuracy = supervised_accuracy(model, split)
     if accuracy:
         out["accuracy"] = accuracy
     return out

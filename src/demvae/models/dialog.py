@@ -87,6 +87,9 @@ class DialogModel(nn.Module):
         self.stage1.eval()  # frozen: no dropout, hard Gumbel samples
         return self
 
+    # what evaluation asks of every model it loads: a latent (stage 1's code block), no supervised label of its own
+    has_latent, supervise = True, {}
+
     def code_shape(self) -> tuple[int, int]:
         """(M, K) of the code."""
         return self.code_block.n_variables, self.code_block.n_values

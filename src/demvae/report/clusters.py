@@ -10,7 +10,9 @@ makes the system say where those responses were said, each followed by the conte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -19,12 +21,11 @@ from demvae.data.batching import EncodedSplit
 from demvae.data.dialog import DialogSplit
 from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus
-from demvae.data.vocab import Vocab
 from demvae.evaluation.baseline import split_baseline
 from demvae.evaluation.clustering import majority
 from demvae.evaluation.codes import SplitCodes, format_code, label_scores
 from demvae.evaluation.tables import format_table
-from demvae.models import DialogModel
+from demvae.models import DialogModel, TextVAE
 from demvae.models.generation import DEFAULT, Procedure, generate_from_codes
 from demvae.training.run_folder import LoadedRun, load_code_stats
 
@@ -50,20 +51,21 @@ class CodeSummary:
         return format_code(self.code)
 
 
-def _code_samples(run: LoadedRun, per_variable: np.ndarray, n: int, procedure: Procedure,
-                  data: PreparedData | None) -> list[list[str]]:
+def _code_samples(run: LoadedRun, split: EncodedSplit, per_variable: np.ndarray, ranked: list[np.ndarray], n: int,
+                  procedure: Procedure, data: PreparedData | None) -> list[list[str]]:
     """``n`` samples for every code [C, M] by ``procedure``, in one batched decoder call."""
-    model, vocab = run.model, run.vocab
+    model, vocab = cast(TextVAE, run.model), run.vocab
     stats = load_code_stats(run, data) if procedure.needs_stats else None
     rows = torch.as_tensor(np.repeat(per_variable, n, axis=0), dtype=torch.long)
     ids = generate_from_codes(model, rows, procedure, stats).tolist()
     return [[" ".join(vocab.decode(r)) for r in ids[i * n:(i + 1) * n]] for i in range(len(per_variable))]
 
 
-def _responses(model: DialogModel, vocab: Vocab, split: DialogSplit, per_variable: np.ndarray,
-               typical: list[np.ndarray]) -> list[list[str]]:
-    """For every code [C, M], the dialog model's responses with it to its typical members' contexts (one batched
-    call), each followed by the context's last turn."""
+def _responses(run: LoadedRun, split: DialogSplit, per_variable: np.ndarray, ranked: list[np.ndarray], n: int,
+               procedure: Procedure, data: PreparedData | None) -> list[list[str]]:
+    """For every code [C, M], the dialog model's responses with it to the contexts of its ``n`` most typical
+    members (``ranked``; one batched call), each followed by the context's last turn."""
+    model, vocab, typical = cast(DialogModel, run.model), run.vocab, [r[:n] for r in ranked]
     members = np.concatenate(typical).tolist()
     codes = torch.as_tensor(np.repeat(per_variable, [len(t) for t in typical], axis=0), dtype=torch.long)
     batch = split.batch(members)
@@ -72,6 +74,21 @@ def _responses(model: DialogModel, vocab: Vocab, split: DialogSplit, per_variabl
     lines = [f"{' '.join(vocab.decode(r))}    [after: {' '.join(c)}]" for r, c in zip(ids, last)]
     bounds = np.cumsum([0] + [len(t) for t in typical])
     return [lines[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class Lines(NamedTuple):
+    generate: Callable[..., list[list[str]]]  # (run, split, codes [C, M], members ranked, n, procedure, data)
+    describe: Callable[[Procedure], str]
+
+
+LINES = {
+    "sentence": Lines(_code_samples, lambda procedure: "generated from the code, " + (
+        "words sampled" if procedure.samples_words else "greedy decoding") + f"; {procedure.describe()}"),
+    "dialog": Lines(_responses, lambda procedure: "the dialog model's response with the code (z = its mean, greedy "
+               "decoding) to the context of a typical member, [after] the context's last turn"),
+}
+"""Each kind of run's lines under a code (:attr:`~demvae.training.run_folder.RunFolder.kind`), and what they
+are: a sentence model's are generated from the code; a dialog model's are its responses (module's docstring)."""
 
 
 @torch.no_grad()
@@ -95,10 +112,7 @@ def summarize_codes(run: LoadedRun, corpus: Corpus, split_name: str, codes: Spli
     if n_generated:
         run.model.eval()
         torch.manual_seed(seed)
-        if run.is_dialog:
-            generated = _responses(run.model, run.vocab, split, per_variable, [r[:n_generated] for r in ranked])
-        else:
-            generated = _code_samples(run, per_variable, n_generated, procedure, data)
+        generated = LINES[run.folder.kind].generate(run, split, per_variable, ranked, n_generated, procedure, data)
     labels = {name: y.numpy() for name, y in split.labels.items()}
     out = []
     for members, code, sentences in zip(ranked, per_variable, generated):
@@ -135,12 +149,8 @@ def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: Split
         if baseline is not None:
             lines += [f"> baseline: k-means with {baseline.n_clusters} clusters on TF-IDF + LSA vectors of the "
                       "sentences, fitted on train (how far plain clustering of the words gets)", ""]
-    if run.is_dialog and n_generated:
-        lines += ["> lines: the dialog model's response with the code (z = its mean, greedy decoding) to the "
-                  "context of a typical member, [after] the context's last turn", ""]
-    elif n_generated:
-        decoding = "words sampled" if procedure.samples_words else "greedy decoding"
-        lines += [f"> lines: generated from the code, {decoding}; {procedure.describe()}", ""]
+    if n_generated:
+        lines += [f"> lines: {LINES[run.folder.kind].describe(procedure)}", ""]
     for s in summarize_codes(run, corpus, split_name, codes, split, top, n_generated, max_clusters,
                              procedure=procedure, data=data):
         head = f"code {s.name}  size {s.size} ({s.share:.1%})"

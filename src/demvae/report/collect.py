@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demvae.config import from_dict, load_yaml
 from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning
 from demvae.report.history import History, read_history
-from demvae.training import run_folder
+from demvae.training.run_folder import RunFolder
 
 __all__ = ["ReportError", "RunFiles", "ReproductionData", "folder_kind", "display_names", "collect_run",
            "collect_reproduction", "control_by_code"]
@@ -45,7 +44,7 @@ class RunFiles:
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / f"metrics-{self.split}.json"
+        return RunFolder(self.path).metrics_file(self.split)
 
 
 @dataclass
@@ -66,7 +65,7 @@ def folder_kind(path: Path) -> str:
     """``"run"`` or ``"reproduction"``; a :class:`ReportError` for anything else."""
     if (path / "results.json").is_file():
         return "reproduction"
-    if (path / "config.yaml").is_file() and (path / "vocab.json").is_file():
+    if RunFolder(path).is_run():
         return "run"
     if not path.is_dir():
         raise ReportError(f"not found: {path}")
@@ -99,15 +98,14 @@ def control_by_code(metrics: dict[str, Any]) -> dict[tuple[int, ...], dict[str, 
 
 def collect_run(path: Path, name: str, split: str = "test") -> RunFiles:
     """Read a run folder's config, versions, training records and ``metrics-<split>.json``."""
-    config = from_dict(load_yaml(path / "config.yaml"))
-    if config.dialog.enabled:
-        raise ReportError(f"{path} is a dialog run: the report shows sentence models (its stage 1: {path / 'stage1'}"
-                          f"); for the dialog model see `demvae eval`, `demvae clusters` and `demvae respond`")
-    versions = _read_json(path / "versions.json") if (path / "versions.json").is_file() else {}
-    metrics_path = path / f"metrics-{split}.json"
+    folder = RunFolder.open(path)
+    folder.expect("sentence", "the report shows sentence models (a dialog model's numbers and codes: `demvae eval`, "
+                  "`demvae clusters`, `demvae respond`)")
+    versions = _read_json(folder.versions) if folder.versions.is_file() else {}
+    metrics_path = folder.metrics_file(split)
     metrics = _read_json(metrics_path) if metrics_path.is_file() else None
-    return RunFiles(path, name, config.to_dict(), (path / "config.yaml").read_text(encoding="utf-8"), versions,
-                    read_history(path), split, metrics, None if metrics is None else run_folder.measured(metrics, path))
+    return RunFiles(path, name, folder.read_config().to_dict(), folder.config.read_text(encoding="utf-8"), versions,
+                    read_history(path), split, metrics, None if metrics is None else folder.measured(metrics))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -123,7 +121,8 @@ def collect_reproduction(path: Path, name: str) -> ReproductionData:
     results = _read_json(path / "results.json")
     md_path = path / "results.md"
     md = md_path.read_text(encoding="utf-8") if md_path.is_file() and _inside(md_path, path) else ""
-    runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file() and _inside(p / "metrics.jsonl", path))
+    logs = (RunFolder(p).metrics_log for p in path.iterdir())
+    runs = sorted(log.parent for log in logs if log.is_file() and _inside(log, path))
     natural = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
     figures = sorted((p for p in path.glob("*.png") if _inside(p, path)), key=natural)
     return ReproductionData(path, name, results, md, figures, {p.name: read_history(p) for p in runs})

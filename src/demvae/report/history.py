@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from demvae.errors import CheckpointError
-from demvae.training.run_folder import METRICS
+from demvae.training.run_folder import RunFolder
 
 # One panel per quantity: (title, key in the train records, key in the valid records); a missing key is not drawn.
 PANELS: tuple[tuple[str, str | None, str | None], ...] = (
@@ -46,7 +46,7 @@ class History:
 
 def read_history(run_dir: Path) -> History:
     """The run's records; a resumed run may log a step twice (after its last checkpoint): the later wins."""
-    path = Path(run_dir) / METRICS
+    path = RunFolder(run_dir).metrics_log
     if not path.is_file():
         return History([], [])
     records: dict[tuple[str, int], dict[str, Any]] = {}

@@ -78,6 +78,7 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
     from demvae.data.prepare import prepare
     from demvae.reproduce.run import scale_overrides
     from demvae.training import load_run
+    from demvae.training.run_folder import RunFolder
 
     first, second = FIGURE4_STEPS[scale]
     paths = []
@@ -88,7 +89,7 @@ def figure4(scale: str, out: Path, data_dir: str | None, corpus: str | None, dev
             "train": {"max_steps": second, "eval_every": first},
         })
         run_dir = out / "figure4" / name
-        if not (run_dir / "config.yaml").exists():
+        if not RunFolder(run_dir).config.exists():
             runs.train(compose(config=config, overrides=overrides), run_dir, until_step=first)
         for step in (first, second):
             if step == second:

@@ -97,7 +97,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
     from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
     from demvae.runs import train_or_reuse
-    from demvae.training.run_folder import STAGES
+    from demvae.training.run_folder import RunFolder
 
     threads = torch.get_num_threads()  # run in-process (jobs = 1): give the caller its threads back after
     torch.set_num_threads(job.threads)
@@ -107,9 +107,8 @@ def run_job(job: Job) -> dict[str, Any]:
         opts = EvalOptions(metrics=job.eval_groups, seed=job.seed, **job.eval_options)
         row = flat_row(evaluate_run(run_dir, opts))
         row.update(label=job.label, seed=job.seed)
-        if (run_dir / STAGES).is_file():  # a dialog run: the time of each stage
-            for stage, info in json.loads((run_dir / STAGES).read_text()).items():
-                row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
+        for stage, info in RunFolder.open(run_dir).stage_times().items():  # a dialog run: the time of each stage
+            row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
         if job.beta is not None:  # the paper chose β by validation BLEU
             valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
             row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])

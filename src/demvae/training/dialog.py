@@ -20,21 +20,22 @@ the folder to resume. Dialog runs train in one process (data-parallel training c
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor
 
+from demvae import distributed
 from demvae.config import RunConfig, replace
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import resolve_device, resolve_precision
 from demvae.errors import CheckpointError, ConfigError, Interrupted
-from demvae.io import write_json, write_text
+from demvae.io import write_json
+from demvae.models import DialogModel
 from demvae.objectives import dialog_objective
 from demvae.training import run_folder as rf
 from demvae.training.trainer import Trainer
@@ -74,85 +75,91 @@ class Stage2Trainer(Trainer):
         return dialog_objective(terms, self.cfg.dialog.attribute_weight), terms.batch_means()
 
     def validation_stats(self) -> dict[str, float]:
-        return dialog_stats(self.model, self.data.splits["valid"], self.cfg.dialog, self.cfg.train.eval_batch_size)
+        return dialog_stats(cast(DialogModel, self.model), self.data.splits["valid"], self.cfg.dialog,
+                            self.cfg.train.eval_batch_size)
 
 
 class DialogTrainer:
     """Stage 1 then stage 2 into one run folder (see the module's docstring). ``resume`` continues the run in
     ``run_dir``; a fresh run refuses a folder that holds one unless ``force`` (which deletes it, stage 1 too)."""
 
+    world = distributed.World()  # one process (data parallelism is refused below), which writes the folder
+
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, force: bool = False):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("a dialog run trains in one process: data-parallel training (torchrun) covers "
                               "sentence models only")
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        self.stage1_dir = self.run_dir / rf.STAGE1
-        self._lock = rf.RunLock(self.run_dir).acquire()  # until stage 2's trainer takes it over
+        self.folder = rf.DialogRun(run_dir)
+        self.stage2: Stage2Trainer | None = None
+        self._lock = self.folder.lock().acquire()  # until stage 2's trainer takes it over
         try:
             self._open(resume, force)
         except BaseException:
             self._lock.release()
             raise
 
-    @staticmethod
-    def has_checkpoint(run_dir: Path) -> bool:
-        """Whether either stage of the dialog run in ``run_dir`` wrote a resumable checkpoint."""
-        return rf.has_checkpoint(run_dir) or rf.has_checkpoint(run_dir / rf.STAGE1)
-
     def _open(self, resume: bool, force: bool) -> None:
-        cfg, run_dir = self.cfg, self.run_dir
+        cfg, folder = self.cfg, self.folder
         device = resolve_device(cfg.train.device)
         precision = resolve_precision(cfg.train.amp, device)  # (true may be refused: before any write)
-        if resume and not self.has_checkpoint(run_dir):
-            raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {self.stage1_dir / rf.LAST} "
-                                  f"or {run_dir / rf.LAST})")
+        if resume and not folder.resumable():
+            raise CheckpointError(f"no resumable checkpoint in {folder.path} (expected {folder.stage1.last} "
+                                  f"or {folder.last})")
         if not resume:
-            rf.claim(run_dir, force, nested=(rf.STAGE1, rf.STAGES))
-        self.data = prepare(cfg.data, Vocab.load(run_dir / rf.VOCAB) if resume else None, cfg.dialog)
+            folder.claim(force)
+        self.data = prepare(cfg.data, Vocab.load(folder.vocab) if resume else None, cfg.dialog)
         if resume:
-            write_text(run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
+            folder.write_config(cfg)  # train.* may have changed
         else:
-            rf.write_start(run_dir, cfg, self.data.vocab, str(device), precision)
+            folder.write_start(cfg, self.data.vocab, str(device), precision)
 
-    def fit(self, until_step: int | None = None) -> dict[str, Any]:
+    def fit(self, until_step: int | None = None, keep_lock: bool = False) -> dict[str, Any]:
         """Train what is left of both stages; ``until_step`` stops after that many steps of both stages
-        together, as an interruption would."""
+        together, as an interruption would; ``keep_lock``: stage 2's trainer keeps the folder locked until
+        :meth:`close` (as :meth:`Trainer.fit`)."""
+        stage1, cfg1 = self.folder.stage1, stage1_config(self.cfg)
         try:
-            state1 = rf.last_state(self.stage1_dir)
-            if not rf.finished(state1, self.cfg.train.max_steps):
-                resume1 = rf.has_checkpoint(self.stage1_dir)
-                stage1 = Trainer(stage1_config(self.cfg), self.stage1_dir, self.data, resume=resume1,
-                                 force=not resume1)
-                self._timed("stage1", stage1, until_step)
-                state1 = {"step": stage1.state.step}
-                if stage1.state.step == until_step:
-                    return {"stage": 1, "step": stage1.state.step}
+            state1 = stage1.last_state()
+            if not stage1.finished(cfg1):
+                resume1 = stage1.resumable()
+                trainer1 = Trainer(cfg1, stage1.path, self.data, resume=resume1, force=not resume1)
+                self._timed("stage1", trainer1, until_step)
+                state1 = {"step": trainer1.state.step}
+                if trainer1.state.step == until_step:
+                    return {"stage": 1, "step": trainer1.state.step}
+            assert state1 is not None  # stage 1 had finished, or has just now
             offset = state1["step"]
             if until_step is not None and until_step <= offset:
                 return {"stage": 1, "step": offset}
-            state2 = rf.last_state(self.run_dir)
-            if rf.finished(state2, self.cfg.dialog.max_steps):
+            state2 = self.folder.last_state()
+            if state2 is not None and self.folder.finished(self.cfg):
                 return {"stage": 2, "step": state2["step"]}
         finally:
             self._lock.release()  # stage 2's trainer locks the folder itself
-        stage2 = Stage2Trainer(self.cfg, self.run_dir, self.data, self.stage1_dir / rf.MODEL,
-                               resume=rf.has_checkpoint(self.run_dir))
-        result = self._timed("stage2", stage2, None if until_step is None else until_step - offset)
+        self.stage2 = Stage2Trainer(self.cfg, self.folder.path, self.data, stage1.best,
+                                    resume=self.folder.stage2.resumable())
+        result = self._timed("stage2", self.stage2, None if until_step is None else until_step - offset, keep_lock)
         return {"stage": 2, **result}
 
-    def _timed(self, stage: str, trainer: Trainer, until_step: int | None = None) -> dict[str, Any]:
-        path = self.run_dir / rf.STAGES
-        stages = json.loads(path.read_text()) if path.is_file() else {}
+    def close(self) -> None:
+        """Release the run folder's lock (stage 2's trainer's, kept by ``fit(keep_lock=True)``)."""
+        self._lock.release()
+        if self.stage2 is not None:
+            self.stage2.close()
+
+    def _timed(self, stage: str, trainer: Trainer, until_step: int | None = None,
+               keep_lock: bool = False) -> dict[str, Any]:
+        stages = self.folder.stage_times()
         t = time.perf_counter()
         try:
-            return trainer.fit(until_step)
+            return trainer.fit(until_step, keep_lock=keep_lock)
         except Interrupted as exc:  # Ctrl-C: the stage saved its checkpoint; the dialog run is what resumes
-            raise Interrupted(self.run_dir, exc.step) from None
+            raise Interrupted(self.folder.path, exc.step) from None
         finally:
             seconds = stages.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - t
             stages[stage] = {"seconds": seconds, "step": trainer.state.step, "best_step": trainer.state.best_step}
-            write_json(path, stages)
+            write_json(self.folder.stages, stages)
 
 
 __all__ = ["DialogTrainer", "Stage2Trainer", "stage1_config"]

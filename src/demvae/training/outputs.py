@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from demvae.errors import DemvaeError
-from demvae.training.run_folder import RUN_FILES, STAGE1, STAGES, holds_run
+from demvae.training.run_folder import RUN_FILES, DialogRun, RunFolder
 from demvae.training.tensorboard import TENSORBOARD_DIR
 
-RUN_ENTRIES = (*RUN_FILES, STAGE1, STAGES, TENSORBOARD_DIR, ".lock")
+RUN_ENTRIES = (*RUN_FILES, *DialogRun.nested, TENSORBOARD_DIR, ".lock")
 """The names a run folder owns at its top level (folders among them: everything below them too)."""
 DERIVED = "metrics-*.json"
 """``eval``'s results in a run folder: a run's file as well (they describe that run's model)."""
@@ -40,7 +40,7 @@ def run_entry(path: Path) -> tuple[Path, str] | None:
     """(run folder, entry name) when ``path`` is a run folder's own file or lies in one of its folders."""
     target = Path(path).resolve()
     for folder in target.parents:
-        if holds_run(folder):
+        if RunFolder(folder).holds_run():
             entry = target.relative_to(folder).parts[0]
             if entry in RUN_ENTRIES or fnmatch.fnmatchcase(entry, DERIVED):
                 return folder, entry

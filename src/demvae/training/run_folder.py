@@ -51,7 +51,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 from safetensors.torch import load_file
@@ -62,7 +62,7 @@ from demvae.data.fingerprint import fingerprint, locate
 from demvae.data.prepare import PreparedData, prepare
 from demvae.data.vocab import Vocab
 from demvae.device import rng_state, set_rng_state
-from demvae.errors import CheckpointError, DemvaeError, DemvaeWarning, RunInUse
+from demvae.errors import CheckpointError, ConfigError, DemvaeError, DemvaeWarning, RunInUse
 from demvae.io import atomic_write, new_folder, write_json, write_text
 from demvae.models import DialogModel, TextVAE, build_for
 from demvae.models.generation import DEFAULT, STATS_VERSION, CodeStats, code_stats, uses_stats
@@ -114,92 +114,272 @@ class RunLock:
         self.release()
 
 
-def holds_run(run_dir: Path) -> bool:
-    return any((Path(run_dir) / name).exists() for name in RUN_FILES)
+class RunFolder:
+    """A sentence run's folder, and the files one :class:`~demvae.training.trainer.Trainer` writes (stage 2 of a
+    dialog run: the dialog run's own); :class:`DialogRun` is the other kind of run. What differs between the kinds
+    is a method of the kind, never a switch of its callers."""
 
+    kind: ClassVar[str] = "sentence"
+    """The kind's name, by which a layer above keys what it does differently (its trainer, its metric groups)."""
+    name: ClassVar[str] = "a sentence model"  # what the folder holds, as a message says it
+    nested: ClassVar[tuple[str, ...]] = ()  # the run's entries beside RUN_FILES (a fresh run clears them too)
 
-def clear_run(run_dir: Path) -> None:
-    """Delete a run's files (``train --force``), leaving anything else in the folder alone."""
-    for name in RUN_FILES:
-        path = Path(run_dir) / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    clean_leftovers(run_dir)
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config, self.vocab, self.versions, self.metrics_log, self.best, self.last, self.corpus = (
+            self.path / name for name in (CONFIG, VOCAB, VERSIONS, METRICS, MODEL, LAST, CORPUS))
+        """The files of the module's docstring (``best``: ``model.safetensors``, ``last``: the ``last/`` folder)."""
+        self.code_stats: Path | None = self.path / CODE_STATS  # None: the kind generates no sentence from a code
 
+    def metrics_file(self, split: str) -> Path:
+        """``demvae eval``'s results on ``split``."""
+        return self.path / METRICS_FILES.replace("*", split)
 
-def claim(run_dir: Path, force: bool, nested: tuple[str, ...] = ()) -> None:
-    """Make ``run_dir`` ready for a fresh run: refuse a folder that holds one (its files, or ``nested`` entries:
-    a dialog run's ``stage1/`` and ``stages.json``) unless ``force``, which deletes them first."""
-    run_dir = Path(run_dir)
-    if not holds_run(run_dir) and not any((run_dir / name).exists() for name in nested):
-        return
-    if not force:
-        raise CheckpointError(f"{run_dir} already holds a run; continue it with `demvae train --resume {run_dir}`, "
-                              "train elsewhere (--out), or replace it with --force")
-    clear_run(run_dir)
-    for name in nested:
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    @staticmethod
+    def kind_for(cfg: RunConfig) -> type[RunFolder]:
+        """The kind of run ``cfg`` trains (the one place that reads ``dialog.enabled`` for it)."""
+        return DialogRun if cfg.dialog.enabled else RunFolder
 
+    @staticmethod
+    def open(path: str | Path) -> RunFolder:
+        """The run in ``path``, as its kind (a :class:`CheckpointError` when it is not a run folder)."""
+        return RunFolder.kind_for(RunFolder(path).read_config())(path)
 
-def write_start(run_dir: Path, cfg: RunConfig, vocab: Vocab, device: str, precision: str) -> None:
-    """The files a fresh run starts with: ``config.yaml``, ``vocab.json``, ``versions.json``, ``corpus.json``."""
-    write_text(run_dir / CONFIG, cfg.to_yaml())
-    vocab.save(run_dir / VOCAB)
-    write_json(run_dir / VERSIONS, versions(device, precision))
-    write_json(run_dir / CORPUS, fingerprint(cfg.data))
+    def is_run(self) -> bool:
+        return self.config.is_file() and self.vocab.is_file()
 
+    def read_config(self) -> RunConfig:
+        """The run's config; a :class:`CheckpointError` when the folder is missing or is not a run's."""
+        if not self.path.is_dir():
+            raise CheckpointError(f"run folder not found: {self.path}")
+        if not self.config.is_file():
+            raise CheckpointError(f"{self.path} is not a run folder: {CONFIG} is missing")
+        return from_dict(load_yaml(self.config))
 
-def clean_leftovers(run_dir: Path) -> None:
-    """Remove what an interrupted atomic write leaves: ``.last.*`` folders and ``.*.tmp`` files."""
-    for path in Path(run_dir).glob(".*"):
-        if path.is_dir() and path.name.startswith(f".{LAST}."):
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.is_file() and path.name.endswith(".tmp"):
-            path.unlink(missing_ok=True)
+    # --- what differs between the kinds ---
+    @classmethod
+    def budgets(cls, cfg: RunConfig) -> list[tuple[str, int]]:
+        """Each stage's step budget: (its setting, its value); the last one bounds ``last/``."""
+        return [("train.max_steps", cfg.train.max_steps)]
 
+    def resumable(self) -> bool:
+        """Whether the folder holds a resumable checkpoint: ``last/``, or the previous one that a swap interrupted
+        between its two renames left as ``.last.old`` (:meth:`load_training_state` puts it back)."""
+        return any((self.path / name).is_dir() for name in (LAST, f".{LAST}.old"))
 
-def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop the records a killed run wrote after its last checkpoint (``step``): the resumed run
-    writes them again, so the log reads as one uninterrupted run. A torn last line (the run was killed,
-    or the disk filled up, while appending it) is dropped with a warning; a bad line elsewhere is an error."""
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
-        return
-    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
-             if line.strip()]
-    kept = []
-    for n, line in lines:
+    elsewhere = "a dialog run is trained from a config with dialog.enabled (e.g. smd/dgm-vae-mi)"
+    """Where a model of the other kind is (for messages)."""
+
+    def stage_times(self) -> dict[str, dict[str, Any]]:
+        """Wall time, final step and best step of each stage (none recorded for a run of one stage)."""
+        return {}
+
+    # --- questions every kind answers alike ---
+    def expect(self, kind: str, job: str) -> None:
+        """Refuse a run of another kind for ``job`` (who needs which kind, e.g. "`demvae respond` needs a dialog
+        run"), saying where a model of the other kind is."""
+        if kind != self.kind:
+            raise ConfigError(f"{self.path} holds {self.name}: {job}; {self.elsewhere}")
+
+    def finished(self, cfg: RunConfig) -> bool:
+        """Whether ``last/`` has ended its training: the step budget reached, or stopped early."""
+        state = self.last_state()
+        return state is not None and (state["done"] or state["step"] >= self.budgets(cfg)[-1][1])
+
+    def last_state(self) -> dict[str, Any] | None:
+        """The trainer state of ``last/`` (None before the first checkpoint); a :class:`CheckpointError` naming
+        the file when it is not one this program wrote."""
+        path = self.last / TRAINER_STATE
+        if not path.is_file():
+            return None
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            if n != lines[-1][0]:
-                raise CheckpointError(f"{path}:{n} is not a JSON record; delete that line, then resume again")
-            warnings.warn(f"{path}:{n}: dropped a half-written last record (the run stopped while writing it)",
-                          DemvaeWarning, stacklevel=2)
-            continue
-        if record.get("step", 0) <= step:
-            kept.append(line)
-    write_text(path, "".join(line + "\n" for line in kept))
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "done" not in state:
+                raise ValueError("no step or done field")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is not a trainer state this program wrote ({exc}); resume from another copy "
+                                  f"of the run, or start it again: demvae train --force --out {self.path}") from None
+        return state
 
+    def holds_run(self) -> bool:
+        return any((self.path / name).exists() for name in RUN_FILES)
 
-def validation_record(run_dir: Path, step: int) -> dict[str, Any] | None:
-    """The validation record that ``metrics.jsonl`` holds for ``step`` (None if there is none)."""
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
+    def corpus_record(self) -> dict[str, Any] | None:
+        """What ``corpus.json`` recorded at training (None for runs made before it existed)."""
+        return json.loads(self.corpus.read_text()) if self.corpus.is_file() else None
+
+    def model_sha256(self) -> str | None:
+        """The SHA-256 of ``model.safetensors`` (None before its first validation): what a file derived from the
+        model records (``code_stats.json``, ``metrics-<split>.json``), so that a resumed run's new model is not
+        shown beside numbers of the old one."""
+        return hashlib.sha256(self.best.read_bytes()).hexdigest() if self.best.is_file() else None
+
+    def measured(self, record: dict[str, Any]) -> bool | None:
+        """Whether a derived file's ``record`` describes the run's current model (None: it does not say which
+        model it describes, as files written by demvae 0.1 before this record)."""
+        if not record.get("model_sha256"):
+            return None
+        return record["model_sha256"] == self.model_sha256()
+
+    # --- what a trainer writes ---
+    def lock(self) -> RunLock:
+        return RunLock(self.path)
+
+    def claim(self, force: bool) -> None:
+        """Make the folder ready for a fresh run: refuse one that holds a run (its files, or its kind's
+        :attr:`nested` entries) unless ``force``, which deletes them first, leaving anything else alone."""
+        entries = [self.path / name for name in (*RUN_FILES, *self.nested)]
+        if not any(path.exists() for path in entries):
+            return
+        if not force:
+            raise CheckpointError(f"{self.path} already holds a run; continue it with `demvae train --resume "
+                                  f"{self.path}`, train elsewhere (--out), or replace it with --force")
+        for path in entries:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        self.clean_leftovers()
+
+    def write_start(self, cfg: RunConfig, vocab: Vocab, device: str, precision: str) -> None:
+        """The files a fresh run starts with: ``config.yaml``, ``vocab.json``, ``versions.json``, ``corpus.json``."""
+        self.write_config(cfg)
+        vocab.save(self.vocab)
+        write_json(self.versions, versions(device, precision))
+        write_json(self.corpus, fingerprint(cfg.data))
+
+    def write_config(self, cfg: RunConfig) -> None:
+        write_text(self.config, cfg.to_yaml())
+
+    def clean_leftovers(self) -> None:
+        """Remove what an interrupted atomic write leaves: ``.last.*`` folders and ``.*.tmp`` files."""
+        for path in self.path.glob(".*"):
+            if path.is_dir() and path.name.startswith(f".{LAST}."):
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_file() and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop the records a killed run wrote after its last checkpoint (``step``): the resumed run writes them
+        again, so the log reads as one uninterrupted run. A torn last line (the run was killed, or the disk filled
+        up, while appending it) is dropped with a warning; a bad line elsewhere is an error."""
+        path = self.metrics_log
+        if not path.is_file():
+            return
+        lines = [(n, line) for n, line in
+                 enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1) if line.strip()]
+        kept = []
+        for n, line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict):
+                if n != lines[-1][0]:
+                    raise CheckpointError(f"{path}:{n} is not a JSON record; delete that line, then resume again")
+                warnings.warn(f"{path}:{n}: dropped a half-written last record (the run stopped while writing it)",
+                              DemvaeWarning, stacklevel=2)
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line)
+        write_text(path, "".join(line + "\n" for line in kept))
+
+    def validation_record(self, step: int) -> dict[str, Any] | None:
+        """The validation record that ``metrics.jsonl`` holds for ``step`` (None if there is none)."""
+        if not self.metrics_log.is_file():
+            return None
+        for line in self.metrics_log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # a torn last line
+                continue
+            if record.get("kind") == "valid" and record.get("step") == step:
+                return record
         return None
-    for line in path.read_text(encoding="utf-8").splitlines():
+
+    def save_training_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                            state: dict[str, Any]) -> None:
+        """Write ``last/`` atomically (build it beside, then swap folders)."""
+        tmp = new_folder(self.path, f".{LAST}.")
         try:
-            record = json.loads(line)
-        except ValueError:  # a torn last line
-            continue
-        if record.get("kind") == "valid" and record.get("step") == step:
-            return record
-    return None
+            save_model(model, tmp / MODEL)
+            atomic_write(tmp / OPTIMIZER, lambda path: state_file.write(path, optimizer.state_dict(), rng_state()))
+            write_json(tmp / TRAINER_STATE, state)
+            old = self.path / f".{LAST}.old"
+            if self.last.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.last, old)
+            os.replace(tmp, self.last)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def load_training_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """Load ``last/`` into ``model`` and ``optimizer``, restore the RNGs, and return the trainer state.
+        Nothing in the folder is unpickled into code (:mod:`.state_file`)."""
+        last, old = self.last, self.path / f".{LAST}.old"
+        if not last.is_dir() and old.is_dir():  # interrupted between the two renames
+            os.replace(old, last)
+        state = self.last_state()
+        if state is None:
+            raise CheckpointError(f"no resumable checkpoint in {self.path} (expected {last / TRAINER_STATE})")
+        load_model_weights(model, last / MODEL)
+        if (last / OPTIMIZER).is_file():
+            optimizer_state, rng = state_file.read(last / OPTIMIZER)
+        elif (last / LEGACY_OPTIMIZER).is_file():
+            optimizer_state, rng = state_file.read_legacy(last / LEGACY_OPTIMIZER)
+        else:
+            raise CheckpointError(f"missing {last / OPTIMIZER}; start the run again: demvae train --force --out "
+                                  f"{self.path}")
+        try:
+            optimizer.load_state_dict(optimizer_state)
+            set_rng_state(rng)
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, a foreign RNG
+            raise CheckpointError(f"{last / OPTIMIZER} does not match this run's model ({exc}); start the run "
+                                  f"again: demvae train --force --out {self.path}") from None
+        return state
+
+    def mark_derived(self) -> None:
+        """Before a resumed run replaces ``model.safetensors``: stamp each ``metrics-*.json`` that does not say
+        which model it measured with the current model's SHA-256, so that it reads as stale once the model
+        changes."""
+        unmarked = {}
+        for path in sorted(self.path.glob(METRICS_FILES)):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # unreadable: whoever reads it says so
+            if isinstance(record, dict) and not record.get("model_sha256"):
+                unmarked[path] = record
+        digest = self.model_sha256() if unmarked else None
+        for path, record in unmarked.items():
+            if digest is not None:
+                write_json(path, {**record, "model_sha256": digest})
+
+
+class DialogRun(RunFolder):
+    """A dialog run's folder (:mod:`demvae.training.dialog`): stage 1 a sentence run of its own in ``stage1/``,
+    stage 2's files the run's own (``last/`` is stage 2's), ``stages.json`` the time of each stage."""
+
+    kind = "dialog"
+    name = "a dialog run"
+    nested = (STAGE1, STAGES)
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        self.stage1 = RunFolder(self.path / STAGE1)
+        self.stage2 = RunFolder(self.path)  # stage 2's files (the run's own) as its trainer's: its checkpoint alone
+        self.stages = self.path / STAGES
+        self.elsewhere = f"its stage 1 ({self.stage1.path}) holds the sentence model"
+        self.code_stats = None  # the dialog model responds to a context: it generates no sentence from a code
+
+    @classmethod
+    def budgets(cls, cfg: RunConfig) -> list[tuple[str, int]]:
+        return [*super().budgets(cfg), ("dialog.max_steps", cfg.dialog.max_steps)]
+
+    def resumable(self) -> bool:  # a checkpoint of either stage
+        return self.stage1.resumable() or self.stage2.resumable()
+
+    def stage_times(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.stages.read_text()) if self.stages.is_file() else {}
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
@@ -253,112 +433,29 @@ def versions(device: str, precision: str = "fp32") -> dict[str, str]:
     }
 
 
-def save_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        state: dict[str, Any]) -> None:
-    """Write ``last/`` atomically (build it beside, then swap folders)."""
-    tmp = new_folder(run_dir, f".{LAST}.")
-    try:
-        save_model(model, tmp / MODEL)
-        atomic_write(tmp / OPTIMIZER, lambda path: state_file.write(path, optimizer.state_dict(), rng_state()))
-        write_json(tmp / TRAINER_STATE, state)
-        last, old = run_dir / LAST, run_dir / f".{LAST}.old"
-        if last.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(last, old)
-        os.replace(tmp, last)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def last_state(run_dir: Path) -> dict[str, Any] | None:
-    """The trainer state of ``run_dir/last/`` (None before the first checkpoint); a
-    :class:`CheckpointError` naming the file when it is not one this program wrote."""
-    path = run_dir / LAST / TRAINER_STATE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "done" not in state:
-            raise ValueError("no step or done field")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a trainer state this program wrote ({exc}); resume from another copy "
-                              f"of the run, or start it again: demvae train --force --out {run_dir}") from None
-    return state
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a resumable checkpoint: ``last/``, or the previous one that a swap interrupted
-    between its two renames left as ``.last.old`` (:func:`load_training_state` puts it back)."""
-    return any((Path(run_dir) / name).is_dir() for name in (LAST, f".{LAST}.old"))
-
-
-def finished(state: dict[str, Any] | None, max_steps: int) -> bool:
-    """Whether a trainer state has ended its training: the step budget reached, or stopped early."""
-    return state is not None and (state["done"] or state["step"] >= max_steps)
-
-
-def load_training_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load ``last/`` into ``model`` and ``optimizer``, restore the RNGs, and return the trainer state. Nothing
-    in the folder is unpickled into code (:mod:`.state_file`)."""
-    last = run_dir / LAST
-    if not last.is_dir() and (run_dir / f".{LAST}.old").is_dir():  # interrupted between the two renames
-        os.replace(run_dir / f".{LAST}.old", last)
-    state = last_state(run_dir)
-    if state is None:
-        raise CheckpointError(f"no resumable checkpoint in {run_dir} (expected {last / TRAINER_STATE})")
-    load_model_weights(model, last / MODEL)
-    if (last / OPTIMIZER).is_file():
-        optimizer_state, rng = state_file.read(last / OPTIMIZER)
-    elif (last / LEGACY_OPTIMIZER).is_file():
-        optimizer_state, rng = state_file.read_legacy(last / LEGACY_OPTIMIZER)
-    else:
-        raise CheckpointError(f"missing {last / OPTIMIZER}; start the run again: demvae train --force --out {run_dir}")
-    try:
-        optimizer.load_state_dict(optimizer_state)
-        set_rng_state(rng)
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, a foreign RNG state
-        raise CheckpointError(f"{last / OPTIMIZER} does not match this run's model ({exc}); start the run again: "
-                              f"demvae train --force --out {run_dir}") from None
-    return state
-
-
-def read_corpus_record(run_dir: Path) -> dict[str, Any] | None:
-    """What ``corpus.json`` recorded at training (None for runs made before it existed)."""
-    path = Path(run_dir) / CORPUS
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 @dataclass
 class LoadedRun:
-    run_dir: Path
+    folder: RunFolder
+    """The run's folder, as its kind."""
     config: RunConfig
     vocab: Vocab
     model: TextVAE | DialogModel
-
-    @property
-    def is_dialog(self) -> bool:
-        return isinstance(self.model, DialogModel)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
     """Read a run folder; ``weights`` = "best" (model.safetensors) or "last". A dialog run gives its
     :class:`~demvae.models.DialogModel` (its ``stage1/`` folder is a sentence run of its own)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run folder not found: {run_dir}")
-    for name in (CONFIG, VOCAB):
-        if not (run_dir / name).is_file():
-            raise CheckpointError(f"{run_dir} is not a run folder: {name} is missing")
-    cfg = from_dict(load_yaml(run_dir / CONFIG))
+    folder = RunFolder.open(run_dir)
+    if not folder.vocab.is_file():
+        raise CheckpointError(f"{folder.path} is not a run folder: {VOCAB} is missing")
+    cfg = folder.read_config()
     try:
-        vocab = Vocab.load(run_dir / VOCAB)
+        vocab = Vocab.load(folder.vocab)
     except DemvaeError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_for(cfg, vocab)
-    load_model_weights(model, run_dir / MODEL if weights == "best" else run_dir / LAST / MODEL)
-    return LoadedRun(run_dir, cfg, vocab, model.to(device).eval())
+    load_model_weights(model, folder.best if weights == "best" else folder.last / MODEL)
+    return LoadedRun(folder, cfg, vocab, model.to(device).eval())
 
 
 def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = None, force: bool = False,
@@ -367,7 +464,7 @@ def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = N
     ``corpus``/``data_dir``), refused if its files changed since training unless ``force`` (then a
     warning). ``max_examples`` replaces the run's limits (``{}``: every example of every split). A
     dialog run's splits are dialog splits (responses and contexts)."""
-    cfg, notes = locate(run.config.data, read_corpus_record(run.run_dir), corpus, data_dir, force)
+    cfg, notes = locate(run.config.data, run.folder.corpus_record(), corpus, data_dir, force)
     for note in notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     if max_examples is not None:
@@ -375,61 +472,25 @@ def run_data(run: LoadedRun, corpus: str | None = None, data_dir: str | None = N
     return prepare(cfg, run.vocab, run.config.dialog)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def model_sha256(run_dir: Path) -> str | None:
-    """The SHA-256 of the run's ``model.safetensors`` (None before its first validation): what a file derived from
-    the model records (``code_stats.json``, ``metrics-<split>.json``), so that a resumed run's new model is not
-    shown beside numbers of the old one."""
-    path = Path(run_dir) / MODEL
-    return _digest(path) if path.is_file() else None
-
-
-def measured(record: dict[str, Any], run_dir: Path) -> bool | None:
-    """Whether a derived file's ``record`` describes the run's current model (None: it does not say which
-    model it describes, as files written by demvae 0.1 before this record)."""
-    if not record.get("model_sha256"):
-        return None
-    return record["model_sha256"] == model_sha256(run_dir)
-
-
-def mark_derived(run_dir: Path) -> None:
-    """Before a resumed run replaces ``model.safetensors``: stamp each ``metrics-*.json`` that does not say which
-    model it measured with the current model's SHA-256, so that it reads as stale once the model changes."""
-    unmarked = {}
-    for path in sorted(Path(run_dir).glob(METRICS_FILES)):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # unreadable: whoever reads it says so
-        if isinstance(record, dict) and not record.get("model_sha256"):
-            unmarked[path] = record
-    digest = model_sha256(run_dir) if unmarked else None
-    for path, record in unmarked.items():
-        if digest is not None:
-            write_json(path, {**record, "model_sha256": digest})
-
-
 def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: str | None = None,
                     data_dir: str | None = None, force: bool = False) -> CodeStats | None:
-    """The codes' aggregate posterior statistics of a sentence run (None: no mixture code): read from
-    ``code_stats.json`` if it was computed for the current ``model.safetensors``, else computed on the run's
+    """The codes' aggregate posterior statistics of a sentence run (None: no mixture code, or a dialog run): read
+    from ``code_stats.json`` if it was computed for the current ``model.safetensors``, else computed on the run's
     train split (``data``: its prepared corpus, with the run's own ``max_examples``; else located as
     :func:`run_data` does) and written there (atomic; skipped in a read-only folder)."""
-    if run.is_dialog or not uses_stats(run.model, DEFAULT):
+    path = run.folder.code_stats
+    if path is None or not uses_stats(run.model, DEFAULT):
         return None
-    path = run.run_dir / CODE_STATS
-    digest = model_sha256(run.run_dir)
+    model = cast(TextVAE, run.model)  # (a kind that keeps the statistics holds a sentence model)
+    digest = run.folder.model_sha256()
     if path.is_file():
         record = json.loads(path.read_text())
         if digest is not None and record.get("model_sha256") == digest and record.get("version") == STATS_VERSION:
             return CodeStats.from_dict(record)
     if data is None:
         data = run_data(run, corpus, data_dir, force)
-    stats = code_stats(run.model, data.splits["train"])
-    if stats is not None and digest is not None and os.access(run.run_dir, os.W_OK):
+    stats = code_stats(model, data.splits["train"])
+    if stats is not None and digest is not None and os.access(run.folder.path, os.W_OK):
         write_json(path, {"version": STATS_VERSION, "model_sha256": digest, "split": "train",
                           "n_examples": len(data.splits["train"]), **stats.to_dict()})
     return stats

@@ -46,7 +46,6 @@ from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, resolve_precision, seed_everything
 from demvae.errors import ConfigError, DemvaeWarning, Interrupted, TrainingError
-from demvae.io import write_text
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
@@ -98,7 +97,7 @@ class Trainer:
         unless ``force`` (which deletes that run's files). The folder is locked against a second
         writer from here until :meth:`fit` returns (or :meth:`close`)."""
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
+        self.folder = rf.RunFolder(run_dir)
         tc = cfg.train
         self.max_steps = tc.max_steps
         self.select_metric = SELECTION[tc.select_metric]
@@ -120,7 +119,7 @@ class Trainer:
         (timed on the threads it trains with)."""
         seed_everything(tc.seed)
         if data is None:
-            vocab = Vocab.load(self.run_dir / rf.VOCAB) if resume else None
+            vocab = Vocab.load(self.folder.vocab) if resume else None
             data = prepare(cfg.data, vocab, cfg.dialog)
         self.data = data
         self.vocab = data.vocab
@@ -140,7 +139,7 @@ class Trainer:
         self.state = TrainState(patience=tc.patience, lr=tc.lr,
                                 aggressive=AggressiveState() if tc.aggressive else None)
         self.meter = _Meter(self.world)
-        self._lock = rf.RunLock(self.run_dir)
+        self._lock = self.folder.lock()
         if self.world.main:  # rank 0 alone writes the run folder
             self._lock.acquire()  # nothing in the folder was touched before this
         try:
@@ -155,18 +154,18 @@ class Trainer:
     def _open_run_dir(self, resume: bool, force: bool) -> None:
         cfg = self.cfg
         if resume:
-            self.state = TrainState.from_dict(rf.load_training_state(self.run_dir, self.model, self.optimizer))
+            self.state = TrainState.from_dict(self.folder.load_training_state(self.model, self.optimizer))
             self.state.done = False
             self.meter.load(self.state.meter)
             if self.world.main:
-                rf.clean_leftovers(self.run_dir)
-                rf.truncate_metrics(self.run_dir, self.state.step)
-                rf.mark_derived(self.run_dir)  # before training replaces model.safetensors
-                write_text(self.run_dir / rf.CONFIG, cfg.to_yaml())  # train.* may have changed
+                self.folder.clean_leftovers()
+                self.folder.truncate_metrics(self.state.step)
+                self.folder.mark_derived()  # before training replaces model.safetensors
+                self.folder.write_config(cfg)  # train.* may have changed
         elif self.world.main:
             self._init_run_dir(force)
         # optional TensorBoard logging (train.tensorboard): the same records as metrics.jsonl
-        self.tensorboard = TensorBoardLogger(self.run_dir) if cfg.train.tensorboard and self.world.main else None
+        self.tensorboard = TensorBoardLogger(self.folder.path) if cfg.train.tensorboard and self.world.main else None
 
     def close(self) -> None:
         """Release the run folder's lock (and close the TensorBoard writer)."""
@@ -177,26 +176,26 @@ class Trainer:
 
     # --- run folder ---
     def _init_run_dir(self, force: bool) -> None:
-        rf.claim(self.run_dir, force)
-        rf.write_start(self.run_dir, self.cfg, self.vocab, str(self.device), self.precision)
+        self.folder.claim(force)
+        self.folder.write_start(self.cfg, self.vocab, str(self.device), self.precision)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.world.main:
             return
-        with open(self.run_dir / rf.METRICS, "a", encoding="utf-8") as f:
+        with open(self.folder.metrics_log, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
             self.tensorboard.log(record)
 
     def _last_good(self) -> str:
-        if (self.run_dir / rf.LAST).is_dir():
-            return f"the last good checkpoint is in {self.run_dir / rf.LAST}"
+        if self.folder.last.is_dir():
+            return f"the last good checkpoint is in {self.folder.last}"
         return "no checkpoint was written yet"
 
     def _save(self) -> None:
         self.state.meter = self.meter.state()
         if self.world.main:
-            rf.save_training_state(self.run_dir, self.model, self.optimizer, asdict(self.state))
+            self.folder.save_training_state(self.model, self.optimizer, asdict(self.state))
 
     # --- what a subclass may change ---
     def build_model(self) -> torch.nn.Module:
@@ -278,7 +277,7 @@ class Trainer:
         if value < st.best:
             st.best, st.best_step = value, st.step
             if self.world.main:
-                rf.save_model(self.model, self.run_dir / rf.MODEL)
+                rf.save_model(self.model, self.folder.best)
         elif value > st.best and since_best >= tc.lr_hold - 1:
             # the original's rule: decay from the (lr_hold−1)-th validation in a row without a new
             # best, and at every validation after it; the best model is not reloaded
@@ -339,7 +338,7 @@ class Trainer:
                     elif st.step == until_step or stop.is_set():
                         self._save()
                     if stop.is_set():
-                        raise Interrupted(self.run_dir, st.step)
+                        raise Interrupted(self.folder.path, st.step)
         finally:
             bar.close()
             if not keep_lock:
@@ -351,7 +350,7 @@ class Trainer:
     def _report_selection(self) -> None:
         """The collapse guard: print the selected checkpoint's codes used and MI, and warn when they collapsed
         (what a second stage or a table would otherwise build on silently)."""
-        record = rf.validation_record(self.run_dir, self.state.best_step)
+        record = self.folder.validation_record(self.state.best_step)
         if record is None or "mutual_info" not in record:
             return
         print(f"selected checkpoint: step {self.state.best_step}, {record.get('codes_used', '?')} joint codes used "
