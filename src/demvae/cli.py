@@ -330,8 +330,8 @@ def eval_(
     Budgets fit the device unless given: on a CPU 50 IS samples, ≤ 5,000 prior samples and a
     500-step rPPL model; on a GPU or with --paper, the paper's."""
     from demvae import api
-    from demvae.evaluation.run import flat_row, table_columns
     from demvae.evaluation.tables import format_table
+    from demvae.metrics import flat_row, heading, table_columns
 
     groups = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     rows = []
@@ -350,7 +350,7 @@ def eval_(
                        f"{results['control']['n_per_code']} sentences per code", err=True)
         rows.append(flat_row(results))
     columns, legend = table_columns(rows)
-    typer.echo(format_table(rows, columns, title=f"{split} split"))
+    typer.echo(format_table(rows, columns, title=f"{split} split", header=[heading(c) for c in columns]))
     typer.echo("\n".join(f"- {line}" for line in legend))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from demvae.config import RunConfig, compose, from_dict, load_yaml, merge, replace
 from demvae.data.fingerprint import locate
 from demvae.errors import CheckpointError, ConfigError, DemvaeWarning, RunFinished
+from demvae.metrics import title
 from demvae.models.build import code_shape
 from demvae.training import DialogTrainer, Trainer
 from demvae.training.run_folder import CONFIG, RunFolder, load_code_stats, load_run
@@ -131,11 +132,9 @@ def summary(run_dir: str | Path) -> str:
     lines = [f"run folder: {folder.path}"]
     if valid:
         best = min(valid, key=lambda r: r[r["metric"]])
-        shown = ", ".join(f"{name} {best[key]:.3f}" for key, name in
-                          (("neg_elbo", "-ELBO"), ("rec", "rec"), ("kl_c", "KL(c)"), ("kl_z", "KL(z)"),
-                           ("mutual_info", "MI"), ("param_var", "Var"), ("nll", "NLL/token"),
-                           ("policy", "policy CE"), ("policy_error", "policy error"),
-                           ("attribute_error", "attribute error")) if key in best)
+        keys = ("neg_elbo", "rec", "kl_c", "kl_z", "mutual_info", "param_var", "nll", "policy", "policy_error",
+                "attribute_error")
+        shown = ", ".join(f"{title(k)} {best[k]:.3f}" for k in keys if k in best)
         lines.append(f"best validation {best['metric']} at step {best['step']} of {valid[-1]['step']}: {shown}")
     times = folder.stage_times()  # a dialog run's
     if times:

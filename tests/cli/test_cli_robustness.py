@@ -346,7 +346,7 @@ def test_eval_fits_a_small_split_and_names_its_columns(run_main, copy):
     assert rc == 0, err
     assert "50 IS samples" in err and "1,000 prior samples" in err and "≤ 100 steps" in err
     header = next(line for line in out.splitlines() if line.startswith("| model"))
-    for column in ("nll", "is_ppl", "homog_intent", "homog_style"):
+    for column in ("NLL ↓", "PPL ↓", "Homogeneity intent ↑", "Homogeneity style ↑"):  # the registry's headings
         assert f" {column} " in header, header
     assert "- NLL: importance-sampled upper bound" in out and "- Homogeneity: joint argmax code" in out
 

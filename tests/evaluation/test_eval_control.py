@@ -29,7 +29,8 @@ from demvae.evaluation.control import (
     distinct_share,
     text_classifier,
 )
-from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row, table_columns
+from demvae.evaluation.run import EvalOptions, evaluate_run
+from demvae.metrics import flat_row, table_columns
 from demvae.models import build_model
 from demvae.models.generation import PROCEDURES, Procedure
 from demvae.runs import compose, train

@@ -15,6 +15,7 @@ import torch
 
 from demvae.data.tokenize import chat_tokenize
 from demvae.evaluation.run import EvalOptions, evaluate_run
+from demvae.metrics import flat_row, metric
 from demvae.models import DialogModel, Responses
 from demvae.training import load_run
 
@@ -102,6 +103,7 @@ def test_responses_group_against_an_independent_computation(dialog_run, dialog_d
     assert results["response_embedding_extrema"] == pytest.approx(extrema, abs=1e-6)
     assert results["response_embedding_greedy"] == pytest.approx(greedy, abs=1e-6)
     assert "lower-cased look-up" in results["response_embedding_vectors"]
+    assert [k for k in flat_row(results) if k != "model" and metric(k) is None] == []  # every number is declared
 
 
 def test_responses_are_reproducible_and_follow_the_generation_settings(dialog_run, tmp_path):

@@ -38,7 +38,7 @@ def model(data):
 @pytest.fixture(scope="module")
 def stats(model, data):
     torch.manual_seed(0)
-    return posterior_stats(model, data.splits["test"], ObjectiveConfig(), batch_size=17)
+    return posterior_stats(model, data.splits["test"], ObjectiveConfig(), batch_size=17).record()
 
 
 def test_all_keys_finite(stats):
@@ -121,9 +121,9 @@ def test_kl_terms_by_hand(stats, model, data):
 def test_deterministic_parts_invariant_to_batch_size(stats, model, data):
     split = data.splits["test"]
     torch.manual_seed(1)
-    other = posterior_stats(model, split, ObjectiveConfig(), batch_size=60)
+    other = posterior_stats(model, split, ObjectiveConfig(), batch_size=60).record()
     torch.manual_seed(2)
-    ones = posterior_stats(model, split, ObjectiveConfig(), batch_size=1)
+    ones = posterior_stats(model, split, ObjectiveConfig(), batch_size=1).record()
     for key in ("kl_c", "kl_z_avg", "dispersion", "kl_z", "param_var", "mutual_info", "components_used"):
         assert other[key] == pytest.approx(stats[key], rel=1e-5, abs=1e-6), key
         assert ones[key] == pytest.approx(stats[key], rel=1e-5, abs=1e-6), key
@@ -148,11 +148,11 @@ def test_more_samples_reduce_rec_noise(model, data):
     recs = []
     for seed in range(4):
         torch.manual_seed(seed)
-        recs.append(posterior_stats(model, split, ObjectiveConfig(), n_samples=1)["rec"])
+        recs.append(posterior_stats(model, split, ObjectiveConfig(), n_samples=1).rec)
     torch.manual_seed(9)
     many = posterior_stats(model, split, ObjectiveConfig(), n_samples=40)
-    assert many["rec"] == pytest.approx(np.mean(recs), rel=0.03)
-    assert many["kl_c"] == pytest.approx(posterior_stats(model, split, ObjectiveConfig())["kl_c"], rel=1e-6)
+    assert many.rec == pytest.approx(np.mean(recs), rel=0.03)
+    assert many.kl_c == pytest.approx(posterior_stats(model, split, ObjectiveConfig()).kl_c, rel=1e-6)
 
 
 def test_rnnlm_has_only_rec_and_ppl(data):
@@ -161,13 +161,14 @@ def test_rnnlm_has_only_rec_and_ppl(data):
                      bos_id=2, eos_id=3).eval()
     split = data.splits["test"]
     out = posterior_stats(lm, split, ObjectiveConfig(), batch_size=13)
-    assert "mutual_info" not in out and "kl_z" not in out
+    assert out.mutual_info is None and out.kl_z is None
+    assert set(out.record()) == {"rec", "neg_elbo", "loss", "ppl"}
     with torch.no_grad():
         exact = -float(lm.decoder.log_likelihood(split.ids, split.lengths).double().mean())
-    assert out["rec"] == pytest.approx(exact, rel=1e-5)
-    assert out["neg_elbo"] == pytest.approx(out["rec"], rel=1e-9)
+    assert out.rec == pytest.approx(exact, rel=1e-5)
+    assert out.neg_elbo == pytest.approx(out.rec, rel=1e-9)
     n_targets = int(split.lengths.sum()) - len(split)
-    assert out["ppl"] == pytest.approx(math.exp(exact * len(split) / n_targets), rel=1e-4)
+    assert out.ppl == pytest.approx(math.exp(exact * len(split) / n_targets), rel=1e-4)
 
 
 def test_loss_is_the_objective_at_full_weight(stats, model, data):
@@ -176,11 +177,11 @@ def test_loss_is_the_objective_at_full_weight(stats, model, data):
     assert stats["loss"] == pytest.approx(stats["neg_elbo"], rel=1e-6)
     torch.manual_seed(0)
     dispersed = posterior_stats(model, data.splits["test"], ObjectiveConfig(beta=0.5), batch_size=17)
-    assert dispersed["rec"] == pytest.approx(stats["rec"], rel=1e-9)  # the same noise: the same samples
-    assert dispersed["loss"] == pytest.approx(stats["neg_elbo"] - 0.5 * stats["dispersion"], rel=1e-6)
+    assert dispersed.rec == pytest.approx(stats["rec"], rel=1e-9)  # the same noise: the same samples
+    assert dispersed.loss == pytest.approx(stats["neg_elbo"] - 0.5 * stats["dispersion"], rel=1e-6)
     torch.manual_seed(0)
     with_mi = posterior_stats(model, data.splits["test"], ObjectiveConfig(mi_weight=1.0), batch_size=17)
-    assert 0 < stats["neg_elbo"] - with_mi["loss"] < stats["mutual_info_sum"] * 2
+    assert 0 < stats["neg_elbo"] - with_mi.loss < stats["mutual_info_sum"] * 2
 
 
 @pytest.mark.parametrize("mi,codes,collapsed", [
@@ -188,9 +189,9 @@ def test_loss_is_the_objective_at_full_weight(stats, model, data):
 def test_collapse_warning_thresholds(mi, codes, collapsed):
     from demvae.training.validation import MIN_MUTUAL_INFO, collapse_warning
 
-    warning = collapse_warning({"mutual_info": mi, "codes_used": codes}, step=700)
+    warning = collapse_warning(mi, codes, step=700)
     assert (warning is not None) == collapsed
     if collapsed:
         assert "step 700" in warning and f"{codes} joint code" in warning and str(MIN_MUTUAL_INFO) in warning
         assert "train.max_steps" in warning and "objective.anneal_x0" in warning  # the fix names real keys
-    assert collapse_warning({"rec": 3.0}, step=1) is None  # a model without a code
+    assert (collapse_warning(mi, None, step=1) is not None) == (mi < MIN_MUTUAL_INFO)  # a record without the count

@@ -11,7 +11,8 @@ import pytest
 
 from demvae.config import compose
 from demvae.errors import ConfigError
-from demvae.evaluation.run import METRIC_GROUPS, EvalOptions, evaluate_run, flat_row
+from demvae.evaluation.run import EvalOptions, evaluate_run
+from demvae.metrics import METRIC_GROUPS, METRICS, flat_row, metric
 from demvae.runs import train
 
 TINY = {
@@ -73,6 +74,22 @@ def test_flat_row(dgm_results):
     for key in ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info"):
         assert row[key] == dgm_results[key]
     assert all(isinstance(v, (int, float)) for k, v in row.items() if k != "model")
+
+
+def test_every_key_written_is_declared(dgm_results):
+    """Every number a group writes is a declared metric of that group; every structure is the source of some
+    (``homogeneity`` -> ``homog_<label>``, ...); and every key of a table row is declared."""
+    sources = {m.source.split(".")[0] for m in METRICS if m.source}
+    for group, keys in dgm_results["groups"].items():
+        for key in keys:
+            value = dgm_results[key]
+            if isinstance(value, dict):
+                assert key in sources, key
+            elif isinstance(value, (int, float)):
+                assert metric(key) is not None and metric(key).group in (group, "clusters"), (group, key)
+    row = flat_row(dgm_results)
+    assert {"homog_intent", "v_measure_style", "baseline_homog_intent", "control_agree_style"} <= set(row)
+    assert [k for k in row if k != "model" and metric(k) is None] == []
 
 
 def test_flat_row_with_accuracy():

@@ -4,6 +4,7 @@ when the phase ends."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -11,6 +12,9 @@ import torch
 from demvae.config import TrainConfig
 from demvae.training import Trainer
 from demvae.training.aggressive import WINDOW, AggressiveSchedule, AggressiveState, split_parameters
+from demvae.training.validation import PosteriorStats
+
+_valid = partial(PosteriorStats, rec=0.0, neg_elbo=0.0, loss=0.0, ppl=1.0)
 
 
 def _snapshot(model):
@@ -139,26 +143,26 @@ def test_phase_ends_when_validation_mi_stops_rising(aggressive_trainer):
     assert st.aggressive == AggressiveState(active=True, best_mi=-math.inf)
     for step, mi, expected in [(1, 0.10, True), (2, 0.20, True), (3, 0.25, True), (4, 0.24, False)]:
         st.step = step
-        trainer._after_validation({"neg_elbo": 50.0 - step, "mutual_info": mi})
+        trainer._after_validation(_valid(neg_elbo=50.0 - step, mutual_info=mi))
         assert st.aggressive.active is expected, (step, mi)
     # once over, a later rise does not restart it
     st.step = 5
-    trainer._after_validation({"neg_elbo": 40.0, "mutual_info": 0.9})
+    trainer._after_validation(_valid(neg_elbo=40.0, mutual_info=0.9))
     assert st.aggressive.active is False
 
 
 def test_phase_ends_when_mi_plateaus_or_after_max_steps(aggressive_trainer):
     trainer = aggressive_trainer()
     st = trainer.state
-    trainer._after_validation({"neg_elbo": 10.0, "mutual_info": 0.3})
+    trainer._after_validation(_valid(neg_elbo=10.0, mutual_info=0.3))
     assert st.aggressive.active
-    trainer._after_validation({"neg_elbo": 9.0, "mutual_info": 0.3})  # equal: not rising
+    trainer._after_validation(_valid(neg_elbo=9.0, mutual_info=0.3))  # equal: not rising
     assert not st.aggressive.active
 
     trainer = aggressive_trainer(dropout=0.1)
     st = trainer.state
     st.step = trainer.cfg.train.aggressive_max_steps
-    trainer._after_validation({"neg_elbo": 10.0, "mutual_info": 0.5})
+    trainer._after_validation(_valid(neg_elbo=10.0, mutual_info=0.5))
     assert not st.aggressive.active
 
 

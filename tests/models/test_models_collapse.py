@@ -33,7 +33,7 @@ def outcome(tmp_path_factory):
             run_dir = train(compose(model=name, overrides=SMALL), tmp_path_factory.mktemp(name))
         run = load_run(run_dir)
         test = prepare(run.config.data, run.vocab).splits["test"]
-        stats = posterior_stats(run.model, test, run.config.objective)
+        stats = posterior_stats(run.model, test, run.config.objective).record()
         stats["homogeneity"] = label_scores(encode_codes(run.model, test), test)["intent"]["homogeneity"]
         stats["collapse_warned"] = any("collapsed" in str(w.message) for w in caught)
         results[name] = stats

@@ -182,7 +182,7 @@ def test_missing_metrics_are_computed_and_control_columns_appear(tiny_run, tmp_p
     assert "metrics-test.json was missing" in page
     assert "code recovery" not in page and "agreement" not in page
     baseline = json.loads((run / "metrics-test.json").read_text())["baseline"]  # the clusters group's baseline
-    assert baseline["n_clusters"] == 30 and "<dt>baseline homogeneity (intent)</dt>" in page  # 8^2 codes, 300 train
+    assert baseline["n_clusters"] == 30 and "<dt>Baseline homogeneity intent</dt>" in page  # 8^2 codes, 300 train
     assert "The baseline (k-means with 30 clusters on TF-IDF + LSA vectors of the sentences, fitted on train)" in page
 
     metrics = json.loads((run / "metrics-test.json").read_text())
@@ -267,7 +267,7 @@ def test_reproduction_page(tiny_run, reproduction_folder, tmp_path):
     row = page.split("<td>DGM-VAE</td>")[1].split("</tr>")[0]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
     assert cells[3:6] == ["7.63", "5.50 ± 0.00", "-2.13"]  # BLEU: paper, ours (one seed), ours − paper
-    assert '<th colspan="3">Homogeneity act</th>' in page and '<th colspan="3">V-measure emotion</th>' in page
+    assert '<th colspan="3">Homogeneity act ↑</th>' in page and '<th colspan="3">V-measure emotion ↑</th>' in page
     assert "figure4-dgm-vae-step400.png" in page
     assert "<li><b>not run</b> DGM-VAE (± Lmi) has the highest BLEU: missing: DGM-VAE+Lmi bleu" in page
 

@@ -18,7 +18,7 @@ def test_table3_holds_the_papers_numbers():
     }
     assert SMD_TABLE3.corpus == "smd" and SMD_TABLE3.name == "smd-table3"
     # clusters: the codes used, which a claim reads
-    assert TABLES["smd-table3"] is SMD_TABLE3 and SMD_TABLE3.eval_groups == ("responses", "clusters")
+    assert TABLES["smd-table3"] is SMD_TABLE3 and SMD_TABLE3.eval_groups == ("clusters", "responses")
     assert set(SMD_TABLE3.scales) == {"smoke", "mini", "paper"}
     assert "User and system turns are both targets (responses), as the original" in SMD_TABLE3.notes
 

@@ -78,8 +78,8 @@ def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     rows = tuple(r for r in table.rows if r.label in ("VAE", "DGM-VAE"))
     beats = above("DGM-VAE", BASELINE, "homog_intent", "DGM-VAE's codes beat the baseline")
     small = dataclasses.replace(table, name="test-table", rows=rows, metrics=(*table.metrics, "homog_intent"),
-                                eval_groups=(*table.eval_groups, "clusters"), baseline_of="DGM-VAE",
-                                claims=(*table.claims, beats))
+                                baseline_of="DGM-VAE", claims=(*table.claims, beats))
+    assert small.eval_groups == (*table.eval_groups, "clusters")  # homog_intent's
     monkeypatch.setitem(TABLES, "test-table", small)
     import torch
 

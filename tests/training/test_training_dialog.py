@@ -266,9 +266,9 @@ def test_validation_stats_are_the_dialog_terms_summed_by_hand(model_and_batch):
     tokens = sum(float(t.n_tokens.sum()) for t in rows)
     per = {k: sum(float(getattr(t, k).mean()) for t in rows) / len(rows)
            for k in ("policy", "attribute", "policy_error", "attribute_error")}
-    assert stats["nll"] == pytest.approx(nll / tokens, rel=1e-5)
+    assert stats.nll == pytest.approx(nll / tokens, rel=1e-5)
     for k, v in per.items():
-        assert stats[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
-    assert stats["loss"] == pytest.approx(nll / tokens + per["policy"] + 0.3 * per["attribute"], rel=1e-5)
-    assert stats["nll_policy"] == pytest.approx(nll / tokens + per["policy"], rel=1e-5)
-    assert stats["errors"] == pytest.approx(per["policy_error"] + per["attribute_error"], rel=1e-5, abs=1e-7)
+        assert stats.record()[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+    assert stats.loss == pytest.approx(nll / tokens + per["policy"] + 0.3 * per["attribute"], rel=1e-5)
+    assert stats.nll_policy == pytest.approx(nll / tokens + per["policy"], rel=1e-5)
+    assert stats.errors == pytest.approx(per["policy_error"] + per["attribute_error"], rel=1e-5, abs=1e-7)

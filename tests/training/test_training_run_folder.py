@@ -18,6 +18,7 @@ from demvae.config import RunConfig, compose
 from demvae.errors import CheckpointError, ConfigError, TrainingError
 from demvae.training import Trainer, load_run
 from demvae.training import run_folder as ckpt
+from demvae.training.validation import PosteriorStats
 
 
 def _leftovers(run_dir):
@@ -271,7 +272,7 @@ def test_nan_training_loss_is_a_training_error(tiny_cfg, tmp_path, monkeypatch):
 def test_nan_validation_metric_is_a_training_error(tiny_cfg, tmp_path):
     trainer = Trainer(tiny_cfg(), tmp_path / "run")
     with pytest.raises(TrainingError, match="checkpoint"):
-        trainer._after_validation({"neg_elbo": math.nan, "rec": 1.0})
+        trainer._after_validation(PosteriorStats(neg_elbo=math.nan, rec=1.0, loss=1.0, ppl=1.0))
 
 
 def test_config_round_trips_through_the_run_folder(full_run, tiny_cfg):

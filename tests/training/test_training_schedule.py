@@ -4,9 +4,14 @@ validations back, counting the current one)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from demvae.training import Trainer
+from demvae.training.validation import PosteriorStats
+
+_valid = partial(PosteriorStats, rec=0.0, neg_elbo=0.0, loss=0.0, ppl=1.0)
 
 
 @pytest.fixture
@@ -23,7 +28,7 @@ def trainer(tiny_cfg, tmp_path):
 def _feed(tr, values):
     lrs = []
     for v in values:
-        tr._after_validation({"neg_elbo": v, "rec": v})
+        tr._after_validation(_valid(neg_elbo=v, rec=v))
         lrs.append(tr.state.lr)
         assert all(g["lr"] == tr.state.lr for g in tr.optimizer.param_groups)
     return lrs
@@ -83,5 +88,5 @@ def test_fit_stops_early_when_done(trainer):
 
 def test_select_metric_rec(tiny_cfg, tmp_path):
     tr = Trainer(tiny_cfg(train={"select_metric": "rec"}), tmp_path / "run")
-    tr._after_validation({"neg_elbo": 100.0, "rec": 5.0})
+    tr._after_validation(_valid(neg_elbo=100.0, rec=5.0))
     assert tr.state.best == 5.0

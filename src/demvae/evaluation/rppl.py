@@ -58,7 +58,7 @@ def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Voca
         trainer.fit(interruptible=False)  # Ctrl-C during eval stops it; nothing to save
         lm = load_run(Path(tmp) / "lm", device=str(trainer.device))  # the best on validation
         stats = posterior_stats(lm.model, test, cfg.objective)
-    return {"rppl": stats["ppl"], "rppl_nll": stats["rec"], "rppl_train_sentences": len(train_ex)}
+    return {"rppl": stats.ppl, "rppl_nll": stats.rec, "rppl_train_sentences": len(train_ex)}
 
 
 def real_data_anchor(train_sentences: list[list[str]], n: int, test: EncodedSplit, vocab: Vocab,

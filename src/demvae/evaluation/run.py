@@ -45,7 +45,6 @@ from demvae.errors import CheckpointError, ConfigError
 from demvae.evaluation.baseline import split_baseline
 from demvae.evaluation.codes import encode_codes, format_code, label_scores, supervised_accuracy
 from demvae.evaluation.control import ControlOptions, control_scores
-from demvae.evaluation.conventions import CONVENTIONS
 from demvae.evaluation.generation import (
     bleu_scores,
     contexts,
@@ -65,6 +64,7 @@ from demvae.evaluation.responses import (
 from demvae.evaluation.rppl import RPPL_RECIPE, real_data_anchor, reverse_perplexity
 from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
+from demvae.metrics import METRIC_GROUPS
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
 from demvae.training.outputs import check_output
@@ -73,7 +73,6 @@ from demvae.training.validation import posterior_stats
 
 GROUPS = {"sentence": ("posterior", "nll", "bleu", "prior", "clusters", "control"), "dialog": ("responses", "clusters")}
 """The groups that apply to each kind of run (:attr:`~demvae.training.run_folder.RunFolder.kind`)."""
-METRIC_GROUPS = ("posterior", "nll", "bleu", "prior", "clusters", "control", "responses")
 
 PAPER_BUDGET = {"is_samples": 500, "n_prior_samples": 40_000, "rppl_steps": RPPL_RECIPE["train"]["max_steps"]}
 CPU_BUDGET = {"is_samples": 50, "n_prior_samples": 5_000, "rppl_steps": 500}
@@ -212,7 +211,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     done, timings = _earlier_groups(path, header, asdict(opts))
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
-        "posterior": lambda: posterior_stats(model, split, cfg.objective),
+        "posterior": lambda: posterior_stats(model, split, cfg.objective).record(),
         "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
             model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
@@ -356,56 +355,3 @@ def _clusters(model, split, train=None, vocab=None, seed: int = 0) -> dict[str, 
     if accuracy:
         out["accuracy"] = accuracy
     return out
-
-
-def flat_row(results: dict[str, Any]) -> dict[str, Any]:
-    """One table row: scalar metrics plus homogeneity/accuracy per label."""
-    row = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    row["model"] = results.get("model")
-    for label, scores in results.get("homogeneity", {}).items():
-        row[f"homog_{label}"] = scores["homogeneity"]
-        row[f"v_measure_{label}"] = scores["v_measure"]
-    if "baseline" in results:
-        row["baseline_clusters"] = results["baseline"]["n_clusters"]
-        for label, scores in results["baseline"]["homogeneity"].items():
-            row[f"baseline_homog_{label}"] = scores["homogeneity"]
-            row[f"baseline_v_measure_{label}"] = scores["v_measure"]
-    for name, value in results.get("embedding", {}).items():
-        row[f"emb_{name}"] = value
-    for label, acc in results.get("accuracy", {}).items():
-        row[f"acc_{label}"] = acc["accuracy"]
-        row[f"majority_{label}"] = acc["majority"]
-    if "control" in results:
-        control = results["control"]
-        row["control_recovery"] = control.get("recovery")
-        row["control_recovery_unfiltered"] = control.get("unfiltered_recovery")
-        row["control_recovery_reconstruction"] = control.get("reconstruction_recovery")
-        row["control_distinct"] = control.get("distinct")
-        row["control_distinct_2"] = control.get("distinct_2")
-        for label, scores in control.get("labels", {}).items():
-            for key, name in (("agreement", "agree"), ("ceiling", "ceiling"), ("chance", "chance")):
-                if key in scores:
-                    row[f"control_{name}_{label}"] = scores[key]
-    return row
-
-
-TABLE_ORDER = ("nll", "is_ppl", "bleu", "rppl", "wkl", "kl_z", "kl_c", "param_var", "mutual_info", "response_bleu",
-               "response_bleu_words", "response_embedding_average", "response_embedding_extrema",
-               "response_embedding_greedy", "control_recovery", "control_recovery_unfiltered",
-               "control_recovery_reconstruction", "control_distinct", "control_distinct_2")
-"""The scalar columns of ``demvae eval``'s table, in this order; per-label columns follow."""
-
-
-def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """The columns present in ``rows`` in a fixed order, and the conventions that document them."""
-    present = set().union(*(r.keys() for r in rows))
-    columns = ["model"] + [c for c in TABLE_ORDER if c in present]
-    for prefix in ("homog_", "acc_", "emb_", "control_agree_"):
-        for key in sorted(k for k in present if k.startswith(prefix)):
-            columns.append(key)
-            if prefix == "acc_":
-                columns.append("majority_" + key[len(prefix):])
-            if prefix == "control_agree_":
-                columns += [f"control_{what}_{key[len(prefix):]}" for what in ("ceiling", "chance")]
-    legend = [f"{c.title}: {c.text}" for c in CONVENTIONS if any(c.covers(col) for col in columns)]
-    return columns, legend

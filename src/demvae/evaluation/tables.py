@@ -54,14 +54,16 @@ def format_table(
     columns: list[str],
     title: str | None = None,
     floatfmt: str = ".2f",
+    header: list[str] | None = None,
 ) -> str:
     """A markdown table with one line per dict in ``rows`` and the given ``columns``.
 
     Missing keys and ``None``/NaN values print as "–"; a ``(mean, std)`` tuple
-    prints as ``mean ± std``. ``title`` (optional) is printed in bold above.
+    prints as ``mean ± std``. ``title`` (optional) is printed in bold above;
+    ``header``: the columns' printed names (default: the columns).
     """
     body = [[format_cell(row.get(col), floatfmt) for col in columns] for row in rows]
-    return _markdown([format_cell(c) for c in columns], body, title)
+    return _markdown([format_cell(c) for c in header or columns], body, title)
 
 
 def _mean(value):

@@ -4,7 +4,7 @@ The page is drawn from Jinja2 templates (``templates/``: the page, one template 
 figure macros) and holds everything inline (``static/report.css``; ``static/report.js``, a few lines to sort the
 code table and search its sentences; figures as PNG ``data:`` URIs), so it opens from disk or an e-mail without a
 network. Sections: the runs at a glance; the codes; the latent space; training curves; the metric tables side by
-side, each metric with its convention (:mod:`demvae.evaluation.conventions`); config and versions; and per
+side, each metric with its convention (:mod:`demvae.metrics`); config and versions; and per
 reproduction folder the paper-vs-ours table and its figures.
 """
 
@@ -22,8 +22,8 @@ from markupsafe import Markup, escape
 from tqdm.auto import tqdm
 
 from demvae._version import __version__
-from demvae.evaluation.conventions import Convention, convention_for
 from demvae.evaluation.tables import MISSING
+from demvae.metrics import Convention, conventions, flat_row, heading, metric, sort_key, title
 from demvae.report import plots
 from demvae.report.analysis import RunData, analyse_run, evaluate_if_needed
 from demvae.report.collect import (
@@ -38,13 +38,9 @@ from demvae.training.outputs import check_output
 
 __all__ = ["is_report", "write_report", "render"]
 
-# The metric table's rows, in this order first; other numeric results follow alphabetically.
-METRIC_ORDER = ("rppl", "bleu", "wkl", "nll", "ppl", "neg_elbo", "rec", "kl_z", "kl_z_avg", "dispersion", "kl_c",
-                "param_var", "mutual_info", "mutual_info_sum", "components_used", "codes_used")
-METRIC_PREFIX_ORDER = ("homog_", "v_measure_", "baseline_", "control_", "acc_", "majority_", "emb_")
-
-
 TITLE = "demvae report"
+CARD_METRICS = ("rppl", "bleu", "nll", "mutual_info", "param_var", "homog_", "baseline_homog_")
+"""The metrics a run's card in the overview shows, where its metrics file has them."""
 
 
 @dataclass(frozen=True)
@@ -127,26 +123,6 @@ def inline(text: str) -> Markup:
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
-def metric_title(metric: str) -> str:
-    """``rppl`` -> ``rPPL``, ``homog_act`` -> ``Homogeneity act``: the convention's name, where one exists."""
-    c = convention_for(metric)
-    if c is None:
-        return metric
-    prefix = next((p for p in c.columns if p.endswith("_") and metric.startswith(p)), None)
-    return f"{c.title} {metric[len(prefix):]}" if prefix else c.title
-
-
-def _metric_key(key: str) -> tuple:
-    if key in METRIC_ORDER:
-        return (0, METRIC_ORDER.index(key), key)
-    prefix = next((i for i, p in enumerate(METRIC_PREFIX_ORDER) if key.startswith(p)), len(METRIC_PREFIX_ORDER))
-    return (1, prefix, key)
-
-
-def _selection_name(metric: str | None) -> str:
-    return "−ELBO" if metric in (None, "neg_elbo") else metric
-
-
 def steps_of(r: RunData) -> int | None:
     """The last step the run's records hold."""
     h = r.files.history
@@ -158,18 +134,13 @@ def card_facts(r: RunData) -> list[tuple[str, str]]:
     h = r.files.history
     best = next((v for v in h.valid if v["step"] == h.best_step), {})
     facts = [("kept model", f"step {h.best_step} of {steps_of(r)}" if h.best_step is not None else MISSING),
-             (f"valid {_selection_name(h.metric)}", number(best.get(h.metric)) if h.metric else MISSING)]
+             (f"valid {title(h.metric or 'neg_elbo')}", number(best.get(h.metric)) if h.metric else MISSING)]
     if r.code_shape:
         g, k = r.code_shape
-        facts += [("codes used", f"{r.codes_used} of {k ** g}"), ("MI I(x; c)", number(r.metrics.get("mutual_info"))),
-                  ("Var", number(r.metrics.get("param_var")))]
-    facts += [(f"homogeneity ({label})", number(v["homogeneity"]))
-              for label, v in r.metrics.get("homogeneity", {}).items()]
-    facts += [(f"baseline homogeneity ({label})", number(v["homogeneity"]))
-              for label, v in r.metrics.get("baseline", {}).get("homogeneity", {}).items()]
-    facts += [(name, number(r.metrics[key])) for name, key in (("BLEU", "bleu"), ("NLL", "nll"), ("rPPL", "rppl"))
-              if key in r.metrics]
-    return facts
+        facts.append((title("codes_used"), f"{r.codes_used} of {k ** g}"))
+    row = flat_row(r.metrics)
+    keys = sorted((k for k in row if (m := metric(k)) is not None and m.key in CARD_METRICS), key=sort_key)
+    return facts + [(title(k), number(row[k])) for k in keys]
 
 
 def code_columns(r: RunData) -> tuple[dict[tuple[int, ...], dict[str, Any]], list[str], list[str]]:
@@ -191,15 +162,13 @@ class MetricRow:
 
 
 def metric_rows(runs: list[RunData]) -> list[MetricRow]:
-    from demvae.evaluation.run import flat_row
-
     rows_by_run = [flat_row(r.metrics) for r in runs]
     keys = sorted({k for row in rows_by_run for k, v in row.items() if k != "model" and v is not None},
-                  key=_metric_key)
+                  key=sort_key)
     seen: set[str] = set()
     out = []
     for k in keys:
-        c = convention_for(k)
+        c = m.convention if (m := metric(k)) else None
         out.append(MetricRow(k, [row.get(k) for row in rows_by_run], c, c is not None and c.title in seen))
         if c is not None:
             seen.add(c.title)
@@ -233,9 +202,8 @@ def paper_table(rep: ReproductionData) -> PaperTable | None:
     paper = {r.label: r.paper for r in table.rows}
     _, body = side_by_side_cells(aggregate(table, rows), paper, list(table.metrics))
     verdicts = check_claims(table.claims, seed_stats(table, rows)) if table.claims else []
-    conventions = list(dict.fromkeys(c for c in map(convention_for, table.metrics) if c is not None))
-    return PaperTable(table.title, [metric_title(m) for m in table.metrics], body,
-                      [(v.mark, c.name, v.numbers) for c, v in verdicts], conventions)
+    return PaperTable(table.title, [heading(m) for m in table.metrics], body,
+                      [(v.mark, c.name, v.numbers) for c, v in verdicts], conventions(table.metrics))
 
 
 _ENV = Environment(loader=PackageLoader("demvae.report", "templates"), autoescape=True, undefined=StrictUndefined,

@@ -22,8 +22,8 @@ from typing import Any
 from demvae.config import merge
 from demvae.errors import ConfigError
 from demvae.evaluation.baseline import LABEL as BASELINE
-from demvae.evaluation.conventions import conventions_markdown
 from demvae.evaluation.tables import side_by_side
+from demvae.metrics import conventions_markdown, flat_row
 from demvae.reproduce.claims import Cell, claims_markdown
 from demvae.reproduce.tables import TABLES, Table
 
@@ -95,7 +95,7 @@ def run_job(job: Job) -> dict[str, Any]:
     """Train (or reuse) and evaluate one row × seed, in its own process."""
     import torch
 
-    from demvae.evaluation.run import EvalOptions, evaluate_run, flat_row
+    from demvae.evaluation.run import EvalOptions, evaluate_run
     from demvae.runs import train_or_reuse
     from demvae.training.run_folder import RunFolder
 
@@ -184,13 +184,12 @@ def _baseline_rows(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, A
 def seed_stats(table: Table, rows: list[dict[str, Any]]) -> dict[str, dict[str, Cell]]:
     """Mean, sample standard deviation and number of seeds per row and metric (the table's and those its
     claims read), the lexical baseline's row included where the table has one."""
-    metrics = list(dict.fromkeys([*table.metrics, *(m for c in table.claims for _, m in c.reads)]))
     rows = rows + _baseline_rows(table, rows)
     labels = [r.label for r in table.rows] + ([BASELINE] if any(r["label"] == BASELINE for r in rows) else [])
     out: dict[str, dict[str, Cell]] = {}
     for label in labels:
         mine = [r for r in rows if r["label"] == label]
-        cells = {m: _cell([r.get(m) for r in mine]) for m in metrics}
+        cells = {m: _cell([r.get(m) for r in mine]) for m in table.measured}
         out[label] = {m: c for m, c in cells.items() if c is not None}
     return out
 
@@ -239,7 +238,7 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
         md.append("")
     if table.notes:
         md += ["## This table", "", table.notes]
-    baseline = ["baseline_"] if BASELINE in stats else []
+    baseline = ["baseline_clusters"] if BASELINE in stats else []
     md.append(conventions_markdown(list(table.metrics) + (["beta"] if beta_choice else []) + baseline))
     if table.claims:
         md += ["", claims_markdown(table.claims, stats)]

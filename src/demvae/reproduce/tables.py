@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from demvae.evaluation.baseline import LABEL as BASELINE
+from demvae.metrics import groups
 from demvae.reproduce.claims import Claim, above, all_of, at_most, below, exceeds, highest
 
 NAN = float("nan")
@@ -33,7 +34,6 @@ class Table:
     title: str
     corpus: str
     metrics: tuple[str, ...]
-    eval_groups: tuple[str, ...]
     rows: tuple[Row, ...]
     full_test: bool = False
     """Evaluate on the whole test split at every scale but ``smoke`` (homogeneity needs many examples)."""
@@ -42,12 +42,22 @@ class Table:
     :data:`demvae.reproduce.run.SCALES` where a table's runs need other budgets (SMD's two stages)."""
     notes: str = ""
     """How the table's runs are set up, for results.md's ``## This table`` (the metrics' conventions are
-    :mod:`demvae.evaluation.conventions`')."""
+    :mod:`demvae.metrics`')."""
     claims: tuple[Claim, ...] = ()
     """The paper's qualitative claims about the table, on the rows' labels and metric keys."""
     baseline_of: str | None = None
     """The row whose joint codes (K^M) set the clusters of the lexical baseline row
     (:data:`~demvae.evaluation.baseline.LABEL`); None: no baseline row."""
+
+    @property
+    def measured(self) -> tuple[str, ...]:
+        """The metrics its rows are measured on: its columns, then those its claims read."""
+        return tuple(dict.fromkeys([*self.metrics, *(m for c in self.claims for _, m in c.reads)]))
+
+    @property
+    def eval_groups(self) -> tuple[str, ...]:
+        """The ``demvae eval`` groups that measure them."""
+        return groups(self.measured)
 
 
 def _row(label, config, metrics, values):
@@ -57,7 +67,6 @@ def _row(label, config, metrics, values):
 T1 = ("rppl", "bleu", "wkl", "nll", "kl_z", "kl_c", "param_var", "mutual_info", "rppl_real")
 PTB_TABLE1 = Table(
     "ptb-table1", "Table 1: language generation on PTB", "ptb", T1,
-    ("posterior", "nll", "bleu", "prior"),
     tuple(_row(label, f"ptb/{cfg}", T1, vals) for label, cfg, vals in [
         ("RNN-LM", "rnnlm", (NAN, NAN, NAN, 101.21, NAN, NAN, NAN, NAN)),
         ("AE", "ae", (730.81, 10.88, 0.58, NAN, NAN, NAN, NAN, NAN)),
@@ -89,7 +98,6 @@ PTB_TABLE1 = Table(
 T7 = ("nll", "bleu", "mutual_info", "param_var", "kl_c", "kl_z")
 PTB_TABLE7 = Table(
     "ptb-table7", "Table 7: fixes for GM-VAE's mode collapse on PTB", "ptb", T7,
-    ("posterior", "nll", "bleu"),
     tuple(_row(label, f"ptb/{cfg}", T7, vals) for label, cfg, vals in [
         ("GM-VAE", "gm-vae", (99.44, 2.34, 0.00, 0.001, 0.00, 3.41)),
         ("+aggressive", "gm-vae-aggressive", (99.64, 1.47, 0.00, 0.00, 0.00, 2.35)),
@@ -116,7 +124,6 @@ T2 = ("mutual_info", "bleu", "homog_act", "homog_emotion", "v_measure_act", "v_m
 """The last three are ours (issue 13, not in the paper): generation from each code, default procedure."""
 DD_TABLE2 = Table(
     "dd-table2", "Table 2: interpretable generation on DailyDialog (unsupervised)", "dailydialog", T2,
-    ("posterior", "bleu", "clusters", "control"),
     tuple(_row(label, f"dd/{cfg}", T2, vals) for label, cfg, vals in [
         ("DI-VAE", "di-vae", (1.20, 3.05, 0.18, 0.09)),
         ("semi-VAE", "semi-vae", (0.03, 4.06, 0.02, 0.08)),
@@ -148,7 +155,6 @@ T6 = ("nll", "acc_act", "acc_emotion", "majority_act", "majority_emotion", "para
       "v_measure_act", "v_measure_emotion")
 DD_TABLE6 = Table(
     "dd-table6", "Table 6: supervised interpretable generation on DailyDialog", "dailydialog", T6,
-    ("posterior", "nll", "clusters"),
     tuple(_row(label, f"dd_sup/{cfg}", T6, vals) for label, cfg, vals in [
         ("DVAE", "dvae", (48.71, 0.79, 0.63, NAN, NAN, NAN)),
         ("CM-VAE", "cm-vae", (52.24, 0.79, 0.63, NAN, NAN, 0.00)),
@@ -210,7 +216,6 @@ SMD_NOTES = """\
 SMD_TABLE3 = Table(
     "smd-table3", "Table 3: interpretable dialog generation on SMD (two-stage: sentence VAE, then policy + decoder)",
     "smd", T3,
-    ("responses", "clusters"),
     tuple(_row(label, f"smd/{cfg}", T3, vals) for label, cfg, vals in [
         ("DI-VAE", "di-vae", (7.06, 76.17, 43.98, 60.92)),
         ("DGM-VAE+Lmi", "dgm-vae-mi", (10.16, 78.93, 48.14, 64.87)),

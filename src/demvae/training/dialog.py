@@ -39,7 +39,7 @@ from demvae.models import DialogModel
 from demvae.objectives import dialog_objective
 from demvae.training import run_folder as rf
 from demvae.training.trainer import Trainer
-from demvae.training.validation import dialog_stats
+from demvae.training.validation import DialogStats, dialog_stats
 
 
 def stage1_config(cfg: RunConfig) -> RunConfig:
@@ -74,7 +74,7 @@ class Stage2Trainer(Trainer):
         terms = self.model(batch)
         return dialog_objective(terms, self.cfg.dialog.attribute_weight), terms.batch_means()
 
-    def validation_stats(self) -> dict[str, float]:
+    def validation_stats(self) -> DialogStats:
         return dialog_stats(cast(DialogModel, self.model), self.data.splits["valid"], self.cfg.dialog,
                             self.cfg.train.eval_batch_size)
 

@@ -46,13 +46,14 @@ from demvae.data.types import Batch
 from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, resolve_precision, seed_everything
 from demvae.errors import ConfigError, DemvaeWarning, Interrupted, TrainingError
+from demvae.metrics import title
 from demvae.models import build_for
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
 from demvae.training import run_folder as rf
 from demvae.training.aggressive import AggressiveSchedule, AggressiveState
 from demvae.training.tensorboard import TensorBoardLogger
-from demvae.training.validation import collapse_warning, posterior_stats
+from demvae.training.validation import PosteriorStats, ValidationStats, collapse_warning, posterior_stats
 
 SELECTION = {"elbo": "neg_elbo", "loss": "loss", "rec": "rec"}
 """train.select_metric -> the validation statistic it minimises."""
@@ -216,7 +217,7 @@ class Trainer:
         loss = objective(terms, self.cfg.objective, weight, distributed.example_scale(batch.size))
         return loss, _term_means(terms)
 
-    def validation_stats(self) -> dict[str, float]:
+    def validation_stats(self) -> ValidationStats:
         """The statistics of one validation (posterior statistics of the validation split)."""
         return posterior_stats(self.model, self.data.splits["valid"], self.cfg.objective,
                                self.cfg.train.eval_batch_size)
@@ -254,7 +255,7 @@ class Trainer:
         return loss.detach(), {k: v.detach() for k, v in values.items()}
 
     # --- validation and stopping (the original's schedule) ---
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> ValidationStats:
         """Posterior statistics on the validation split, in the training's precision. Its own fixed seed
         (the same noise at every validation) and a forked RNG, so validating never changes the training
         stream."""
@@ -263,10 +264,10 @@ class Trainer:
             torch.manual_seed(self.cfg.train.seed + 1)
             return self.validation_stats()
 
-    def _after_validation(self, stats: dict[str, float]) -> None:
+    def _after_validation(self, stats: ValidationStats) -> None:
         tc, st = self.cfg.train, self.state
         metric = self.select_metric
-        value = stats[metric]
+        value = stats.value(metric)
         if not math.isfinite(value):
             raise TrainingError(
                 f"validation {metric} is {value} at step {st.step}; {self._last_good()} (try a lower train.lr)"
@@ -289,12 +290,13 @@ class Trainer:
             st.patience_best = value
         if st.validations >= st.patience or st.lr <= tc.min_lr:
             st.done = True
-        if self.aggressive and st.aggressive.active:
-            self.aggressive.after_validation(st.aggressive, stats.get("mutual_info", 0.0), st.step)
-        self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **stats})
+        if self.aggressive and st.aggressive.active and isinstance(stats, PosteriorStats):
+            self.aggressive.after_validation(st.aggressive, stats.mutual_info or 0.0, st.step)
+        record = stats.record()
+        self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **record})
         if tc.progress and self.world.main:
-            shown = "  ".join(f"{name} {stats[key]:.3f}" for key, name in
-                              (("kl_c", "KL(c)"), ("mutual_info", "MI"), ("param_var", "Var")) if key in stats)
+            shown = "  ".join(f"{title(key)} {record[key]:.3f}" for key in ("kl_c", "mutual_info", "param_var")
+                              if key in record)
             tqdm.write(f"step {st.step}: valid {metric} {value:.3f} (best {st.best:.3f} at step {st.best_step})  "
                        f"{shown}  lr {st.lr:.2g}")
 
@@ -355,7 +357,7 @@ class Trainer:
             return
         print(f"selected checkpoint: step {self.state.best_step}, {record.get('codes_used', '?')} joint codes used "
               f"on the validation split, MI {record['mutual_info']:.3f} nats per variable", file=sys.stderr)
-        warning = collapse_warning(record, self.state.best_step)
+        warning = collapse_warning(record["mutual_info"], record.get("codes_used"), self.state.best_step)
         if warning:
             warnings.warn(warning, DemvaeWarning, stacklevel=2)
 

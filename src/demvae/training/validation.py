@@ -21,12 +21,65 @@ attribute_error (for DI-VAE).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from typing import Any
+
 import torch
 
 from demvae.config import DialogConfig
 from demvae.data.batching import BucketBatchSampler, EncodedSplit, iterate
 from demvae.models import DialogModel, TextVAE
 from demvae.objectives import ObjectiveConfig, entropy, objective, perplexity
+
+
+@dataclass(frozen=True)
+class ValidationStats:
+    """The statistics of one validation, each field a metric key (:mod:`demvae.metrics`), in the order
+    ``metrics.jsonl`` and ``metrics-<split>.json`` record them."""
+
+    def value(self, key: str) -> float:
+        """The statistic that a selection metric (``train.select_metric``'s key, ``dialog.select_metric``) names."""
+        return self.record()[key]
+
+    def record(self) -> dict[str, Any]:
+        """The statistics as the files record them (a term the model lacks left out)."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosteriorStats(ValidationStats):
+    """A sentence model's posterior statistics of a split (the module's docstring); None: the model has no such
+    term (no code: no ``mutual_info`` and the code counts)."""
+
+    rec: float
+    kl_c: float | None = None
+    kl_z_avg: float | None = None
+    dispersion: float | None = None
+    param_var: float | None = None
+    supervision: float | None = None
+    neg_elbo: float
+    loss: float
+    ppl: float
+    kl_z: float | None = None
+    mutual_info: float | None = None
+    mutual_info_sum: float | None = None
+    components_used: int | None = None
+    codes_used: int | None = None
+
+
+@dataclass(frozen=True)
+class DialogStats(ValidationStats):
+    """Stage 2's validation of a dialog model (the module's docstring)."""
+
+    nll: float
+    policy: float
+    attribute: float
+    policy_error: float
+    attribute_error: float
+    ppl: float
+    loss: float
+    nll_policy: float
+    errors: float
 
 
 @torch.no_grad()
@@ -36,7 +89,7 @@ def posterior_stats(
     objective_cfg: ObjectiveConfig,
     batch_size: int = 100,
     n_samples: int = 1,
-) -> dict[str, float]:
+) -> PosteriorStats:
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
@@ -60,11 +113,11 @@ def posterior_stats(
             codes.append((q.argmax(-1) * powers).sum(-1))  # [B]
         n += batch.size
         n_targets += batch.n_targets
-    out = {k: float(v) / n for k, v in sums.items()}
+    out: dict[str, Any] = {k: float(v) / n for k, v in sums.items()}
     out["ppl"] = perplexity(out["rec"] * n, n_targets)
     if "kl_z_avg" in out:
         out["kl_z"] = out["kl_z_avg"] + out.get("dispersion", 0.0)
-    if q_sum is not None:
+    if q_sum is not None and q_entropy is not None:
         q_bar = q_sum / n
         mi = entropy(q_bar) - q_entropy / n  # [M]
         out["mutual_info"] = float(mi.mean())
@@ -72,21 +125,18 @@ def posterior_stats(
         out["components_used"] = int((q_bar > 0.01).sum())
         out["codes_used"] = int(torch.cat(codes).unique().numel())
     model.train(was_training)
-    return out
+    return PosteriorStats(**out)
 
 
 MIN_MUTUAL_INFO = 0.01
 """Nats per variable below which a model's codes say nothing about its sentences (the collapse guard)."""
 
 
-def collapse_warning(stats: dict[str, float], step: int) -> str | None:
-    """Why the codes of the checkpoint selected at ``step`` are collapsed (one joint code in use, or
-    I(x; c) < :data:`MIN_MUTUAL_INFO` per variable), with the usual cause and the fix; None if they are not
-    (or the model has no code)."""
-    if "mutual_info" not in stats:
-        return None
-    mi, used = stats["mutual_info"], stats.get("codes_used", 2)
-    if used > 1 and mi >= MIN_MUTUAL_INFO:
+def collapse_warning(mi: float, used: int | None, step: int) -> str | None:
+    """Why the codes of the checkpoint selected at ``step`` are collapsed (``used``: one joint code in use, or
+    ``mi``: I(x; c) < :data:`MIN_MUTUAL_INFO` per variable), with the usual cause and the fix; None if they are
+    not. (``used`` None: not recorded.)"""
+    if (used is None or used > 1) and mi >= MIN_MUTUAL_INFO:
         return None
     return (f"the codes of the selected checkpoint (step {step}) collapsed: {used} joint code(s) in use on the "
             f"validation split, MI {mi:.3f} nats per variable (< {MIN_MUTUAL_INFO} or one code), so they say "
@@ -98,7 +148,7 @@ def collapse_warning(stats: dict[str, float], step: int) -> str | None:
 
 @torch.no_grad()
 def dialog_stats(model: DialogModel, split: EncodedSplit, dialog: DialogConfig,
-                 batch_size: int = 100) -> dict[str, float]:
+                 batch_size: int = 100) -> DialogStats:
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
@@ -119,4 +169,4 @@ def dialog_stats(model: DialogModel, split: EncodedSplit, dialog: DialogConfig,
     out["nll_policy"] = out["nll"] + out["policy"]
     out["errors"] = out["policy_error"] + out["attribute_error"]
     model.train(was_training)
-    return out
+    return DialogStats(**out)
