@@ -185,7 +185,8 @@ class MixtureLatent(Latent):
         if self.code_net is None:  # one component: q(c|x) = 1
             q_c, terms = torch.ones(h.shape[0], self.n_variables, 1, device=h.device, dtype=h.dtype), Terms()
         else:
-            q_c, terms = code_terms(self._code_logits(h))
+            logits = self._code_logits(h)  # [B, M, K]; a decode_code block draws its code from them too
+            q_c, terms = code_terms(logits)
             terms.dispersion = self.prior.dispersion(q_c)
             terms.param_var = self.prior.param_variance(q_c)
         terms.kl_z_avg = self.prior.kl_average(eta_q, q_c)
@@ -193,8 +194,8 @@ class MixtureLatent(Latent):
         z = z.transpose(0, 1)  # [B, S, M, U, *event]
         if not self.decode_code:
             return self.features(z), terms
-        logits = self._code_logits(h).unsqueeze(1).expand(-1, n_samples, -1, -1)  # [B, S, M, K]
-        return self.features(z, gumbel_softmax(logits, self.temperature, hard=True, noise=noise)), terms
+        per_sample = logits.unsqueeze(1).expand(-1, n_samples, -1, -1)  # [B, S, M, K] (decode_code implies K > 1)
+        return self.features(z, gumbel_softmax(per_sample, self.temperature, hard=True, noise=noise)), terms
 
     # --- evaluation ---
     @float32
