@@ -56,8 +56,8 @@ def locate(cfg: DataConfig, recorded: dict[str, Any] | None, corpus: str | None 
     exist from here (or a paper corpus whose data folder is not found) falls back to the absolute path
     recorded at training. The files found must hash as recorded (a one-file corpus may have been
     renamed): a changed corpus is an error, or with ``force`` a warning."""
-    values = {k: v for k, v in (("corpus", corpus), ("data_dir", data_dir)) if v is not None}
-    cfg = replace(cfg, **values)
+    cfg = replace(cfg, corpus=cfg.corpus if corpus is None else corpus,
+                  data_dir=cfg.data_dir if data_dir is None else data_dir)
     if corpus is not None and canonical_name(corpus) is None and not Path(corpus).expanduser().exists():
         raise DataError(f"--corpus {corpus}: no such file or folder")
     if recorded is None:

@@ -55,9 +55,9 @@ def prepare(cfg: DataConfig, vocab: Vocab | None = None, dialog: DialogConfig | 
             raise ConfigError(
                 f"dialog.enabled needs a corpus with dialogue contexts (smd, dailydialog); {cfg.corpus!r} has none"
             )
-        splits = encode_dialog_splits(corpus, vocab, cfg.max_len, context_turns=dialog.context_turns,
-                                      turn_len=dialog.turn_len, speakers=dialog.speakers)
-        return PreparedData(corpus, vocab, dict(splits))
+        dialog_splits = encode_dialog_splits(corpus, vocab, cfg.max_len, context_turns=dialog.context_turns,
+                                             turn_len=dialog.turn_len, speakers=dialog.speakers)
+        return PreparedData(corpus, vocab, dict(dialog_splits))
     label_keys = sorted(corpus.label_names)
     splits = {
         name: EncodedSplit.from_examples(corpus.splits[name], vocab, cfg.max_len, label_keys)

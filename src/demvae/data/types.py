@@ -80,4 +80,5 @@ class Batch:
     @property
     def n_targets(self) -> int:
         """Predicted tokens: every token after ``<s>``, ``</s>`` included."""
+        assert self.host_lengths is not None  # __post_init__ sets it
         return int(self.host_lengths.sum()) - self.size

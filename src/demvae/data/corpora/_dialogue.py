@@ -20,7 +20,7 @@ def dialogue_examples(turns: Sequence[tuple[tuple[str, ...], dict[str, int]]], c
 
 
 def load_dialogue_corpus(name: str, read_split: Callable[[str], tuple[list[Example], int]], context_turns: int,
-                         **corpus: object) -> Corpus:
+                         label_names: dict[str, list[str]], description: str, specials: tuple[str, ...] = ()) -> Corpus:
     """``read_split(split) -> (examples, dialogues)`` for train/valid/test, gathered into a Corpus
     that records the dialogue counts."""
     if context_turns < 0:
@@ -29,7 +29,8 @@ def load_dialogue_corpus(name: str, read_split: Callable[[str], tuple[list[Examp
     dialogues: dict[str, int] = {}
     for split in SPLITS:
         splits[split], dialogues[split] = read_split(split)
-    return Corpus(name=name, splits=splits, info={"dialogues": dialogues}, **corpus)
+    return Corpus(name=name, splits=splits, label_names=label_names, specials=specials, description=description,
+                  info={"dialogues": dialogues})
 
 
 __all__ = ["dialogue_examples", "load_dialogue_corpus"]
