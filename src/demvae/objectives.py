@@ -95,6 +95,7 @@ def objective(terms: Terms, cfg: ObjectiveConfig, weight: float = 1.0, example_s
     ``example_scale`` multiplies the per-example terms' sum: ``1/B`` (the default) is the batch mean;
     a data-parallel rank passes ``N/B_global`` (see :mod:`demvae.distributed`). The batch-level MI
     bonus is not scaled: it is already a statistic of the (global) batch."""
+    assert terms.rec is not None, "the objective needs the reconstruction term"
     scale = 1.0 / terms.rec.shape[0] if example_scale is None else example_scale
     kl = torch.zeros_like(terms.rec)  # [B]
     if terms.kl_c is not None:

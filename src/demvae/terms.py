@@ -63,6 +63,7 @@ class Terms:
 
     def neg_elbo(self) -> Tensor:
         """``−ELBO = rec + Σ_i (kl_c + kl_z_avg + dispersion)`` per example: [B]."""
+        assert self.rec is not None, "−ELBO needs the reconstruction term"
         total = self.rec
         for t in (self.kl_c, self.kl_z_avg, self.dispersion):
             if t is not None:

@@ -79,7 +79,7 @@ class ContextEncoder(nn.Module):
         # 1. encode the real turns only, then put them back in their [B·C] slots (zeros elsewhere)
         real = turn_len.nonzero().squeeze(1)
         size = self.utterance.output_size
-        vectors = torch.zeros(batch * turns, size, device=device, dtype=self.rnn.weight_ih_l0.dtype)
+        vectors = torch.zeros(batch * turns, size, device=device, dtype=self.rnn.get_parameter("weight_ih_l0").dtype)
         if real.numel():
             at = real.to(device, non_blocking=True)
             encoded = self.utterance(context.reshape(batch * turns, steps).index_select(0, at), turn_len[real])
@@ -90,17 +90,17 @@ class ContextEncoder(nn.Module):
         last = vectors.new_zeros(batch, self.hidden_size)
         rows = host_n.nonzero().squeeze(1)
         if rows.numel():
-            every = rows.numel() == batch
-            at = None if every else rows.to(device, non_blocking=True)
+            subset = None if rows.numel() == batch else rows.to(device, non_blocking=True)  # None: every row
             packed = pack_padded_sequence(
-                vectors if every else vectors.index_select(0, at), host_n[rows], batch_first=True, enforce_sorted=False
+                vectors if subset is None else vectors.index_select(0, subset), host_n[rows], batch_first=True,
+                enforce_sorted=False,
             )
             out, h_n = self.rnn(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=turns)
-            if every:
+            if subset is None:
                 outputs, last = out, h_n[0]
             else:
-                outputs, last = outputs.index_copy(0, at, out), last.index_copy(0, at, h_n[0])
+                outputs, last = outputs.index_copy(0, subset, out), last.index_copy(0, subset, h_n[0])
         mask = torch.arange(turns, device=device) < n_turns.to(device).unsqueeze(1)
         return ContextEncoding(outputs, last, mask)
 

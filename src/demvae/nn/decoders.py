@@ -78,6 +78,7 @@ class LatentDecoder(nn.Module):
         emb = self.dropout(emb)
         if self.input_dim == 0:
             return emb
+        assert latent_input is not None, "this decoder reads the latent at every step"
         return torch.cat((emb, latent_input.unsqueeze(1).expand(-1, emb.shape[1], -1)), dim=-1)
 
     def log_likelihood(
@@ -153,13 +154,14 @@ class LatentDecoder(nn.Module):
         row, target_pos, row_order = (t.to(device, non_blocking=True) for t in (row, target_pos, row_order))
 
         emb = self.dropout(self.embedding(tokens.index_select(0, order.to(device))[:, :span]))  # [B, T, E]
-        w_ih, w_hh = self.rnn.weight_ih_l0, self.rnn.weight_hh_l0
-        x_tok = F.linear(emb, w_ih[:, : emb.shape[-1]], self.rnn.bias_ih_l0)  # [B, T, 3H], once per token
+        w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]  # (typed, unlike self.rnn.weight_ih_l0)
+        x_tok = F.linear(emb, w_ih[:, : emb.shape[-1]], b_ih)  # [B, T, 3H], once per token
         x_row = None
         if self.input_dim > 0:  # once per row
+            assert latent_input is not None, "this decoder reads the latent at every step"
             x_row = F.linear(latent_input.index_select(0, row_order), w_ih[:, emb.shape[-1]:])
         h0 = self._initial_state(init, row_order.shape[0], w_hh)[0].index_select(0, row_order).to(w_hh.dtype)
-        hidden = shared_input_gru(x_tok, x_row, h0, w_hh, self.rnn.bias_hh_l0, sizes, replicas)
+        hidden = shared_input_gru(x_tok, x_row, h0, w_hh, b_hh, sizes, replicas)
         return hidden, tokens.flatten().index_select(0, target_pos), row
 
     def eval_bytes(self, rows: int, steps: int) -> int:

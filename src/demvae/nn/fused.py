@@ -61,7 +61,7 @@ def _gru_scan(
         n = nb * replicas
         hp = h[:n]
         gh = torch.addmm(b, hp.to(dtype), w_t).to(h0.dtype)  # [n, 3H]
-        pre = gates[off:off + n] if keep else h0.new_empty(n, 3 * hid)
+        pre = h0.new_empty(n, 3 * hid) if gates is None else gates[off:off + n]
         x = x_tok[:nb, t].unsqueeze(1)  # [nb, 1, 3H], broadcast over the replicas
         if x_row is None:
             pre.view(nb, replicas, -1).copy_(x.expand(-1, replicas, -1))
@@ -71,7 +71,7 @@ def _gru_scan(
         r, z = rz[:, :hid], rz[:, hid:]
         new = pre[:, 2 * hid:].addcmul_(r, gh[:, 2 * hid:]).tanh_()
         h = torch.lerp(new, hp, z, out=out[off:off + n])  # n + z (h − n)
-        if keep:
+        if gh_n is not None:
             gh_n[off:off + n] = gh[:, 2 * hid:]
         off += n
     return out, gates, gh_n
