@@ -22,13 +22,11 @@ from demvae.nn.encoders import SentenceEncoder
 
 
 def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
-    heads = {"z_head": cfg.z_head, "code_head": cfg.code_head}
-
     def standard_normal(concat_latent: bool) -> MixtureLatent:
         """The VAE's z: one fixed N(0, I) component, i.e. a mixture with M = K = 1."""
         return MixtureLatent(Gaussian(), in_dim, 1, 1, cfg.gaussian_dim, learn_prior=False,
                              prior_init=torch.zeros(2), deterministic=cfg.deterministic,
-                             concat_latent=concat_latent, **heads)
+                             concat_latent=concat_latent, z_head=cfg.z_head, code_head=cfg.code_head)
 
     def discrete(concat_latent: bool) -> DiscreteLatent:
         return DiscreteLatent(in_dim, cfg.n_variables, cfg.n_values, concat_latent, cfg.temperature)
@@ -47,7 +45,7 @@ def _latents(cfg: ModelConfig, in_dim: int) -> list[Latent]:
         family = make_family(cfg.mixture_family, z_values=cfg.z_values)
         return [MixtureLatent(family, in_dim, cfg.n_variables, cfg.n_values, cfg.n_units,
                               concat_latent=cfg.concat_latent, temperature=cfg.temperature,
-                              decode_code=cfg.decode_code, **heads)]
+                              decode_code=cfg.decode_code, z_head=cfg.z_head, code_head=cfg.code_head)]
     raise ConfigError(f"unknown latent {cfg.latent!r}")
 
 

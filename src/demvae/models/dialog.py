@@ -88,7 +88,8 @@ class DialogModel(nn.Module):
         return self
 
     # what evaluation asks of every model it loads: a latent (stage 1's code block), no supervised label of its own
-    has_latent, supervise = True, {}
+    has_latent: bool = True
+    supervise: dict[str, int] = {}
 
     def code_shape(self) -> tuple[int, int]:
         """(M, K) of the code."""
@@ -97,7 +98,9 @@ class DialogModel(nn.Module):
     @torch.no_grad()
     def code_probs(self, batch: DialogBatch) -> Tensor:
         """Stage 1's ``q(c|r)`` of the batch's responses: [B, M, K]."""
-        return self.stage1.code_probs(batch)
+        q = self.stage1.code_probs(batch)
+        assert q is not None  # stage 1's one block has a code (checked in __init__)
+        return q
 
     def encode_context(self, batch: DialogBatch) -> ContextEncoding:
         return self.context(batch.context, batch.context_lengths, batch.n_turns,
@@ -111,7 +114,9 @@ class DialogModel(nn.Module):
     def forward(self, batch: DialogBatch) -> DialogTerms:
         with torch.no_grad():  # stage 1 gives the targets and the decoder's latent input, both constants here
             h = self.stage1.encode(batch)
-            target = self.code_block.code_probs(h).argmax(-1)  # ĉ [B, M]
+            q = self.code_block.code_probs(h)
+            assert q is not None  # the code block has a code
+            target = q.argmax(-1)  # ĉ [B, M]
             latent = self.code_block.posterior_features(h, self.posterior_sample)  # [B, F]
         encoding = self.encode_context(batch)
         policy_logits = self.policy(encoding.last)  # [B, M, K]
@@ -120,6 +125,7 @@ class DialogModel(nn.Module):
         logits = self.decoder.out(out)  # [B, T − 1, V]: every position, the attribute loss reads them all
         targets = batch.tokens[:, 1:]
         pad = self.decoder.embedding.padding_idx
+        assert pad is not None  # build_dialog's embedding has one
         nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=pad, reduction="none").sum(1)  # [B]
         log_q_soft = self._attribute_log_probs(logits, batch)  # [B, M, K]
         log_pi = torch.log_softmax(policy_logits.float(), -1)
@@ -137,11 +143,14 @@ class DialogModel(nn.Module):
         """The frozen stage-1 ``log q(c | ·)`` of the decoder's soft responses: ``<s>`` then, at every predicted
         position, the stage-1 embeddings weighted by the output distribution; read over the response's own
         length (as the stage-1 encoder reads the response). [B, M, K]"""
+        assert self.stage1.encoder is not None and batch.host_lengths is not None  # stage 1 has a latent; Batch sets it
         embedding = self.stage1.encoder.embedding.weight  # [V, E]
         soft = torch.softmax(logits.float(), -1).to(embedding.dtype) @ embedding  # [B, T − 1, E]
         bos = embedding[self.stage1.decoding.bos_id].expand(soft.shape[0], 1, -1)
         h = self.stage1.encoder.encode_embedded(torch.cat((bos, soft), 1), batch.host_lengths)
-        return self.code_block.code_log_probs(h)
+        log_q = self.code_block.code_log_probs(h)
+        assert log_q is not None  # the code block has a code
+        return log_q
 
     # --- generation ---
     @torch.no_grad()

@@ -193,7 +193,9 @@ def code_stats(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> Co
     all_codes, all_mp = [], []
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
         h = model.encode(split.batch(indices).to(model.device)).float()
-        codes = block.code_probs(h).argmax(-1).cpu()  # [B, M]
+        q = block.code_probs(h)
+        assert q is not None  # a coded block
+        codes = q.argmax(-1).cpu()  # [B, M]
         members = torch.nn.functional.one_hot(codes, k).double()  # [B, M, K]
         mp = block.family.mean_params(block.posterior_natural(h)).reshape(len(indices), m, u, -1).double().cpu()
         part = torch.einsum("bmk,bmup->mkup", members, mp)
@@ -248,7 +250,7 @@ def _draw(block: MixtureLatent, codes: Tensor, procedure: Procedure, stats: Code
         chosen = torch.where(seen[..., None, None], agg, chosen)  # a value no train sentence took: its prior
     t = procedure.temperature
     z = family.tempered_sample(chosen, t)
-    if aggregate and stats.joint:  # codes with their own statistics: the whole z at once
+    if aggregate and stats is not None and stats.joint:  # codes with their own statistics: the whole z at once
         rows = [i for i, c in enumerate(codes.tolist()) if tuple(c) in stats.joint]
         if rows:
             mu = torch.stack([stats.joint[tuple(codes[i].tolist())][0] for i in rows]).to(z)
@@ -297,9 +299,12 @@ def _rerank(model: TextVAE, codes: Tensor, procedure: Procedure, stats: CodeStat
     circular: the candidates' (``nucleus``'s) recovery and a label's agreement are the honest figures."""
     n, k = codes.shape[0], RERANK_CANDIDATES
     rows = codes.repeat_interleave(k, 0)
-    ids = _decode(model, rows, procedure.unfiltered, stats, False)
-    score = torch.gather(model.code_probs(_as_batch(model, ids)).clamp(min=1e-30).log(), -1,
-                         rows.unsqueeze(-1)).squeeze(-1).sum(-1)  # [n·k] Σ_i log q(c_i|x)
+    candidates = procedure.unfiltered
+    assert candidates is not None  # a rerank procedure has one
+    ids = _decode(model, rows, candidates, stats, False)
+    q = model.code_probs(_as_batch(model, ids))
+    assert q is not None  # generate_from_codes checked the model has a code
+    score = torch.gather(q.clamp(min=1e-30).log(), -1, rows.unsqueeze(-1)).squeeze(-1).sum(-1)  # [n·k] Σ_i log q(c_i|x)
     best = score.view(n, k).argmax(1)
     return ids.view(n, k, -1)[torch.arange(n, device=ids.device), best]
 

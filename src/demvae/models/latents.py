@@ -154,6 +154,7 @@ class MixtureLatent(Latent):
         return self.family.natural_from_raw(raw)
 
     def _code_logits(self, h: Tensor) -> Tensor:
+        assert self.code_net is not None, "a block without a code (K = 1) has no code logits"
         return self.code_net(h).view(h.shape[0], self.n_variables, self.n_values)
 
     @float32
@@ -209,7 +210,7 @@ class MixtureLatent(Latent):
         if not self.decode_code:
             return self.features(z), self.prior.log_prob(z) - log_q
         # x reads c too, so c is sampled with z: weight p(c) p(z|c) / q(c|x) q(z|x), c ~ q(c|x)
-        log_q_c = self.code_log_probs(h).unsqueeze(1).expand(-1, n, -1, -1)  # [B, n, M, K]
+        log_q_c = torch.log_softmax(self._code_logits(h), -1).unsqueeze(1).expand(-1, n, -1, -1)  # [B, n, M, K]
         codes = torch.distributions.Categorical(logits=log_q_c).sample()  # [B, n, M]
         log_p_z_c = self.prior.component_log_prob(z).gather(-1, codes.unsqueeze(-1)).squeeze(-1)  # [B, n, M]
         log_q_picked = log_q_c.gather(-1, codes.unsqueeze(-1)).squeeze(-1)

@@ -13,7 +13,9 @@ the objective's weights (:mod:`demvae.objectives`). The interface the trainer an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +40,8 @@ class TextVAE(nn.Module):
     ):
         super().__init__()
         self.encoder = encoder
-        self.latents = nn.ModuleList(latents)
+        # typed as the blocks it holds (nn.ModuleList yields plain Modules)
+        self.latents = cast(Sequence[Latent], nn.ModuleList(latents))
         self.decoder = decoder
         self.decoding = decoding
         """How the model writes a sentence (greedy); generating callers vary it with ``dataclasses.replace``."""
@@ -55,6 +58,9 @@ class TextVAE(nn.Module):
         return self.decoder.embedding.weight.device
 
     def encode(self, batch: Batch) -> Tensor:
+        if self.encoder is None:
+            raise ValueError("a model without a latent variable has no encoder")
+        assert batch.host_lengths is not None  # Batch.__post_init__ sets it
         return self.encoder(batch.tokens, batch.host_lengths)
 
     def decoder_inputs(self, features: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
@@ -69,6 +75,7 @@ class TextVAE(nn.Module):
     def forward(self, batch: Batch, n_samples: int = 1, noise: Noise | None = None) -> Terms:
         """The batch's terms; ``rec`` = −(1/S) Σ_s log p(x | z_s) over S posterior samples, whose noise comes
         from ``noise`` (default: the batch's own; a data-parallel step passes its rows of the global batch's)."""
+        assert batch.host_lengths is not None  # Batch.__post_init__ sets it
         if not self.has_latent:
             return Terms(rec=-self.decoder.log_likelihood(batch.tokens, batch.host_lengths))
         h = self.encode(batch)
@@ -107,10 +114,12 @@ class TextVAE(nn.Module):
         (float64). For the RNN-LM it is the exact ``log p(x)`` repeated. The encoder runs once and the
         n samples are drawn at once; the decoder takes at most ``chunk_rows`` rows (sentence × sample)
         per call, sentences of similar lengths together."""
+        assert batch.host_lengths is not None  # Batch.__post_init__ sets it
         if not self.has_latent:
             return self.decoder.log_likelihood(batch.tokens, batch.host_lengths).double().unsqueeze(1).expand(-1, n)
         h = self.encode(batch)
-        features, log_ratio = [], 0.0
+        features: list[Tensor] = []
+        log_ratio: Tensor | float = 0.0
         for block in self.latents:
             f, lr = block.importance_sample(h, n)
             features.append(f)
@@ -127,7 +136,7 @@ class TextVAE(nn.Module):
                 init, inputs = self.decoder_inputs([f[idx, sl].flatten(0, 1) for f in features])
                 log_px[idx, sl] = self.decoder.log_likelihood(
                     batch.tokens[idx], batch.host_lengths[host], init, inputs, k).view(-1, k).double()
-        return log_px + log_ratio.double()
+        return log_px + log_ratio  # float64, log_px's dtype
 
     @torch.no_grad()
     def code_probs(self, batch: Batch) -> Tensor | None:
