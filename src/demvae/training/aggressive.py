@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from demvae.config import TrainConfig
 from demvae.data.types import Batch
+from demvae.models.textvae import TextVAE
 
 WINDOW = 10
 
@@ -33,7 +34,7 @@ class AggressiveState:
     best_mi: float = -math.inf
 
 
-def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def split_parameters(model: TextVAE) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(inference side, generative side): the encoder and each latent block except its prior,
     vs. everything else. A shared embedding belongs to the decoder, so it is never frozen in the
     decoder step."""
@@ -49,7 +50,7 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
 
 
 class AggressiveSchedule:
-    def __init__(self, cfg: TrainConfig, model: nn.Module):
+    def __init__(self, cfg: TrainConfig, model: TextVAE):
         self.max_inner = cfg.aggressive_max_inner
         self.max_steps = cfg.aggressive_max_steps
         self.inference, self.generative = split_parameters(model)

@@ -29,9 +29,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -47,7 +48,7 @@ from demvae.data.vocab import Vocab
 from demvae.device import autocast, resolve_device, resolve_precision, seed_everything
 from demvae.errors import ConfigError, DemvaeWarning, Interrupted, TrainingError
 from demvae.metrics import title
-from demvae.models import build_for
+from demvae.models import TextVAE, build_for
 from demvae.objectives import kl_anneal_weight, objective
 from demvae.terms import Terms
 from demvae.training import run_folder as rf
@@ -136,7 +137,7 @@ class Trainer:
         self.sampler = BucketBatchSampler(data.splits["train"].lengths, tc.batch_size, shuffle=True, seed=tc.seed)
         if len(self.sampler) == 0:
             raise TrainingError("the training split is empty")
-        self.aggressive = AggressiveSchedule(tc, self.model) if tc.aggressive else None
+        self.aggressive = AggressiveSchedule(tc, cast(TextVAE, self.model)) if tc.aggressive else None
         self.state = TrainState(patience=tc.patience, lr=tc.lr,
                                 aggressive=AggressiveState() if tc.aggressive else None)
         self.meter = _Meter(self.world)
@@ -171,8 +172,9 @@ class Trainer:
     def close(self) -> None:
         """Release the run folder's lock (and close the TensorBoard writer)."""
         self._lock.release()
-        if getattr(self, "tensorboard", None) is not None:
-            self.tensorboard.close()
+        tensorboard = getattr(self, "tensorboard", None)
+        if tensorboard is not None:
+            tensorboard.close()
             self.tensorboard = None
 
     # --- run folder ---
@@ -219,7 +221,7 @@ class Trainer:
 
     def validation_stats(self) -> ValidationStats:
         """The statistics of one validation (posterior statistics of the validation split)."""
-        return posterior_stats(self.model, self.data.splits["valid"], self.cfg.objective,
+        return posterior_stats(cast(TextVAE, self.model), self.data.splits["valid"], self.cfg.objective,
                                self.cfg.train.eval_batch_size)
 
     # --- batches ---
@@ -240,7 +242,7 @@ class Trainer:
 
     # --- one update ---
     def train_step(self, batch: Batch, weight: float,
-                   frozen: list[torch.nn.Parameter] = ()) -> tuple[Tensor, dict[str, Tensor]]:
+                   frozen: Sequence[torch.nn.Parameter] = ()) -> tuple[Tensor, dict[str, Tensor]]:
         """One Adam update on ``batch`` with annealing weight ``weight``; ``frozen`` parameters keep
         their values and their Adam moments. Returns the (detached) loss and logged values."""
         rows = batch.global_size or batch.size
@@ -290,8 +292,10 @@ class Trainer:
             st.patience_best = value
         if st.validations >= st.patience or st.lr <= tc.min_lr:
             st.done = True
-        if self.aggressive and st.aggressive.active and isinstance(stats, PosteriorStats):
-            self.aggressive.after_validation(st.aggressive, stats.mutual_info or 0.0, st.step)
+        if self.aggressive and isinstance(stats, PosteriorStats):
+            assert st.aggressive is not None  # the state has one with train.aggressive
+            if st.aggressive.active:
+                self.aggressive.after_validation(st.aggressive, stats.mutual_info or 0.0, st.step)
         record = stats.record()
         self._log({"kind": "valid", "step": st.step, "metric": metric, "lr": st.lr, **record})
         if tc.progress and self.world.main:
@@ -322,10 +326,15 @@ class Trainer:
             with _stop_on_sigint() if interruptible else contextlib.nullcontext(threading.Event()) as stop:
                 while st.step < self.max_steps and not st.done and st.step != until_step:
                     weight = self.anneal_weight(st.step)
-                    frozen = []
-                    if self.aggressive and st.aggressive.active:
-                        self.aggressive.encoder_phase(lambda b, f, w=weight: self.train_step(b, w, f)[0], batches)
-                        frozen = self.aggressive.inference  # then one generative-side step
+                    frozen: list[torch.nn.Parameter] = []
+                    if self.aggressive:
+                        assert st.aggressive is not None  # the state has one with train.aggressive
+                        if st.aggressive.active:
+                            def inner_step(b: Batch, f: list[torch.nn.Parameter], w: float = weight) -> Tensor:
+                                return self.train_step(b, w, f)[0]  # a def: mypy cannot type a lambda with a default
+
+                            self.aggressive.encoder_phase(inner_step, batches)
+                            frozen = self.aggressive.inference  # then one generative-side step
                     batch = next(batches)
                     loss, values = self.train_step(batch, weight, frozen)
                     st.step += 1
