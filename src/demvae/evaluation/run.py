@@ -208,7 +208,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     sizes = budget(opts, device, len(data.splits["train"]))
     header: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split,
                               "model_sha256": run.folder.model_sha256(), "budget": sizes, "precision": precision}
-    done, timings = _earlier_groups(path, header, asdict(opts))
+    done, timings = _earlier_groups(path, header, asdict(opts)) if path is not None else ({}, {})
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
         "posterior": lambda: posterior_stats(model, split, cfg.objective).record(),
