@@ -456,7 +456,7 @@ def _os_message(exc: OSError, options: set[str], again: str = "run the command a
     """One line for a file-system error: what failed, where, and what to do, naming an option only where the
     command has it (``options``); ``again``: how to go on once space is freed."""
     where = f": {exc.filename}" if exc.filename else ""
-    hint = _OS_HINTS.get(exc.errno, "").format(again=again)
+    hint = _OS_HINTS[exc.errno].format(again=again) if exc.errno in _OS_HINTS else ""
     if hint and exc.errno not in _FULL and "--out" in options:
         hint += " (--out)"
     return f"{exc.strerror or exc}{where}" + (f" ({hint})" if hint else "")
@@ -496,7 +496,8 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: the command's own message
-        exc.show()
+        # typer raises only its vendored click's ClickException subclasses here (show() is theirs), under no public name
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)

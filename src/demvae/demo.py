@@ -4,35 +4,56 @@ compare), show the clusters and how well generation follows the codes, write the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from demvae import runs
-from demvae.data.prepare import prepare
-from demvae.evaluation.codes import encode_codes, format_code
+from demvae.data.prepare import PreparedData, prepare
+from demvae.evaluation.codes import SplitCodes, encode_codes, format_code
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
+from demvae.models import TextVAE
 from demvae.models.generation import DEFAULT, PAPER
 from demvae.report.clusters import cluster_report
 from demvae.report.html import is_report, write_report
 from demvae.training import load_run
 from demvae.training.outputs import OutputRefused
+from demvae.training.run_folder import LoadedRun
 
 MAIN, COMPARISON = "dgm-vae-mi", "gm-vae"
 """The demo's models: DGM-VAE with the mutual-information term (its codes are the purest and the most
 controllable on the built-in corpus, README) and GM-VAE (no dispersion term) to compare."""
 
 
-def summarize(run_dir: Path, device: str = "auto") -> tuple[dict, dict, object, object, object]:
-    """(homogeneity row, control result of the default procedure, run, prepared data, test codes); writes
-    ``metrics-test.json`` (posterior, clusters, control) that the report reads."""
+@dataclass
+class Summary:
+    row: dict[str, Any]
+    """The homogeneity row."""
+    control: dict[str, Any]
+    """The control result of the default procedure."""
+    run: LoadedRun
+    model: TextVAE
+    """The run's model (a sentence model: the demo's runs are)."""
+    data: PreparedData
+    codes: SplitCodes
+    """The test split's codes."""
+
+
+def summarize(run_dir: Path, device: str = "auto") -> Summary:
+    """A run's :class:`Summary`; writes ``metrics-test.json`` (posterior, clusters, control) that the report
+    reads."""
     results = evaluate_run(run_dir, EvalOptions(metrics=("posterior", "clusters", "control"), device=device))
     run = load_run(run_dir)
+    model = run.model
+    assert isinstance(model, TextVAE)  # the demo's runs are sentence runs
     data = prepare(run.config.data, run.vocab)
     test = data.splits["test"]
-    codes = encode_codes(run.model, test)
+    codes = encode_codes(model, test)
+    assert codes is not None  # the demo's models have a discrete code
     scores = results["homogeneity"]
     row = {
         "model": run.config.model_name,
@@ -44,7 +65,7 @@ def summarize(run_dir: Path, device: str = "auto") -> tuple[dict, dict, object, 
         "codes used": results["codes_used"],
         "-ELBO": results["neg_elbo"],
     }
-    return row, results["control"], run, data, codes
+    return Summary(row, results["control"], run, model, data, codes)
 
 
 def _spread(values: list[float]) -> float | str:
@@ -59,7 +80,8 @@ def control_rows(controls: dict[str, list[dict]]) -> list[dict]:
     chance; over several runs (seeds) each cell is their mean and range."""
     rows = []
     for name, results in controls.items():
-        row = {"model, procedure": name + (f" ({len(results)} seeds)" if len(results) > 1 else "")}
+        row: dict[str, float | str] = {
+            "model, procedure": name + (f" ({len(results)} seeds)" if len(results) > 1 else "")}
         for key, column in (("recovery", "code recovery"), ("unfiltered_recovery", "unfiltered recovery"),
                             ("distinct", "distinct"), ("distinct_2", "distinct-2")):
             row[column] = _spread([c[key] for c in results])
@@ -84,25 +106,29 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
     page = Path(out) / "report.html"
     if page.exists() and not is_report(page):  # said before the training, not after it
         raise OutputRefused(f"{page} exists and is not a demvae report: move it, or give the demo another --out")
-    train = {}
+    train: dict[str, Any] = {}
     if steps is not None:
         train["max_steps"] = steps
     if device is not None:
         train["device"] = device
     jobs = [(MAIN, seed) for seed in seeds] + ([(COMPARISON, seeds[0])] if compare else [])
-    rows, controls, first, run_dirs = [], {}, None, []
+    rows: list[dict[str, Any]] = []
+    controls: dict[str, list[dict]] = {}
+    first: Summary | None = None
+    run_dirs: list[Path] = []
     for name, seed in jobs:
         overrides = {"train": {**train, "seed": seed}} if seed else ({"train": train} if train else {})
         run_dirs.append(runs.train_or_reuse(f"builtin/{name}", Path(out) / seed_folder(name, seed), overrides))
-        row, control, run, data, codes = summarize(run_dirs[-1], device or "auto")
-        rows.append({**row, "model": f"{row['model']} (seed {seed})" if len(seeds) > 1 else row["model"]})
-        controls.setdefault(f"{name}, {control['procedure']}", []).append(control)
+        s = summarize(run_dirs[-1], device or "auto")
+        rows.append({**s.row, "model": f"{s.row['model']} (seed {seed})" if len(seeds) > 1 else s.row["model"]})
+        controls.setdefault(f"{name}, {s.control['procedure']}", []).append(s.control)
         if name == MAIN:  # the main model: also the paper's generation, for comparison (next row)
-            first = first or (run, data, codes)
-            prior = control_scores(run.model, run.vocab, data.splits["test"], data.splits["train"],
+            first = first or s
+            prior = control_scores(s.model, s.run.vocab, s.data.splits["test"], s.data.splits["train"],
                                    ControlOptions(procedure=PAPER))
             controls.setdefault(f"{name}, prior (the paper's)", []).append(prior.to_dict())
-    run, data, codes = first
+    assert first is not None  # jobs start with the main model
+    run, data, codes = first.run, first.data, first.codes
     report = write_report(run_dirs, page, device=device or "auto")
     columns = list(rows[0])
     crows = control_rows(controls)
@@ -127,7 +153,7 @@ def run_demo(out: Path, compare: bool = True, steps: int | None = None, device: 
         f"What {run_dirs[0].name} found:",
         cluster_report(run, data.corpus, "test", codes, data.splits["test"], top=3, n_generated=2, max_clusters=12,
                        data=data),
-        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code {format_code([0] * run.model.code_shape()[0])}`"
+        f"Runs are in {out}/ (try `demvae sample {run_dirs[0]} --code {format_code([0] * codes.codes.shape[1])}`"
         f" or `demvae clusters {run_dirs[0]}`).",
         f"The report (open it in a browser): {report}",
     ]

@@ -116,6 +116,14 @@ def test_subset_of_groups_and_other_split(dgm_run, dgm_results):
     assert again["mutual_info"] == pytest.approx(dgm_results["mutual_info"], rel=1e-6)
 
 
+def test_unsaved_evaluation_reads_and_writes_no_metrics_file(dgm_run, tmp_path):
+    # save=False: how the report evaluates a read-only run
+    run = shutil.copytree(dgm_run, tmp_path / "run")
+    (run / "metrics-valid.json").unlink(missing_ok=True)
+    r = evaluate_run(run, EvalOptions(split="valid", metrics=("posterior",), device="cpu", save=False))
+    assert "kl_z" in r and not (run / "metrics-valid.json").exists()
+
+
 def test_nll_is_reproducible(dgm_run, dgm_results):
     opts = EvalOptions(metrics=("nll",), is_samples=20, device="cpu")
     a, b = evaluate_run(dgm_run, opts), evaluate_run(dgm_run, opts)

@@ -75,7 +75,8 @@ def multi_bleu(
     return 100.0 * brevity * math.exp(log_prec)
 
 
-def sacre_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
+def sacre_bleu(hypotheses: Sequence[Sequence[str] | str],
+               references: Sequence[Sequence[str] | str]) -> tuple[float, str]:
     """Corpus BLEU x 100 via sacreBLEU's defaults; returns ``(score, signature)``.
 
     Uses ``sacrebleu.metrics.BLEU()`` (13a tokenizer, case-sensitive, ``exp``

@@ -15,15 +15,14 @@ all computed by scikit-learn (natural log; a zero entropy counts as score 1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn import metrics
 
 __all__ = ["joint_code", "cluster_scores", "accuracy", "per_variable_homogeneity"]
 
 
-def _codes_2d(codes) -> np.ndarray:
+def _codes_2d(codes: ArrayLike) -> np.ndarray:
     arr = np.asarray(codes)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -36,7 +35,7 @@ def _codes_2d(codes) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def joint_code(codes, k: int | None = None) -> np.ndarray:
+def joint_code(codes: ArrayLike, k: int | None = None) -> np.ndarray:
     """Merge per-variable codes ``[N, M]`` into one cluster id per row.
 
     Equal rows get equal ids and different rows different ids: the id is the rank of the row among
@@ -51,7 +50,7 @@ def joint_code(codes, k: int | None = None) -> np.ndarray:
     return ids.reshape(-1).astype(np.int64)
 
 
-def cluster_scores(labels_true: Sequence, labels_pred: Sequence) -> dict[str, float]:
+def cluster_scores(labels_true: ArrayLike, labels_pred: ArrayLike) -> dict[str, float]:
     """Homogeneity, completeness, V-measure and NMI of a clustering (scikit-learn).
 
     ``labels_true`` may be any hashable labels (e.g. act or emotion strings).
@@ -77,7 +76,7 @@ def majority(labels: np.ndarray) -> tuple[int, float]:
     return int(counts.argmax()), float(counts.max() / labels.size)
 
 
-def accuracy(pred: Sequence, true: Sequence) -> dict[str, float]:
+def accuracy(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
     """``accuracy = mean(pred == true)``; ``majority`` = share of the most frequent true class.
 
     The majority share is the accuracy of always predicting the commonest class,
@@ -94,7 +93,7 @@ def accuracy(pred: Sequence, true: Sequence) -> dict[str, float]:
     }
 
 
-def per_variable_homogeneity(codes, labels: Sequence) -> list[float]:
+def per_variable_homogeneity(codes: ArrayLike, labels: ArrayLike) -> list[float]:
     """Homogeneity of each latent variable's code ``codes[:, i]`` alone against ``labels``."""
     arr = _codes_2d(codes)
     labels = np.asarray(labels)

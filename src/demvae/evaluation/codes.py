@@ -54,12 +54,14 @@ class SplitCodes:
 
 @torch.no_grad()
 def encode_codes(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> SplitCodes | None:
-    if model.code_shape() is None:
+    shape = model.code_shape()
+    if shape is None:
         return None
     model.eval()
-    out = np.zeros((len(split), *model.code_shape()), dtype=np.float64)
+    out = np.zeros((len(split), *shape), dtype=np.float64)
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
         q = model.code_probs(split.batch(indices).to(model.device))
+        assert q is not None  # the model has a code (code_shape), so q(c|x) exists
         out[indices] = q.double().cpu().numpy()
     return SplitCodes(out)
 
@@ -83,8 +85,8 @@ def supervised_accuracy(model: TextVAE, split: EncodedSplit, batch_size: int = 2
     model.eval()
     preds = {name: np.zeros(len(split), dtype=np.int64) for name in model.supervise}
     for indices in BucketBatchSampler(split.lengths, batch_size, shuffle=False).batches():
-        for name, pred in model.predict_labels(split.batch(indices).to(model.device)).items():
-            preds[name][indices] = pred.cpu().numpy()
+        for name, predicted in model.predict_labels(split.batch(indices).to(model.device)).items():
+            preds[name][indices] = predicted.cpu().numpy()
     out = {}
     for name, pred in preds.items():
         y = split.labels[name].numpy()

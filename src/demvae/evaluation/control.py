@@ -211,8 +211,10 @@ def _matches(model: TextVAE, vocab: Vocab, sentences: list[list[str]], source: n
              max_len: int | None) -> np.ndarray:
     """[R, M] bool: which variables of each sentence's code, encoded again, equal its row of ``source``."""
     encoded = EncodedSplit.from_examples([Example(tuple(w)) for w in sentences], vocab, max_len)
+    codes = encode_codes(model, encoded)
+    assert codes is not None  # control_scores: the model has a discrete code
     # per-variable codes compared (joint ids are ranks within one split, not comparable across splits)
-    return encode_codes(model, encoded).codes == source
+    return codes.codes == source
 
 
 @torch.no_grad()
@@ -225,7 +227,7 @@ def _reconstruction_matches(model: TextVAE, vocab: Vocab, split: EncodedSplit, m
     for start in range(0, len(members), batch_size):
         batch = split.batch(members[start:start + batch_size].tolist()).to(model.device)
         out.extend(vocab.decode(ids) for ids in model.reconstruct(batch).cpu().tolist())
-    return _matches(model, vocab, out, codes, split.max_len).all(1)
+    return np.all(_matches(model, vocab, out, codes, split.max_len), axis=1)
 
 
 def control_scores(

@@ -22,7 +22,7 @@ from demvae.data.types import Example
 from demvae.errors import DataError
 from demvae.evaluation.codes import format_code
 from demvae.evaluation.generation import contexts
-from demvae.models import top_codes
+from demvae.models import DialogModel, top_codes
 from demvae.training.run_folder import LoadedRun
 
 _SPEAKER = re.compile(rf"^\s*({re.escape(USR)}|{re.escape(SYS)})")
@@ -84,7 +84,8 @@ def respond(run: LoadedRun, context: str, code: list[int] | None = None, n: int 
     split = DialogSplit.from_examples([Example((SYS,), {}, turns)], vocab, run.config.data.max_len,
                                       context_turns=dialog.context_turns, turn_len=dialog.turn_len,
                                       opening="<d>" if "<d>" in vocab else None)
-    log_policy = model.policy_probs(split.full().to(model.device))[0].log()  # [M, K]
+    assert isinstance(model, DialogModel)  # expect("dialog")
+    log_policy = model.policy_probs(split.batch([0]).to(model.device))[0].log()  # [M, K]
     if code is None:
         codes, probs = top_codes(log_policy, n)
     else:

@@ -17,16 +17,18 @@ from __future__ import annotations
 import random
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from demvae.config import DataConfig, RunConfig, from_dict, merge, preset
 from demvae.data.batching import EncodedSplit
 from demvae.data.prepare import PreparedData
 from demvae.data.types import Corpus, Example
 from demvae.data.vocab import Vocab
+from demvae.models import TextVAE
 from demvae.training import Trainer, load_run
 from demvae.training.validation import posterior_stats
 
-RPPL_RECIPE = {
+RPPL_RECIPE: dict[str, dict[str, Any]] = {
     "model": {"embed_dim": 256, "hidden_size": 256, "dropout": 0.3},
     "train": {"batch_size": 64, "lr": 1e-3, "grad_clip": 5.0, "max_steps": 4000, "eval_every": 500,
               "lr_hold": 2, "patience": 4, "patience_increase": 1.5, "progress": False, "log_every": 500},
@@ -57,6 +59,7 @@ def reverse_perplexity(samples: list[list[str]], test: EncodedSplit, vocab: Voca
         trainer = Trainer(cfg, Path(tmp) / "lm", data=data)
         trainer.fit(interruptible=False)  # Ctrl-C during eval stops it; nothing to save
         lm = load_run(Path(tmp) / "lm", device=str(trainer.device))  # the best on validation
+        assert isinstance(lm.model, TextVAE)  # an rnnlm run is a sentence run
         stats = posterior_stats(lm.model, test, cfg.objective)
     return {"rppl": stats.ppl, "rppl_nll": stats.rec, "rppl_train_sentences": len(train_ex)}
 

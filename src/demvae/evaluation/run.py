@@ -65,6 +65,7 @@ from demvae.evaluation.rppl import RPPL_RECIPE, real_data_anchor, reverse_perple
 from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
 from demvae.metrics import METRIC_GROUPS
+from demvae.models import DialogModel, TextVAE
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
 from demvae.training.outputs import check_output
@@ -174,6 +175,13 @@ def metrics_path(folder: RunFolder, opts: EvalOptions) -> Path:
     return own
 
 
+def _sentence_model(model: TextVAE | DialogModel) -> TextVAE:
+    """The model of a sentence run, for the groups only those have (:data:`GROUPS`)."""
+    if not isinstance(model, TextVAE):
+        raise ConfigError("this metric group needs a sentence run")
+    return model
+
+
 def _groups(opts: EvalOptions, folder: RunFolder) -> tuple[str, ...]:
     """The requested groups (None: every group that applies), checked against the kind of run."""
     applicable = GROUPS[folder.kind]
@@ -208,12 +216,12 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     sizes = budget(opts, device, len(data.splits["train"]))
     header: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split,
                               "model_sha256": run.folder.model_sha256(), "budget": sizes, "precision": precision}
-    done, timings = _earlier_groups(path, header, asdict(opts))
+    done, timings = _earlier_groups(path, header, asdict(opts)) if path is not None else ({}, {})
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
-        "posterior": lambda: posterior_stats(model, split, cfg.objective).record(),
+        "posterior": lambda: posterior_stats(_sentence_model(model), split, cfg.objective).record(),
         "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
-            model, split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
+            _sentence_model(model), split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
         "clusters": lambda: _clusters(model, split, train=data.splits["train"] if opts.baseline else None,

@@ -108,7 +108,7 @@ def side_by_side_cells(
             p = p_row.get(m)
             o = o_row.get(m)
             o_mean = _mean(o)
-            if _is_missing(p) or _is_missing(o_mean):
+            if p is None or _is_missing(p) or _is_missing(o_mean):
                 delta = MISSING
             else:
                 diff = float(o_mean) - float(p)

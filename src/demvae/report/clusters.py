@@ -141,7 +141,9 @@ def cluster_report(run: LoadedRun, corpus: Corpus, split_name: str, codes: Split
     scores = label_scores(codes, split)
     if scores:
         rows = [{"clusters": "codes", "label": k, **v} for k, v in scores.items()]
-        baseline = split_baseline(train, split, run.vocab, run.model.code_shape(), seed) if train is not None else None
+        shape = run.model.code_shape()
+        assert shape is not None  # the model has codes
+        baseline = split_baseline(train, split, run.vocab, shape, seed) if train is not None else None
         if baseline is not None:
             rows += [{"clusters": "baseline", "label": k, **v} for k, v in baseline.scores.items()]
         lines += [format_table(rows, ["clusters", "label", "homogeneity", "completeness", "v_measure", "nmi"],

@@ -74,7 +74,8 @@ def plot_histories(histories: dict[str, History]):
     cols = 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False, sharex=True)
-    colours = plt.cm.tab10.colors if len(histories) <= 10 else plt.cm.tab20.colors
+    cmap = plt.cm.tab10 if len(histories) <= 10 else plt.cm.tab20
+    colours = [cmap(i) for i in range(cmap.N)]
     for ax, (title, train_key, valid_key) in zip(axes.flat, panels):
         for (name, h), colour in zip(histories.items(), colours * 3):
             train = [(r["step"], r[train_key]) for r in h.train if train_key in r]

@@ -195,7 +195,7 @@ def paper_table(rep: ReproductionData) -> PaperTable | None:
     from demvae.reproduce.run import aggregate, seed_stats
     from demvae.reproduce.tables import TABLES
 
-    table = TABLES.get(rep.results.get("table"))
+    table = TABLES.get(rep.results.get("table", ""))
     if table is None:
         return None
     rows = rep.results.get("rows", [])

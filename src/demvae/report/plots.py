@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from demvae.report.analysis import LatentGroups, RunData  # noqa: E402
 from demvae.report.history import History, plot_histories  # noqa: E402
-from demvae.reproduce.latent_map import draw_latent_map  # noqa: E402
+from demvae.reproduce.latent_map import LatentMap, draw_latent_map  # noqa: E402
 
 
 def png_uri(data: bytes) -> str:
@@ -39,11 +39,11 @@ def training_uri(histories: dict[str, History]) -> str | None:
     return figure_uri(plot_histories(histories))
 
 
-def _draw(ax, run: RunData, c: LatentGroups | None, legend: bool = True) -> None:
+def _draw(ax, m: LatentMap, c: LatentGroups | None, legend: bool = True) -> None:
     if c is None:
-        draw_latent_map(ax, run.latent, None, {}, "posterior means", legend=legend)
+        draw_latent_map(ax, m, None, {}, "posterior means", legend=legend)
     else:  # ellipses where the colours are the codes; elsewhere only the components' means
-        draw_latent_map(ax, run.latent, c.ids, c.names, c.title, prior_groups=c.prior_ids,
+        draw_latent_map(ax, m, c.ids, c.names, c.title, prior_groups=c.prior_ids,
                         ellipses=c.prior_ids is not None, legend=legend)
 
 
@@ -51,10 +51,10 @@ def latent_uri(run: RunData) -> str | None:
     """One panel per colouring (by code, by each label; uncoloured when there is none)."""
     if run.latent is None:
         return None
-    colourings = run.colourings or [None]
+    colourings: list[LatentGroups | None] = [*run.colourings] or [None]
     fig, axes = plt.subplots(1, len(colourings), figsize=(4.6 * len(colourings), 4.6), squeeze=False)
     for ax, c in zip(axes[0], colourings):
-        _draw(ax, run, c)
+        _draw(ax, run.latent, c)
     fig.tight_layout()
     return figure_uri(fig)
 
@@ -64,7 +64,7 @@ def latent_thumbnail_uri(run: RunData) -> str | None:
     if run.latent is None:
         return None
     fig, ax = plt.subplots(figsize=(3.3, 3.3))
-    _draw(ax, run, run.colourings[0] if run.colourings else None, legend=False)
+    _draw(ax, run.latent, run.colourings[0] if run.colourings else None, legend=False)
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return figure_uri(fig)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 
 from demvae.data.batching import EncodedSplit
@@ -46,9 +47,10 @@ def encode_batches(model: TextVAE, vocab: Vocab, max_len: int, sentences: Iterab
     sentences = iter(sentences)
     while chunk := list(itertools.islice(sentences, batch_size)):
         present = [tokens for tokens in chunk if tokens]
-        found = iter(())
+        found: Iterator[tuple[np.ndarray, float]] = iter(())
         if present:
             codes = encode_codes(model, EncodedSplit.from_examples([Example(t) for t in present], vocab, max_len))
+            assert codes is not None  # api.encode: the model has a discrete code
             found = zip(codes.codes, codes.confidence)
         lines = []
         for tokens in chunk:

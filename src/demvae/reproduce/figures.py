@@ -108,10 +108,11 @@ def plot_latent_map(model, split, path: Path, title: str, n_points: int = 300) -
     from demvae.reproduce.latent_map import draw_latent_map, latent_map
 
     m = latent_map(model, split, n_points)
-    codes = encode_codes(model, split).codes[m.index, 0]  # one discrete variable
+    codes = encode_codes(model, split)
+    assert m is not None and codes is not None  # Figure 4's models: a Gaussian mixture with a code
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     names = {int(k): f"code {k}" for k in m.prior_codes[:, 0]}
-    draw_latent_map(ax, m, codes, names, title, prior_groups=m.prior_codes[:, 0])
+    draw_latent_map(ax, m, codes.codes[m.index, 0], names, title, prior_groups=m.prior_codes[:, 0])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

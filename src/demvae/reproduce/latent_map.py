@@ -135,13 +135,13 @@ def draw_latent_map(ax, m: LatentMap, groups: np.ndarray | None, names: dict[int
             if sel.any():
                 ax.scatter(*m.points[sel].T, s=7, alpha=0.7, color=c, lw=0, label=names.get(v, str(v)))
     for i, (mean, cov) in enumerate(zip(m.prior_means, m.prior_covs)):
-        c = colour.get(int(prior_groups[i]), "0.5") if prior_groups is not None else "black"
+        shade = colour.get(int(prior_groups[i]), "0.5") if prior_groups is not None else "black"
         values, vectors = np.linalg.eigh(cov)
         angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
         width, height = 2 * np.sqrt(np.maximum(values[::-1], 0))
         if ellipses:
-            ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, color=c, lw=1.5))
-        ax.plot(*mean, "x", color=c, ms=9, mew=2)
+            ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, color=shade, lw=1.5))
+        ax.plot(*mean, "x", color=shade, ms=9, mew=2)
     ax.set_title(title, fontsize=10)
     ax.autoscale()
     ax.set_aspect("equal", adjustable="datalim")

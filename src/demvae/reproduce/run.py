@@ -151,7 +151,7 @@ def select_beta(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[
         if "beta" in r:
             tried.setdefault(r["label"], {}).setdefault(r["beta"], []).append(r["valid_bleu"])
     means = {label: {b: statistics.fmean(v) for b, v in grid.items()} for label, grid in tried.items()}
-    best = {label: max(grid, key=grid.get) for label, grid in means.items()}
+    best = {label: max(grid, key=grid.__getitem__) for label, grid in means.items()}
     kept = [r for r in rows if "beta" not in r or r["beta"] == best[r["label"]]]
     return kept, means
 
@@ -227,7 +227,7 @@ def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any
         md += ["## β chosen on the validation split (reconstruction BLEU, as the paper chose by BLEU/rPPL)", ""]
         for label, grid in beta_choice.items():
             tried = ", ".join(f"β={b:g}: {v:.2f}" for b, v in sorted(grid.items()))
-            md.append(f"- {label}: chose β={max(grid, key=grid.get):g} (validation BLEU {tried})")
+            md.append(f"- {label}: chose β={max(grid, key=grid.__getitem__):g} (validation BLEU {tried})")
         md.append("")
     timed = [r for r in rows if "stage1_seconds" in r]
     if timed:

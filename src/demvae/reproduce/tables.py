@@ -173,7 +173,7 @@ DD_TABLE6 = Table(
 )
 
 T3 = ("response_bleu", "response_embedding_average", "response_embedding_extrema", "response_embedding_greedy")
-SMD_SCALES = {
+SMD_SCALES: dict[str, dict] = {
     "smoke": {
         "config": {
             "data": {"max_examples": {"train": 200, "valid": 40, "test": 40}, "max_vocab": 400},
