@@ -36,3 +36,8 @@ def test_side_by_side():
     assert body[3] == "| DGM-VAE | 8.17 | 8.67 ± 0.12 | +0.50 | 2.00 | – | – |"
     assert body[4] == "| AE | – | 30.00 | – | – | – | – |"
     assert len(body) == 5
+
+
+def test_side_by_side_heads_a_registered_metric_with_its_title_and_direction():
+    header = _rows(side_by_side({"GM-VAE": {"nll": 99.0}}, {"GM-VAE": {"nll": 99.4}}, ["nll", "param_var"]))[0]
+    assert header.startswith("| model | NLL ↓ (paper) | NLL ↓ (ours) | NLL ↓ Δ | Var")

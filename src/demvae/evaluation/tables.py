@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
+from demvae.metrics import heading
+
 __all__ = ["format_table", "side_by_side", "side_by_side_cells", "format_cell", "MISSING"]
 
 MISSING = "–"
@@ -98,7 +100,8 @@ def side_by_side_cells(
     names = list(paper) + [r for r in ours if r not in paper]
     header = ["model"]
     for m in metrics:
-        header += [f"{m} (paper)", f"{m} (ours)", f"{m} Δ"]
+        name = heading(m)  # the registry's title and direction: "BLEU ↑"; an undeclared key as it is
+        header += [f"{name} (paper)", f"{name} (ours)", f"{name} Δ"]
     body = []
     for name in names:
         p_row = paper.get(name, {})
