@@ -16,6 +16,7 @@ from demvae.evaluation.codes import SplitCodes, encode_codes, format_code
 from demvae.evaluation.control import ControlOptions, control_scores
 from demvae.evaluation.run import EvalOptions, evaluate_run
 from demvae.evaluation.tables import format_table
+from demvae.metrics import flat_row, heading
 from demvae.models import TextVAE
 from demvae.models.generation import DEFAULT, PAPER
 from demvae.report.clusters import cluster_report
@@ -25,6 +26,8 @@ from demvae.training.outputs import OutputRefused
 from demvae.training.run_folder import LoadedRun
 
 MAIN, COMPARISON = "dgm-vae-mi", "gm-vae"
+SUMMARY = ("homog_intent", "homog_style", "param_var", "kl_c", "mutual_info", "codes_used", "neg_elbo")
+"""The homogeneity table's columns after the model's name: keys of :mod:`demvae.metrics`, headed by their titles."""
 """The demo's models: DGM-VAE with the mutual-information term (its codes are the purest and the most
 controllable on the built-in corpus, README) and GM-VAE (no dispersion term) to compare."""
 
@@ -54,17 +57,8 @@ def summarize(run_dir: Path, device: str = "auto") -> Summary:
     test = data.splits["test"]
     codes = encode_codes(model, test)
     assert codes is not None  # the demo's models have a discrete code
-    scores = results["homogeneity"]
-    row = {
-        "model": run.config.model_name,
-        "homogeneity(intent)": scores["intent"]["homogeneity"],
-        "homogeneity(style)": scores["style"]["homogeneity"],
-        "Var": results.get("param_var"),
-        "KL(c)": results.get("kl_c"),
-        "MI": results.get("mutual_info"),
-        "codes used": results["codes_used"],
-        "-ELBO": results["neg_elbo"],
-    }
+    flat = flat_row(results)
+    row = {"model": run.config.model_name, **{heading(key): flat.get(key) for key in SUMMARY}}
     return Summary(row, results["control"], run, model, data, codes)
 
 

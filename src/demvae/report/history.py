@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from demvae.errors import CheckpointError
+from demvae.metrics import title
 from demvae.training.run_folder import RunFolder
 
-# One panel per quantity: (title, key in the train records, key in the valid records); a missing key is not drawn.
-PANELS: tuple[tuple[str, str | None, str | None], ...] = (
-    ("training loss (annealed KL weight)", "loss", None),
-    ("reconstruction −log p(x|z)", "rec", "rec"),
-    ("KL(z) to the average prior", "kl_z_avg", "kl_z_avg"),
-    ("dispersion L_d", "dispersion", "dispersion"),
-    ("KL(c)", "kl_c", "kl_c"),
-    ("MI  I(x; c)", "mutual_info", "mutual_info"),
-    ("Var (prior natural parameters)", "param_var", "param_var"),
-    ("KL weight", "kl_weight", None),
+# One panel per quantity: (key in the train records, key in the valid records, what the registry's title leaves
+# unsaid); the title is :mod:`demvae.metrics`'; a missing key is not drawn.
+PANELS: tuple[tuple[str | None, str | None, str], ...] = (
+    ("loss", None, "annealed KL weight"),
+    ("rec", "rec", "−log p(x|z)"),
+    ("kl_z_avg", "kl_z_avg", ""),
+    ("dispersion", "dispersion", "L_d"),
+    ("kl_c", "kl_c", ""),
+    ("mutual_info", "mutual_info", "I(x; c)"),
+    ("param_var", "param_var", "prior natural parameters"),
+    ("kl_weight", None, ""),
 )
 
 
@@ -69,14 +71,16 @@ def plot_histories(histories: dict[str, History]):
     import matplotlib.pyplot as plt
 
     metric = next((h.metric for h in histories.values() if h.metric), "neg_elbo")
-    panels = [p for p in PANELS if any(p[1] in r or p[2] in r for h in histories.values() for r in h.train + h.valid)]
-    panels.append((f"validation {'−ELBO' if metric == 'neg_elbo' else metric} (model selection)", None, metric))
+    panels = [(title(train or valid or "") + (f" ({gloss})" if gloss else ""), train, valid)
+              for train, valid, gloss in PANELS
+              if any(train in r or valid in r for h in histories.values() for r in h.train + h.valid)]
+    panels.append((f"validation {title(metric)} (model selection)", None, metric))
     cols = 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False, sharex=True)
     cmap = plt.cm.tab10 if len(histories) <= 10 else plt.cm.tab20
     colours = [cmap(i) for i in range(cmap.N)]
-    for ax, (title, train_key, valid_key) in zip(axes.flat, panels):
+    for ax, (heading, train_key, valid_key) in zip(axes.flat, panels):
         for (name, h), colour in zip(histories.items(), colours * 3):
             train = [(r["step"], r[train_key]) for r in h.train if train_key in r]
             valid = [(r["step"], r[valid_key]) for r in h.valid if valid_key in r]
@@ -89,7 +93,7 @@ def plot_histories(histories: dict[str, History]):
                 best = next(r for r in h.valid if r["step"] == h.best_step)
                 if valid_key == metric and metric in best:
                     ax.plot(best["step"], best[metric], "*", color=colour, ms=13, mec="black", mew=0.6)
-        ax.set_title(title, fontsize=9.5)
+        ax.set_title(heading, fontsize=9.5)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25)
     for ax in axes.flat[len(panels):]:
