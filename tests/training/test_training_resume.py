@@ -51,6 +51,15 @@ def test_resume_aggressive_run_is_bitwise_equivalent(checkpoints, tiny_cfg, tmp_
     assert sa == json.loads((run_b / "last" / "trainer_state.json").read_text())
 
 
+def test_a_run_resumed_with_aggressive_training_switched_on_runs_its_aggressive_phase(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("gm-vae", train={"max_steps": 12, "eval_every": 6, "log_every": 3})
+    run = train(cfg, tmp_path / "run", until_step=4)
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["aggressive"] is None
+    resume(run, overrides={"train": {"aggressive": True, "aggressive_max_inner": 2, "aggressive_max_steps": 8}})
+    state = json.loads((run / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 12 and state["aggressive"]["active"] is False  # the phase ran, and ended by step 8
+
+
 def test_resuming_a_finished_run_changes_nothing(checkpoints, full_run, tmp_path):
     run = shutil.copytree(full_run, tmp_path / "done")
     before = (run / "last" / "model.safetensors").read_bytes()

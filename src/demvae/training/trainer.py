@@ -158,6 +158,8 @@ class Trainer:
         if resume:
             self.state = TrainState.from_dict(self.folder.load_training_state(self.model, self.optimizer))
             self.state.done = False
+            if cfg.train.aggressive and self.state.aggressive is None:  # resumed with train.aggressive switched on:
+                self.state.aggressive = AggressiveState()  # its phase starts here (and ends at aggressive_max_steps)
             self.meter.load(self.state.meter)
             if self.world.main:
                 self.folder.clean_leftovers()
