@@ -95,11 +95,10 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, until_s
     for note in notes:
         warnings.warn(note, DemvaeWarning, stacklevel=2)
     cfg = replace(cfg, data=asdict(data))  # where it was found is what config.yaml records from now on
-    if not folder.resumable() and not folder.best.exists():  # killed before its first checkpoint: nothing to lose
+    again = not folder.resumable() and not folder.best.exists()  # killed before its first checkpoint: nothing to lose
+    if again:
         warnings.warn(f"{run_dir} has no checkpoint yet: training it from step 0 again", DemvaeWarning, stacklevel=2)
-        _fit(cfg, folder, until_step, force=True)
-        return run_dir
-    _fit(cfg, folder, until_step, resume=True)
+    _fit(cfg, folder, until_step, resume=not again, force=again)
     return run_dir
 
 

@@ -267,14 +267,14 @@ def control_scores(
     recovered_unfiltered = matches_unfiltered.all(1).reshape(-1, n).mean(1)
     per_sentence = np.repeat(sizes[chosen], n)  # the weight of each generated sentence: its code's size
 
-    members_all = np.concatenate([np.nonzero(joint == values[c])[0] for c in chosen])
+    members = [np.nonzero(joint == values[c])[0] for c in chosen]
+    members_all = np.concatenate(members)
     round_trip = _reconstruction_matches(model, vocab, split, members_all, per_variable[members_all],
                                          opts.batch_size)
 
     texts = [" ".join(w) for w in generated]
     split_texts = np.array([" ".join(w) for w in references(split, vocab)], dtype=object)
     train_texts = np.array([" ".join(w) for w in references(train, vocab)], dtype=object)
-    members = [np.nonzero(joint == values[c])[0] for c in chosen]
     rows = [CodeControl(tuple(int(v) for v in per_variable[first[c]]), int(sizes[c]), float(r),
                         distinct=distinct_share(generated[i * n: (i + 1) * n]),
                         distinct_2=distinct_2(generated[i * n: (i + 1) * n]), samples=texts[i * n: i * n + 3])

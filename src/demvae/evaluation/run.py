@@ -148,10 +148,6 @@ def budget(opts: EvalOptions, device: torch.device, n_train: int) -> dict[str, i
     return chosen
 
 
-def _bytes(mib: float | None) -> int | None:
-    return None if mib is None else int(mib * 2**20)
-
-
 def is_metrics_file(path: Path) -> bool:
     """Whether ``path`` holds what :func:`evaluate_run` writes (so ``eval --out`` may replace it)."""
     try:
@@ -217,11 +213,12 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     header: dict[str, Any] = {"model": cfg.model_name, "run": str(run_dir), "split": opts.split,
                               "model_sha256": run.folder.model_sha256(), "budget": sizes, "precision": precision}
     done, timings = _earlier_groups(path, header, asdict(opts)) if path is not None else ({}, {})
+    max_memory = None if opts.is_max_memory is None else int(opts.is_max_memory * 2**20)  # MiB -> bytes
 
     groups: dict[str, Callable[[], dict[str, Any]]] = {
         "posterior": lambda: posterior_stats(_sentence_model(model), split, cfg.objective).record(),
         "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
-            _sentence_model(model), split, sizes["is_samples"], max_memory=_bytes(opts.is_max_memory)).items()},
+            _sentence_model(model), split, sizes["is_samples"], max_memory=max_memory).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
         "clusters": lambda: _clusters(model, split, train=data.splits["train"] if opts.baseline else None,

@@ -170,9 +170,8 @@ def uses_stats(model, procedure: Procedure) -> bool:
     """Whether ``procedure`` needs :class:`CodeStats` for ``model`` (a DI-VAE's code is all its decoder sees: no
     procedure needs them)."""
     latents = getattr(model, "latents", None)
-    if latents is None:
-        return procedure.needs_stats
-    return procedure.needs_stats and any(b.has_code and isinstance(b, MixtureLatent) for b in latents)
+    return procedure.needs_stats and (latents is None or any(b.has_code and isinstance(b, MixtureLatent)
+                                                             for b in latents))
 
 
 def _coded_block(model: TextVAE) -> Latent | None:

@@ -167,7 +167,8 @@ class Trainer:
                 self.folder.mark_derived()  # before training replaces model.safetensors
                 self.folder.write_config(cfg)  # train.* may have changed
         elif self.world.main:
-            self._init_run_dir(force)
+            self.folder.claim(force)
+            self.folder.write_start(cfg, self.vocab, str(self.device), self.precision)
         # optional TensorBoard logging (train.tensorboard): the same records as metrics.jsonl
         self.tensorboard = TensorBoardLogger(self.folder.path) if cfg.train.tensorboard and self.world.main else None
 
@@ -180,10 +181,6 @@ class Trainer:
             self.tensorboard = None
 
     # --- run folder ---
-    def _init_run_dir(self, force: bool) -> None:
-        self.folder.claim(force)
-        self.folder.write_start(self.cfg, self.vocab, str(self.device), self.precision)
-
     def _log(self, record: dict[str, Any]) -> None:
         if not self.world.main:
             return

@@ -42,14 +42,8 @@ def _tokenizer(name: str):
 
 def _read_txt(path: Path, lowercase: bool, tokenizer: str) -> list[_Record]:
     tok = _tokenizer(tokenizer)
-    out: list[_Record] = []
-    for line in read_lines(path, "text file"):
-        if lowercase:
-            line = line.lower()
-        toks = tok(line)
-        if toks:
-            out.append((tuple(toks), {}))
-    return out
+    tokenized = (tok(line.lower() if lowercase else line) for line in read_lines(path, "text file"))
+    return [(tuple(toks), {}) for toks in tokenized if toks]
 
 
 def _jsonl_record(line: str, path: Path, number: int) -> tuple[str, dict[str, object]]:
@@ -207,7 +201,6 @@ def load_text(
     path = Path(path)
     if not path.exists():
         raise DataError("corpus file or folder not found", path)
-    info: dict[str, dict[str, int]] = {}
     if path.is_dir():
         raw = {split: _read_file(_find_split_file(path, split), lowercase, tokenizer) for split in SPLITS}
         how = "train/valid/test files"
@@ -218,17 +211,14 @@ def load_text(
             raise DataError(f"only {n} sentence(s): need at least 3 to split into train/valid/test", path)
         if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
             raise DataError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
-        order = list(range(n))
-        random.Random(seed).shuffle(order)
+        random.Random(seed).shuffle(records)
         n_valid = max(1, int(n * valid_fraction))
         n_test = max(1, int(n * test_fraction))
-        shuffled = [records[i] for i in order]
         raw = {
-            "valid": shuffled[:n_valid],
-            "test": shuffled[n_valid : n_valid + n_test],
-            "train": shuffled[n_valid + n_test :],
+            "train": records[n_valid + n_test :],
+            "valid": records[:n_valid],
+            "test": records[n_valid : n_valid + n_test],
         }
-        raw = {s: raw[s] for s in SPLITS}
         shares = (100 - 100 * (valid_fraction + test_fraction), 100 * valid_fraction, 100 * test_fraction)
         how = "one file split {:g}/{:g}/{:g} with seed {}".format(*shares, seed)
     fields, notes = _label_fields(raw, labels)
@@ -239,6 +229,5 @@ def load_text(
         splits=splits,
         label_names=label_names,
         description=f"user corpus {path} ({how})",
-        info=info,
         notes=notes,
     )
