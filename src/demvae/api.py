@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from demvae import runs
 from demvae.config import RunConfig, compose, from_dict, merge
@@ -34,7 +34,6 @@ from demvae.training.run_folder import LoadedRun, load_code_stats, load_run, run
 
 if TYPE_CHECKING:
     from demvae.evaluation.respond import Responses
-    from demvae.models import TextVAE
 
 PathLike = str | os.PathLike[str]
 """(The evaluation, report and generation modules, which bring scikit-learn and more, are imported by the
@@ -109,7 +108,7 @@ def sample(run_dir: PathLike, n: int = 10, *, code: str | Sequence[int] | None =
 
         torch.manual_seed(seed)  # (set at the first read: the draws do not depend on what ran in between)
         greedy = False if sample_words else None  # None: the model's default decoding
-        for batch in sample_batches(_sentence_model(run), run.vocab, n, values, chosen, stats, greedy):
+        for batch in sample_batches(run.sentence_model(), run.vocab, n, values, chosen, stats, greedy):
             yield from batch
 
     return lines()
@@ -125,7 +124,7 @@ def encode(run_dir: PathLike, sentences: PathLike | Iterable[str], *, device: st
     _code(run, None)
     tokens = (iter_sentences(Path(sentences)) if isinstance(sentences, str | os.PathLike)
               else (tuple(whitespace_tokenize(s)) for s in sentences))
-    batches = encode_batches(_sentence_model(run), run.vocab, run.config.data.max_len, tokens)
+    batches = encode_batches(run.sentence_model(), run.vocab, run.config.data.max_len, tokens)
     return itertools.chain.from_iterable(batches)
 
 
@@ -141,7 +140,7 @@ def clusters(run_dir: PathLike, split: str = "test", *, top: int = 5, generated:
     run = load_run(Path(run_dir), resolve_device(device))
     _code(run, None)
     data = run_data(run, corpus, _str(data_dir), force, max_examples={})  # whole splits
-    codes = encode_codes(_sentence_model(run), data.splits[split])
+    codes = encode_codes(run.model, data.splits[split])
     assert codes is not None  # _code: the model has a discrete code
     return cluster_report(run, data.corpus, split, codes, data.splits[split], top, generated, max_clusters,
                           data=None if run.config.data.max_examples else data, train=data.splits["train"])
@@ -195,13 +194,8 @@ def _str(path: PathLike | None) -> str | None:
 def _sentence_run(run_dir: PathLike, device: str, job: str) -> LoadedRun:
     """The sentence model in ``run_dir``; a clear error for a dialog run."""
     run = load_run(Path(run_dir), resolve_device(device))
-    run.folder.expect("sentence", f"`demvae {job}` reads a sentence model (`demvae respond` talks to a dialog model)")
+    run.sentence_model(f"`demvae {job}` reads a sentence model (`demvae respond` talks to a dialog model)")
     return run
-
-
-def _sentence_model(run: LoadedRun) -> TextVAE:
-    """The run's model, typed for the sentence-model interface the callers use (codes, sampling)."""
-    return cast("TextVAE", run.model)
 
 
 def _code(run: LoadedRun, code: str | Sequence[int] | None) -> list[int] | None:

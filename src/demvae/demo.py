@@ -51,8 +51,7 @@ def summarize(run_dir: Path, device: str = "auto") -> Summary:
     reads."""
     results = evaluate_run(run_dir, EvalOptions(metrics=("posterior", "clusters", "control"), device=device))
     run = load_run(run_dir)
-    model = run.model
-    assert isinstance(model, TextVAE)  # the demo's runs are sentence runs
+    model = run.sentence_model("the demo summarises sentence runs")
     data = prepare(run.config.data, run.vocab)
     test = data.splits["test"]
     codes = encode_codes(model, test)

@@ -10,7 +10,7 @@ import torch
 from demvae.data.batching import BucketBatchSampler, EncodedSplit
 from demvae.errors import ConfigError
 from demvae.evaluation.clustering import accuracy, cluster_scores, joint_code
-from demvae.models import TextVAE
+from demvae.models import DialogModel, TextVAE
 
 
 def format_code(code) -> str:
@@ -53,7 +53,8 @@ class SplitCodes:
 
 
 @torch.no_grad()
-def encode_codes(model: TextVAE, split: EncodedSplit, batch_size: int = 200) -> SplitCodes | None:
+def encode_codes(model: TextVAE | DialogModel, split: EncodedSplit, batch_size: int = 200) -> SplitCodes | None:
+    """q(c|x) of every example (a dialog model: stage 1's, of the responses); None for a model without a code."""
     shape = model.code_shape()
     if shape is None:
         return None

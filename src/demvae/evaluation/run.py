@@ -65,7 +65,6 @@ from demvae.evaluation.rppl import RPPL_RECIPE, real_data_anchor, reverse_perple
 from demvae.evaluation.wkl import word_kl
 from demvae.io import write_json, write_text
 from demvae.metrics import METRIC_GROUPS
-from demvae.models import DialogModel, TextVAE
 from demvae.models.generation import DEFAULT, Procedure
 from demvae.training import load_run
 from demvae.training.outputs import check_output
@@ -171,13 +170,6 @@ def metrics_path(folder: RunFolder, opts: EvalOptions) -> Path:
     return own
 
 
-def _sentence_model(model: TextVAE | DialogModel) -> TextVAE:
-    """The model of a sentence run, for the groups only those have (:data:`GROUPS`)."""
-    if not isinstance(model, TextVAE):
-        raise ConfigError("this metric group needs a sentence run")
-    return model
-
-
 def _groups(opts: EvalOptions, folder: RunFolder) -> tuple[str, ...]:
     """The requested groups (None: every group that applies), checked against the kind of run."""
     applicable = GROUPS[folder.kind]
@@ -215,10 +207,11 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[s
     done, timings = _earlier_groups(path, header, asdict(opts)) if path is not None else ({}, {})
     max_memory = None if opts.is_max_memory is None else int(opts.is_max_memory * 2**20)  # MiB -> bytes
 
+    need = "the posterior and nll groups need a sentence run"
     groups: dict[str, Callable[[], dict[str, Any]]] = {
-        "posterior": lambda: posterior_stats(_sentence_model(model), split, cfg.objective).record(),
+        "posterior": lambda: posterior_stats(run.sentence_model(need), split, cfg.objective).record(),
         "nll": lambda: {("nll" if k == "nll" else f"is_{k}"): v for k, v in importance_sampled_nll(
-            _sentence_model(model), split, sizes["is_samples"], max_memory=max_memory).items()},
+            run.sentence_model(need), split, sizes["is_samples"], max_memory=max_memory).items()},
         "bleu": lambda: _bleu(model, split, run.vocab, opts),
         "prior": lambda: _prior(model, data, split, run.vocab, sizes, device, opts.seed, precision),
         "clusters": lambda: _clusters(model, split, train=data.splits["train"] if opts.baseline else None,

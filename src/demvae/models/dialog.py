@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from demvae.config import CODE_CHOICES, DECODINGS, Z_CHOICES
 from demvae.data.dialog import DialogBatch
+from demvae.data.types import Batch
 from demvae.models.latents import Latent
 from demvae.models.textvae import TextVAE
 from demvae.nn.attention_decoder import AttentionDecoder
@@ -96,8 +97,8 @@ class DialogModel(nn.Module):
         return self.code_block.n_variables, self.code_block.n_values
 
     @torch.no_grad()
-    def code_probs(self, batch: DialogBatch) -> Tensor:
-        """Stage 1's ``q(c|r)`` of the batch's responses: [B, M, K]."""
+    def code_probs(self, batch: Batch) -> Tensor:
+        """Stage 1's ``q(c|r)`` of the batch's responses (the sentences of any batch): [B, M, K]."""
         q = self.stage1.code_probs(batch)
         assert q is not None  # stage 1's one block has a code (checked in __init__)
         return q

@@ -441,6 +441,12 @@ class LoadedRun:
     vocab: Vocab
     model: TextVAE | DialogModel
 
+    def sentence_model(self, job: str = "this reads a sentence model") -> TextVAE:
+        """The model of a sentence run; for a dialog run a :class:`ConfigError` that says ``job`` and where its
+        sentence model is (``stage1/``)."""
+        self.folder.expect("sentence", job)
+        return cast(TextVAE, self.model)  # a sentence run's folder holds a TextVAE (build_for)
+
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "best") -> LoadedRun:
     """Read a run folder; ``weights`` = "best" (model.safetensors) or "last". A dialog run gives its
@@ -481,7 +487,7 @@ def load_code_stats(run: LoadedRun, data: PreparedData | None = None, corpus: st
     path = run.folder.code_stats
     if path is None or not uses_stats(run.model, DEFAULT):
         return None
-    model = cast(TextVAE, run.model)  # (a kind that keeps the statistics holds a sentence model)
+    model = run.sentence_model()  # (a kind that keeps the statistics holds a sentence model)
     digest = run.folder.model_sha256()
     if path.is_file():
         record = json.loads(path.read_text())
