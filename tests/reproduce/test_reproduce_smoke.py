@@ -90,6 +90,12 @@ def test_machinery_on_the_builtin_corpus(tmp_path, monkeypatch):
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert sorted((r["label"], r["seed"]) for r in rows) == [("DGM-VAE", 0), ("DGM-VAE", 1), ("VAE", 0), ("VAE", 1)]
     text = results.read_text()
+    # the runs' own time, summed: what a re-rendering from reused runs still reports
+    assert all(r["train_seconds"] > 0 and r["eval_seconds"] > 0 for r in rows)
+    train = sum(r["train_seconds"] for r in rows)
+    assert f"the 4 runs' own: training {train:.0f} s, evaluation " in text
+    again = reproduce("test-table", "smoke", seeds=2, jobs=1, out=tmp_path, corpus="builtin", device="cpu")
+    assert f"the 4 runs' own: training {train:.0f} s, evaluation " in again.read_text()  # reused: the same
     dgm = [r["nll"] for r in rows if r["label"] == "DGM-VAE"]
     mean = sum(dgm) / 2
     assert f"{mean:.2f} ± " in text

@@ -17,7 +17,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
@@ -26,6 +26,9 @@ from demvae.evaluation.tables import side_by_side
 from demvae.metrics import conventions_markdown, flat_row
 from demvae.reproduce.claims import Cell, claims_markdown
 from demvae.reproduce.tables import TABLES, Table
+
+if TYPE_CHECKING:
+    from demvae.training.run_folder import RunFolder
 
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -105,16 +108,27 @@ def run_job(job: Job) -> dict[str, Any]:
         run_dir = Path(job.out)
         train_or_reuse(job.config, run_dir, job.overrides)
         opts = EvalOptions(metrics=job.eval_groups, seed=job.seed, **job.eval_options)
-        row = flat_row(evaluate_run(run_dir, opts))
-        row.update(label=job.label, seed=job.seed)
-        for stage, info in RunFolder.open(run_dir).stage_times().items():  # a dialog run: the time of each stage
+        results = evaluate_run(run_dir, opts)
+        row = flat_row(results)
+        row.update(label=job.label, seed=job.seed, eval_seconds=sum(results.get("seconds", {}).values()))
+        folder = RunFolder.open(run_dir)
+        stages = folder.stage_times()  # a dialog run: the time of each stage
+        for stage, info in stages.items():
             row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
+        row["train_seconds"] = sum(info["seconds"] for info in stages.values()) if stages else _train_seconds(folder)
         if job.beta is not None:  # the paper chose β by validation BLEU
             valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
             row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])
         return row
     finally:
         torch.set_num_threads(threads)
+
+
+def _train_seconds(folder: RunFolder) -> float:
+    """A sentence run's training time: the sum of its logged windows' wall time (0 for a run trained before the
+    trainer logged it)."""
+    lines = folder.metrics_log.read_text().splitlines() if folder.metrics_log.is_file() else []
+    return sum(r.get("seconds", 0.0) for r in map(json.loads, filter(str.strip, lines)) if r.get("kind") == "train")
 
 
 def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, corpus: str | None,
@@ -215,13 +229,21 @@ def _baseline_note(table: Table, rows: list[dict[str, Any]]) -> list[str]:
             "of the words and where they do not.", ""]
 
 
+def _compute_time(rows: list[dict[str, Any]]) -> str:
+    """The runs' own time, summed (a run reused from an earlier invocation counts what it took then)."""
+    train = sum(r.get("train_seconds", 0.0) for r in rows)
+    evaluation = sum(r.get("eval_seconds", 0.0) for r in rows)
+    return f"; the {len(rows)} runs' own: training {train:.0f} s, evaluation {evaluation:.0f} s" if train else ""
+
+
 def write_results(table: Table, scale: str, seeds: int, rows: list[dict[str, Any]], out: Path,
                   wall: float, beta_choice: dict[str, dict[float, float]] | None = None) -> Path:
     stats = seed_stats(table, rows)
     agg = _pairs(table, stats)
     paper = {r.label: r.paper for r in table.rows}
     md = [f"# {table.title} — scale `{scale}`, {seeds} seed(s)", "",
-          f"Wall time {wall:.0f} s. Each cell: paper | ours (mean ± std over seeds) | ours − paper.", "",
+          f"Wall time {wall:.0f} s (this invocation){_compute_time(rows)}. Each cell: paper | ours (mean ± std over "
+          "seeds) | ours − paper.", "",
           side_by_side(agg, paper, list(table.metrics)), "", *_baseline_note(table, rows)]
     if beta_choice:
         md += ["## β chosen on the validation split (reconstruction BLEU, as the paper chose by BLEU/rPPL)", ""]

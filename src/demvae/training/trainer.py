@@ -421,7 +421,8 @@ class _Meter:
         elapsed = time.perf_counter() - self.t0
         record = {k: float(distributed.mean_over_ranks(v, self.world)) / self.steps for k, v in self.sums.items()}
         n = self.world.size  # every rank saw about 1/N of the sentences in the same time
-        record.update(tokens_per_s=n * self.tokens / elapsed, sentences_per_s=n * self.sentences / elapsed)
+        record.update(tokens_per_s=n * self.tokens / elapsed, sentences_per_s=n * self.sentences / elapsed,
+                      seconds=elapsed)  # the window's wall time: their sum over a run is its training time
         self.reset()
         return record
 
