@@ -366,3 +366,21 @@ def test_expect_names_where_the_other_kind_is(tmp_path):
         ckpt.RunFolder(tmp_path).expect("dialog", "x needs a dialog run")
     with pytest.raises(ConfigError, match="holds a dialog run: .*" + re.escape(str(tmp_path / "stage1"))):
         ckpt.DialogRun(tmp_path).expect("sentence", "x reads a sentence model")
+
+
+
+def test_bf16_training_inside_an_enclosing_autocast_computes_with_each_steps_weights(tiny_cfg, tmp_path, monkeypatch):
+    """An evaluation trains its rPPL language model inside its own autocast region. autocast keeps its bf16 weight
+    copies until the outermost region ends, so unless each update clears them, every step after the first computes
+    with the first step's weights (that LM diverged: rPPL 10^15 against 200). An RNN-LM: no custom backward that
+    reads the autocast state, so the two runs are the same bit for bit."""
+    import demvae.device as device_module
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: True)
+    cfg = tiny_cfg("rnnlm", train={"amp": True, "max_steps": 40, "eval_every": 40, "log_every": 40})
+    Trainer(cfg, tmp_path / "alone").fit()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        Trainer(cfg, tmp_path / "enclosed").fit()
+    alone, enclosed = (load_file(str(tmp_path / run / "last" / "model.safetensors")) for run in ("alone", "enclosed"))
+    assert all(torch.equal(alone[k], enclosed[k]) for k in alone)

@@ -253,6 +253,10 @@ class Trainer:
             p.grad = None
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
+        # autocast keeps the bf16 copies of the weights it cast until the outermost autocast region ends; inside an
+        # enclosing one (an evaluation training its rPPL language model) they would outlive this update, and every
+        # later step would compute with the first step's weights (measured: the LM diverged, rPPL 10^15 for 200)
+        torch.clear_autocast_cache()
         return loss.detach(), {k: v.detach() for k, v in values.items()}
 
     # --- validation and stopping (the original's schedule) ---
