@@ -374,8 +374,9 @@ def test_bf16_training_inside_an_enclosing_autocast_computes_with_each_steps_wei
     copies until the outermost region ends, so unless each update clears them, every step after the first computes
     with the first step's weights (that LM diverged: rPPL 10^15 against 200). An RNN-LM: no custom backward that
     reads the autocast state, so the two runs are the same bit for bit."""
-    import demvae.device as device_module
     from safetensors.torch import load_file
+
+    import demvae.device as device_module
 
     monkeypatch.setattr(device_module, "has_bf16_matmul", lambda device: True)
     cfg = tiny_cfg("rnnlm", train={"amp": True, "max_steps": 40, "eval_every": 40, "log_every": 40})
