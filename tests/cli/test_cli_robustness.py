@@ -371,7 +371,7 @@ def test_busy_cpu_and_paper_sizes_warn():
 
 SIGNAL_RUN = ["train", "--config", "builtin/dgm-vae", *SMALL, "--set", "train.max_steps=60",
               "--set", "train.eval_every=20", "--set", "train.log_every=5"]
-TIMING = ("tokens_per_s", "sentences_per_s")
+TIMING = ("tokens_per_s", "sentences_per_s", "seconds")
 
 
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
