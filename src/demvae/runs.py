@@ -6,7 +6,6 @@ folder is read back by :func:`demvae.training.load_run` (or :func:`demvae.load`)
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable
@@ -125,9 +124,7 @@ def train_or_reuse(config: str, run_dir: Path, overrides: dict) -> Path:
 def summary(run_dir: str | Path) -> str:
     """What a finished (or stopped) training says: where the run is, its best validation, what to try next."""
     folder = RunFolder.open(run_dir)
-    records = [json.loads(line) for line in folder.metrics_log.read_text().splitlines() if line.strip()] \
-        if folder.metrics_log.is_file() else []
-    valid = [r for r in records if r.get("kind") == "valid"]
+    valid = folder.records("valid")
     lines = [f"run folder: {folder.path}"]
     if valid:
         best = min(valid, key=lambda r: r[r["metric"]])

@@ -17,7 +17,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from demvae.config import merge
 from demvae.errors import ConfigError
@@ -26,9 +26,6 @@ from demvae.evaluation.tables import side_by_side
 from demvae.metrics import conventions_markdown, flat_row
 from demvae.reproduce.claims import Cell, claims_markdown
 from demvae.reproduce.tables import TABLES, Table
-
-if TYPE_CHECKING:
-    from demvae.training.run_folder import RunFolder
 
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -112,23 +109,15 @@ def run_job(job: Job) -> dict[str, Any]:
         row = flat_row(results)
         row.update(label=job.label, seed=job.seed, eval_seconds=sum(results.get("seconds", {}).values()))
         folder = RunFolder.open(run_dir)
-        stages = folder.stage_times()  # a dialog run: the time of each stage
-        for stage, info in stages.items():
+        for stage, info in folder.stage_times().items():  # a dialog run: the time of each stage
             row.update({f"{stage}_seconds": info["seconds"], f"{stage}_steps": info["step"]})
-        row["train_seconds"] = sum(info["seconds"] for info in stages.values()) if stages else _train_seconds(folder)
+        row["train_seconds"] = folder.train_seconds()
         if job.beta is not None:  # the paper chose β by validation BLEU
             valid = EvalOptions(split="valid", metrics=("bleu",), seed=job.seed, **job.eval_options)
             row.update(beta=job.beta, valid_bleu=flat_row(evaluate_run(run_dir, valid))["bleu"])
         return row
     finally:
         torch.set_num_threads(threads)
-
-
-def _train_seconds(folder: RunFolder) -> float:
-    """A sentence run's training time: the sum of its logged windows' wall time (0 for a run trained before the
-    trainer logged it)."""
-    lines = folder.metrics_log.read_text().splitlines() if folder.metrics_log.is_file() else []
-    return sum(r.get("seconds", 0.0) for r in map(json.loads, filter(str.strip, lines)) if r.get("kind") == "train")
 
 
 def plan(table: Table, scale: str, seeds: int, out: Path, data_dir: str | None, corpus: str | None,

@@ -174,6 +174,11 @@ class RunFolder:
         """Wall time, final step and best step of each stage (none recorded for a run of one stage)."""
         return {}
 
+    def train_seconds(self) -> float:
+        """The training's wall time: the sum of its logged windows' (0 for a run trained before the trainer logged
+        it)."""
+        return sum(r.get("seconds", 0.0) for r in self.records("train"))
+
     # --- questions every kind answers alike ---
     def expect(self, kind: str, job: str) -> None:
         """Refuse a run of another kind for ``job`` (who needs which kind, e.g. "`demvae respond` needs a dialog
@@ -281,18 +286,23 @@ class RunFolder:
                 kept.append(line)
         write_text(path, "".join(line + "\n" for line in kept))
 
-    def validation_record(self, step: int) -> dict[str, Any] | None:
-        """The validation record that ``metrics.jsonl`` holds for ``step`` (None if there is none)."""
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` in order (of one ``kind``: train / valid); none without the file."""
         if not self.metrics_log.is_file():
-            return None
+            return []
+        out = []
         for line in self.metrics_log.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
-            except ValueError:  # a torn last line
+            except ValueError:  # a torn last line (or a blank one)
                 continue
-            if record.get("kind") == "valid" and record.get("step") == step:
-                return record
-        return None
+            if kind is None or record.get("kind") == kind:
+                out.append(record)
+        return out
+
+    def validation_record(self, step: int) -> dict[str, Any] | None:
+        """The validation record that ``metrics.jsonl`` holds for ``step`` (None if there is none)."""
+        return next((r for r in self.records("valid") if r.get("step") == step), None)
 
     def save_training_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                             state: dict[str, Any]) -> None:
@@ -380,6 +390,9 @@ class DialogRun(RunFolder):
 
     def stage_times(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.stages.read_text()) if self.stages.is_file() else {}
+
+    def train_seconds(self) -> float:  # both stages
+        return sum(info["seconds"] for info in self.stage_times().values())
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
